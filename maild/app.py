@@ -1,0 +1,76 @@
+"""The composition root: every long-lived object is built here, from the Config."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+from types import FrameType
+
+from maild.config import Config
+from maild.ingest.processor import Processor
+from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
+from maild.ingest.spool import Spool, SpoolWorker
+from maild.store.blobs import BlobStore
+from maild.store.db import Database
+
+log = logging.getLogger("maild")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class App:
+    def __init__(self, config: Config, migrate: bool | None = None) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
+        self.db.ensure_schema(config.database.auto_migrate if migrate is None else migrate)
+        self.blobs = BlobStore(config.path(config.storage.path))
+        self.spool = Spool(config.path(config.spool.path))
+        self.processor = Processor(config, self.db, self.blobs)
+
+    def recipients(self) -> RecipientTable:
+        helpdesk = self.config.helpdesk
+        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses])
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            def _on_signal(signum: int, _frame: FrameType | None) -> None:
+                log.info("signal %d: stopping", signum)
+                stop.set()
+            signal.signal(signal.SIGTERM, _on_signal)
+            signal.signal(signal.SIGINT, _on_signal)
+
+        worker = SpoolWorker(self.spool, self.processor.process, utc_now)
+        worker.drain()  # what a crash left in the spool goes first
+        worker.start()
+        listener = None
+        smtp = self.config.smtp_server
+        if smtp.enabled:
+            handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
+            listener = Listener(handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size)
+            listener.start()
+            log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
+        imap_workers = self._start_imap()
+        log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
+        try:
+            stop.wait()
+        finally:
+            if listener:
+                listener.stop()
+            for imap in imap_workers:
+                imap.stop(10)
+            worker.stop()
+            self.db.dispose()
+            log.info("maild stopped")
+
+    def _start_imap(self) -> list:
+        if not self.config.imap:
+            return []
+        from maild.ingest.imap import start_workers
+        from maild.store.checkpoints import DbCheckpoints
+
+        return start_workers(self.config.imap, self.processor, DbCheckpoints(self.db))

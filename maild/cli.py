@@ -1,0 +1,229 @@
+"""The ``maild`` command line: the daemon, admin commands and script-friendly JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from maild.config import Config, ConfigError, config_path, load_config
+
+EX_OK = 0
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_CONFIG = 78
+EX_TEMPFAIL = 75
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EX_USAGE
+    path = config_path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"maild: configuration error\n{exc}", file=sys.stderr)
+        return EX_CONFIG
+    logging.basicConfig(level=getattr(logging, config.log_level),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return int(args.handler(config, args, path) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maild", description="E-mail-driven helpdesk daemon.")
+    parser.add_argument("--config", help="the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    sub.add_parser("run", help="run the daemon").set_defaults(handler=_run)
+    sub.add_parser("check-config", help="validate the configuration and explain it").set_defaults(handler=_check)
+
+    ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin (exit 0 done, 75 retry later)")
+    ingest.add_argument("file", nargs="?")
+    ingest.add_argument("--channel", default="pipe")
+    ingest.set_defaults(handler=_ingest)
+
+    tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
+    listing = tickets.add_parser("list", help="list tickets")
+    listing.add_argument("--status")
+    listing.add_argument("--tag")
+    listing.add_argument("--contact", help="only tickets of this requester address")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_tickets_list)
+    show = tickets.add_parser("show", help="one ticket with its messages and history")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_tickets_show)
+
+    quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
+    qlist = quarantine.add_parser("list")
+    qlist.add_argument("--json", action="store_true")
+    qlist.set_defaults(handler=_quarantine_list)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
+    db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
+    db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
+    return parser
+
+
+def _database(config: Config):  # noqa: ANN202 - small helper
+    from maild.store.db import Database, SchemaError
+
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(migrate=False)
+    except SchemaError as exc:
+        print(f"maild: {exc}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from exc
+    return db
+
+
+def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.app import App
+    from maild.store.db import SchemaError
+
+    try:
+        app = App(config)
+    except SchemaError as exc:
+        print(f"maild: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    app.run()
+    return EX_OK
+
+
+def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
+    helpdesk = config.helpdesk
+    print(f"{path}: OK")
+    print(f"  helpdesk     {helpdesk.name} <{helpdesk.address}>, subject tag [{helpdesk.subject_tag} #n]")
+    print(f"  database     {config.database_url} (auto_migrate: {config.database.auto_migrate})")
+    print(f"  storage      {config.path(config.storage.path)}   spool {config.path(config.spool.path)}")
+    smtp = config.smtp_server
+    if smtp.enabled:
+        print(f"  listener     {'LMTP' if smtp.lmtp else 'SMTP'} on {smtp.host}:{smtp.port}, "
+              f"max {smtp.max_message_size} bytes, accepts {helpdesk.address} and {helpdesk.local_part}+…@{helpdesk.domain}")
+    for account in config.imap:
+        print(f"  imap         {account.name}: {account.username}@{account.host}:{account.port} {account.folder}")
+    for agent in config.agents:
+        print(f"  agent        {agent.name} <{agent.email}> {agent.role} teams={','.join(agent.teams) or '-'}")
+    if helpdesk.secret and not helpdesk.secret_env:
+        print("  note         helpdesk.secret is inline; prefer helpdesk.secret_env in production")
+    return EX_OK
+
+
+def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.app import App, utc_now
+
+    try:
+        raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"maild: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EX_DATAERR
+    try:
+        app = App(config)
+        outcome = app.processor.process(raw, args.channel, utc_now())
+    except Exception as exc:  # the MTA keeps the mail and retries
+        logging.getLogger("maild").exception("ingest failed")
+        print(f"maild: temporary failure, retry later: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    print(f"{outcome.status} ticket={outcome.ticket_id or '-'} {outcome.message_id or ''} {outcome.reason}".rstrip())
+    return EX_OK
+
+
+def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.views import list_tickets
+
+    with _database(config).read() as session:
+        rows = list_tickets(session, status=args.status, tag=args.tag, requester=args.contact)
+    if args.json:
+        _print_json(rows)
+        return EX_OK
+    _table(rows, [("id", 5), ("status", 16), ("requester", 30), ("msgs", 4), ("updated", 16), ("subject", 50)],
+           lambda r: [r["id"], r["status"], r["requester"], r["message_count"], (r["updated_at"] or "")[:16].replace("T", " "),
+                      r["subject"]])
+    return EX_OK
+
+
+def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.views import ticket_detail
+
+    with _database(config).read() as session:
+        data = ticket_detail(session, args.id)
+    if data is None:
+        print(f"maild: no ticket {args.id}", file=sys.stderr)
+        return EX_DATAERR
+    if args.json:
+        _print_json(data)
+        return EX_OK
+    print(f"#{data['id']} {data['subject']}")
+    print(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
+          f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
+    for m in data["messages"]:
+        print(f"\n--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
+        print(m["body_text"].rstrip()[:4000])
+        for a in m["attachments"]:
+            print(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print("\nhistory:")
+    for e in data["events"]:
+        change = f"{e['old'] or ''} -> {e['new']}" if e["old"] or e["new"] else ""
+        print(f"  {e['at'][:19]} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
+    return EX_OK
+
+
+def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from sqlalchemy import select
+
+    from maild.store.models import RawMail
+
+    with _database(config).read() as session:
+        rows = [{"id": r.id, "sha256": r.sha256, "size": r.size, "channel": r.channel,
+                 "received_at": r.received_at.isoformat(), "reason": r.reason}
+                for r in session.scalars(select(RawMail).where(RawMail.status == "quarantined").order_by(RawMail.id))]
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, [("id", 5), ("received", 19), ("size", 8), ("reason", 60)],
+               lambda r: [r["id"], r["received_at"][:19], r["size"], r["reason"]])
+    return EX_OK
+
+
+def _db_upgrade(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.db import Database
+
+    db = Database(config.database_url)
+    db.upgrade()
+    print(f"database at schema {db.current_revision()}")
+    return EX_OK
+
+
+def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.db import Database
+
+    db = Database(config.database_url)
+    current, head = db.current_revision(), db.head_revision()
+    print(f"schema {current or 'none'} (this maild needs {head})")
+    return EX_OK if current == head else EX_CONFIG
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: Any) -> None:
+    if not rows:
+        print("(none)")
+        return
+    print("  ".join(name.ljust(width) for name, width in columns).rstrip())
+    for row in rows:
+        values = [str(v if v is not None else "-") for v in cells(row)]
+        print("  ".join(v[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""The one YAML file admins edit: loading, validation and error messages.
+
+A bad file stops maild at start with the file, the line, the key path and what is
+wrong (``ConfigError``). Nothing else in maild reads YAML or environment variables
+for settings: the composition root (:mod:`maild.app`) passes a ``Config`` down.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from maild.ingest.imap_config import ImapAccount
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
+ENV_CONFIG = "MAILD_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the admin."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Helpdesk(_Strict):
+    name: str = "Helpdesk"
+    address: str
+    extra_addresses: list[str] = []
+    subject_tag: str = "Support"
+    secret: str | None = None
+    secret_env: str | None = None
+    language: Literal["en", "pt-BR"] = "en"
+    timezone: str = "UTC"
+
+    @field_validator("address", "extra_addresses")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        for one in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", one):
+                raise ValueError(f"{one!r} is not an e-mail address")
+        return value.lower() if isinstance(value, str) else [v.lower() for v in value]
+
+    @field_validator("subject_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if not value.strip() or any(c in value for c in "[]#"):
+            raise ValueError("must be a short word without [, ] or #, e.g. 'Support'")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _secret(self) -> Helpdesk:
+        if self.secret_env and not os.environ.get(self.secret_env):
+            raise ValueError(f"secret_env names {self.secret_env!r}, which is not set")
+        return self
+
+    def resolved_secret(self) -> bytes:
+        if self.secret_env:
+            return os.environ[self.secret_env].encode()
+        return (self.secret or f"maild-insecure-default:{self.address}").encode()
+
+    @property
+    def local_part(self) -> str:
+        return self.address.split("@", 1)[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.split("@", 1)[1]
+
+
+class Database(_Strict):
+    url: str = "sqlite:///var/maild.db"
+    # Bring the schema up to date when the daemon or `maild ingest` starts; with false,
+    # they refuse to run on an old schema until `maild db upgrade` is run.
+    auto_migrate: bool = True
+
+
+class Storage(_Strict):
+    path: str = "var/storage"
+    max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+class SmtpServer(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=2525, ge=0, le=65535)
+    lmtp: bool = False
+    max_message_size: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+class Agent(_Strict):
+    email: str
+    name: str
+    aliases: list[str] = []  # further addresses of the same person
+    teams: list[str] = []
+    role: Literal["agent", "manager"] = "agent"
+
+    @field_validator("email", "aliases")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        for one in [value] if isinstance(value, str) else value:
+            if "@" not in one:
+                raise ValueError(f"{one!r} is not an e-mail address")
+        return value.lower() if isinstance(value, str) else [v.lower() for v in value]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.email, *self.aliases]
+
+
+class Workflow(_Strict):
+    reopen_days: int = Field(default=30, ge=0)
+
+
+class Spool(_Strict):
+    path: str = "var/spool"
+
+
+class Config(_Strict):
+    helpdesk: Helpdesk
+    database: Database = Database()
+    storage: Storage = Storage()
+    spool: Spool = Spool()
+    smtp_server: SmtpServer = SmtpServer()
+    agents: list[Agent] = []
+    workflow: Workflow = Workflow()
+    imap: list[ImapAccount] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Where the file was, so relative paths in it mean "next to the file's project".
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        seen: dict[str, str] = {}
+        for agent in self.agents:
+            for address in agent.addresses:
+                if address in seen:
+                    raise ValueError(f"agent address {address} is listed twice")
+                seen[address] = agent.name
+        names = [a.name for a in self.imap]
+        if len(names) != len(set(names)):
+            raise ValueError("imap account names must be unique")
+        return self
+
+    def path(self, value: str) -> Path:
+        """A path from the file, relative ones taken from the working directory."""
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+    def agent_by_address(self) -> dict[str, Agent]:
+        return {address: agent for agent in self.agents for address in agent.addresses}
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
+def load_config(path: Path, base_dir: Path | None = None) -> Config:
+    """Read and validate the file; raise ConfigError naming file, line and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the file must be a mapping of sections (helpdesk:, database:, ...)")
+    data = {**data, "base_dir": base_dir or Path.cwd()}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc, lines)) from exc
+
+
+def _explain(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        line = None
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        where = f"{path}:{line}" if line else str(path)
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt?)"
+        elif error["type"] == "missing":
+            msg = "required key is missing"
+        messages.append(f"{where}: {key}: {msg}")
+    return "\n".join(messages)
+
+
+def _key_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path in the YAML document to its 1-based line number."""
+    found: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return found
+    found.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            found[path] = key.start_mark.line + 1
+            found.update({k: v for k, v in _key_lines(value, path).items() if k != path})
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.update(_key_lines(item, (*prefix, index)))
+    return found

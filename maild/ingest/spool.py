@@ -1,0 +1,124 @@
+"""The durable spool: "accept fast, process later".
+
+A channel writes the raw bytes to ``tmp/``, fsyncs, renames into ``new/`` and fsyncs the
+directory; only then does it acknowledge. The spool worker processes ``new/`` in arrival
+order and removes a file only after its transaction committed, so a crash at any point
+leaves the mail either in ``new/`` (processed again; the dedupe makes that a no-op) or
+committed.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+log = logging.getLogger("maild.spool")
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    path: Path
+    channel: str
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.new = root / "new"
+        for folder in (self.tmp, self.new):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.wakeup = threading.Event()
+
+    def put(self, raw: bytes, channel: str) -> SpoolEntry:
+        safe_channel = re.sub(r"[^a-z0-9_-]", "_", channel.lower())[:40] or "unknown"
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter):08d}.{safe_channel}.eml"
+        tmp = self.tmp / name
+        with open(tmp, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = self.new / name
+        os.rename(tmp, final)
+        _fsync_dir(self.new)
+        self.wakeup.set()
+        return SpoolEntry(final, safe_channel)
+
+    def pending(self) -> list[SpoolEntry]:
+        entries = []
+        for path in sorted(self.new.glob("*.eml")):
+            parts = path.name.split(".")
+            entries.append(SpoolEntry(path, parts[1] if len(parts) == 3 else "unknown"))
+        return entries
+
+    def done(self, entry: SpoolEntry) -> None:
+        entry.path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SpoolWorker:
+    """Drains the spool in a thread; a failing mail is retried with backoff, never dropped."""
+
+    def __init__(self, spool: Spool, process: Callable[[bytes, str, datetime], object],
+                 clock: Callable[[], datetime]) -> None:
+        self.spool = spool
+        self.process = process
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def drain(self) -> int:
+        """Process everything pending now; return how many mails were committed."""
+        done = 0
+        for entry in self.spool.pending():
+            if self._stop.is_set():
+                break
+            try:
+                self.process(entry.read(), entry.channel, self.clock())
+            except FileNotFoundError:
+                continue  # another worker took it
+            except Exception:
+                self.failures += 1
+                log.exception("processing %s failed; it stays in the spool", entry.path.name)
+                return done
+            self.spool.done(entry)
+            done += 1
+        self.failures = 0
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.spool.wakeup.clear()
+            self.drain()
+            delay = min(60.0, 0.5 * 2 ** self.failures) if self.failures else 5.0
+            self.spool.wakeup.wait(delay)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spool-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.spool.wakeup.set()
+        if self._thread:
+            self._thread.join(timeout)

@@ -1,0 +1,112 @@
+"""Which ticket a mail belongs to: an ordered table of rules, first match wins.
+
+1. duplicate     the Message-ID is already stored: a redelivery, nothing changes
+2. reply_address a signed ``support+<ticket>-<sig>@`` address among the recipients
+3. headers       In-Reply-To / References name a stored (or signed) message
+4. subject_tag   ``[TAG #n]``, honoured only for agents and participants of ticket n;
+                 anyone else gets a new ticket that refers to n (no hijacking)
+5. new           a new ticket
+
+Subject text alone never threads a mail.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from maild.mail import ParsedMail
+from maild.threading.signing import Signer
+from maild.threading.subject import find_tag
+
+
+class ThreadLookup(Protocol):
+    def ticket_of_message(self, message_id: str) -> int | None: ...
+
+    def ticket_of_any(self, message_ids: Sequence[str]) -> int | None: ...
+
+    def resolve_ticket(self, ticket_id: int) -> int | None:
+        """The live ticket for an id (following merges), or None if there is none."""
+        ...
+
+    def is_participant(self, ticket_id: int, email: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: str  # duplicate | reply_address | headers | subject_tag | new
+    ticket_id: int | None
+    refers_to: int | None = None  # a ticket the mail named but may not join
+    detail: str = ""
+
+    @property
+    def is_new(self) -> bool:
+        return self.ticket_id is None
+
+
+@dataclass(frozen=True)
+class ThreadContext:
+    mail: ParsedMail
+    sender: str  # normalized address of the sender
+    sender_is_agent: bool
+    lookup: ThreadLookup
+    signer: Signer
+    subject_tag: str
+
+
+Rule = Callable[[ThreadContext], Match | None]
+
+
+def _duplicate(ctx: ThreadContext) -> Match | None:
+    ticket = ctx.lookup.ticket_of_message(ctx.mail.message_id)
+    return Match("duplicate", ticket, detail=ctx.mail.message_id) if ticket is not None else None
+
+
+def _reply_address(ctx: ThreadContext) -> Match | None:
+    recipients = [a.email for a in (*ctx.mail.to, *ctx.mail.cc)] + list(ctx.mail.delivered_to)
+    for address in recipients:
+        ticket = ctx.signer.ticket_from_address(address)
+        if ticket is not None and (live := ctx.lookup.resolve_ticket(ticket)) is not None:
+            return Match("reply_address", live, detail=address)
+    return None
+
+
+def _headers(ctx: ThreadContext) -> Match | None:
+    # Most recent first: In-Reply-To, then References from newest to oldest.
+    named = list(dict.fromkeys([*ctx.mail.in_reply_to, *reversed(ctx.mail.references)]))
+    named = [m for m in named if m != ctx.mail.message_id]
+    if not named:
+        return None
+    ticket = ctx.lookup.ticket_of_any(named)
+    if ticket is not None:
+        live = ctx.lookup.resolve_ticket(ticket)
+        if live is not None:
+            return Match("headers", live)
+    for message_id in named:
+        signed = ctx.signer.ticket_from_message_id(message_id)
+        if signed is not None and (live := ctx.lookup.resolve_ticket(signed)) is not None:
+            return Match("headers", live, detail="signed message-id")
+    return None
+
+
+def _subject_tag(ctx: ThreadContext) -> Match | None:
+    number = find_tag(ctx.mail.subject, ctx.subject_tag)
+    if number is None:
+        return None
+    live = ctx.lookup.resolve_ticket(number)
+    if live is None:
+        return Match("new", None, detail=f"tag #{number} names no ticket")
+    if ctx.sender_is_agent or ctx.lookup.is_participant(live, ctx.sender):
+        return Match("subject_tag", live)
+    return Match("new", None, refers_to=live, detail=f"tag #{number} from a non-participant")
+
+
+RULES: tuple[Rule, ...] = (_duplicate, _reply_address, _headers, _subject_tag)
+
+
+def thread(ctx: ThreadContext) -> Match:
+    for rule in RULES:
+        found = rule(ctx)
+        if found is not None:
+            return found
+    return Match("new", None)

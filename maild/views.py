@@ -1,0 +1,93 @@
+"""Tickets as plain dicts: the JSON contract of `maild tickets list|show --json`."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "requester": ticket.requester.email,
+        "assignee": ticket.assignee,
+        "tags": [tag.name for tag in ticket.tags],
+        "priority": ticket.priority,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "message_count": ticket.message_count,
+    }
+
+
+def list_tickets(session: Session, status: str | None = None, tag: str | None = None,
+                 requester: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    query = select(Ticket).order_by(Ticket.id)
+    if status:
+        query = query.where(Ticket.status == status)
+    if tag:
+        query = query.join(TicketTag).join(Tag).where(Tag.name == tag)
+    if requester:
+        query = query.join(Contact, Ticket.requester_id == Contact.id).where(Contact.email == requester.lower())
+    if limit:
+        query = query.limit(limit)
+    return [ticket_summary(t) for t in session.scalars(query).unique()]
+
+
+def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    data = ticket_summary(ticket)
+    messages = session.scalars(select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id))
+    events = session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))
+    links = session.execute(select(TicketLink.other_id, TicketLink.kind).where(TicketLink.ticket_id == ticket_id))
+    data.update({
+        "type": ticket.type,
+        "subtype": ticket.subtype,
+        "category": ticket.category,
+        "origin": ticket.origin,
+        "visible": ticket.visible,
+        "next_action_at": _iso(ticket.next_action_at),
+        "closed_at": _iso(ticket.closed_at),
+        "participants": [
+            {"email": p.email, "role": p.role}
+            for p in session.scalars(select(Participant).where(Participant.ticket_id == ticket_id))
+        ],
+        "links": [{"ticket": other, "kind": kind} for other, kind in links],
+        "messages": [
+            {
+                "direction": m.direction,
+                "from": m.from_addr,
+                "from_name": m.from_name,
+                "to": [a for a in m.to_addrs.split(", ") if a],
+                "cc": [a for a in m.cc_addrs.split(", ") if a],
+                "subject": m.subject,
+                "message_id": m.message_id,
+                "kind": m.kind,
+                "channel": m.channel,
+                "body_text": m.body_text,
+                "created_at": _iso(m.created_at),
+                "attachments": [
+                    {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
+                    for a in m.attachments
+                ],
+            }
+            for m in messages
+        ],
+        "events": [
+            {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "old": e.old, "new": e.new,
+             "message_id": e.message_id, "detail": e.detail}
+            for e in events
+        ],
+    })
+    return data
