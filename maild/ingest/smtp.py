@@ -76,7 +76,7 @@ class Listener:
     def __init__(self, handler: SpoolingHandler, host: str, port: int, lmtp: bool, max_size: int) -> None:
         self.lmtp = lmtp
         kwargs: dict[str, Any] = {"data_size_limit": max_size, "decode_data": False, "enable_SMTPUTF8": True}
-        self.controller = _Controller(handler, hostname=host, port=port, lmtp=lmtp, server_kwargs=kwargs)
+        self.controller = _Controller(handler, hostname=host, port=port, lmtp=lmtp, **kwargs)
 
     def start(self) -> None:
         self.controller.start()
