@@ -1,0 +1,361 @@
+"""Parse stage: raw bytes → :class:`maild.mail.ParsedMail`.
+
+The only module that touches mail-parser, flufl.bounce or ``email`` objects. mail-parser
+builds the MIME tree and reads the Date; everything that must be exact (headers, bodies,
+attachment names) is decoded here from the tree with the stdlib, field by field, so that
+a broken part costs a defect note, not the mail. Only a mail without a single usable
+header is refused (:class:`QuarantineError`); the raw bytes are kept by the caller.
+"""
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.message
+import email.parser
+import email.utils
+import hashlib
+import re
+from datetime import datetime, timezone
+from email.policy import compat32
+
+import mailparser
+from flufl.bounce import scan_message
+
+from maild.ingest.decode import decode_bytes, decode_words, safe_filename
+from maild.ingest.htmltext import html_to_text
+from maild.mail import Address, Attachment, DeliveryReport, ParsedMail, QuarantineError
+
+Message = email.message.Message
+
+_USABLE = frozenset(
+    "from sender reply-to to cc subject message-id date in-reply-to references received "
+    "return-path delivered-to x-original-to mime-version content-type".split()
+)
+_MSGID = re.compile(r"<[^<>]+>")
+_BODY_MSGID = re.compile(r"^[ \t>]*message-id:[ \t]*(<[^<>\s]+>)", re.I | re.M)
+_DAEMON = re.compile(r"^(mailer-?daemon|mail-daemon|postmaster|microsoftexchange[0-9a-f]*)@", re.I)
+_KNOWN_HEADER = re.compile(
+    rb"^(return-path|received|from|message-id|date|subject|to|delivered-to|mime-version)[ \t]*:", re.I | re.M
+)
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_MAX_PARTS = 5000
+_MAX_DEPTH = 200
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse one raw mail; never raises except :class:`QuarantineError`."""
+    if not raw or not raw.strip():
+        raise QuarantineError("empty mail")
+    defects: list[str] = []
+    msg, mp_date, headers = _load_repaired(raw.lstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf"), defects)
+    if not _USABLE & headers.keys():
+        raise QuarantineError("no usable headers (no From, Subject, Message-ID, Date, To ...)")
+
+    parts = _Parts(defects)
+    _walk(msg, parts)
+    body_text = parts.body_text()
+
+    message_ids = _ids(headers.get("message-id", ""))
+    from_ = _addresses(msg, "from") or _addresses(msg, "sender")
+    mail = ParsedMail(
+        message_id=message_ids[0] if message_ids else _synthetic_id(raw),
+        synthetic_message_id=not message_ids,
+        subject=headers.get("subject", ""),
+        from_=from_[0] if from_ else None,
+        reply_to=_addresses(msg, "reply-to"),
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        delivered_to=_unique(
+            a.email for n in ("delivered-to", "x-original-to", "envelope-to") for a in _addresses(msg, n)
+        ),
+        in_reply_to=_ids(headers.get("in-reply-to", "")),
+        references=_ids(headers.get("references", "")),
+        date=_date(mp_date, headers.get("date", ""), defects),
+        headers=headers,
+        body_text=body_text,
+        body_html="\n".join(parts.htmls) if parts.htmls else None,
+        attachments=tuple(parts.attachments),
+        defects=tuple(defects),
+    )
+    if _looks_like_report(msg, mail):
+        try:
+            report = _report(msg, body_text, defects)
+        except Exception as exc:  # a report we cannot read is still a mail
+            defects.append(f"unreadable delivery report ({type(exc).__name__})")
+            report = DeliveryReport()
+        mail = dataclasses.replace(mail, report=report, defects=tuple(defects))
+    return mail
+
+
+def _load(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None]:
+    """mail-parser's tree and Date when it copes, else the stdlib's (same compat32 tree)."""
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        if isinstance(parsed.message, Message):
+            mp_date = parsed.date
+            return parsed.message, mp_date if isinstance(mp_date, datetime) else None
+    except Exception as exc:  # mail-parser trips over some broken multiparts
+        defects.append(f"mail-parser failed ({type(exc).__name__}); parsed with email")
+    try:
+        return email.message_from_bytes(raw, policy=compat32), None
+    except Exception as exc:  # e.g. RecursionError on absurd nesting: keep headers, body as text
+        defects.append(f"MIME structure unreadable ({type(exc).__name__}); body kept as one attachment")
+        return email.parser.BytesHeaderParser(policy=compat32).parsebytes(raw), None
+
+
+def _load_repaired(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None, dict[str, str]]:
+    """Parse; when From (or every header) is missing, retry with a repaired header block."""
+    msg, mp_date = _load(raw, defects)
+    headers = _headers(msg)
+    if "from" in headers:
+        return msg, mp_date, headers
+    fixed = _repair(raw)
+    if fixed is None or fixed == raw:
+        return msg, mp_date, headers
+    msg2, date2 = _load(fixed, [])
+    headers2 = _headers(msg2)
+    if "from" in headers2 or (_USABLE & headers2.keys() and not _USABLE & headers.keys()):
+        defects.append("broken header block repaired (preamble, 'Name :' or unfolded lines)")
+        return msg2, date2, headers2
+    return msg, mp_date, headers
+
+
+def _repair(raw: bytes) -> bytes | None:
+    """Skip a gateway preamble, fix ``Name :`` headers and fold stray lines into headers."""
+    start = _KNOWN_HEADER.search(raw[:16384])
+    if start is None:
+        return None
+    head, sep, rest = raw[start.start() :].partition(b"\n\n")
+    if not sep:
+        head, sep, rest = raw[start.start() :].partition(b"\r\n\r\n")
+    lines = []
+    for line in head.splitlines(keepends=True):
+        name = _HEADER_LINE.match(line)
+        if name:
+            line = name.group(1) + b":" + line[name.end() :]
+        elif line[:1] not in (b" ", b"\t") and not line.startswith(b"From "):
+            line = b" " + line
+        lines.append(line)
+    return b"".join(lines) + sep + rest
+
+
+def _raw_header(value: object) -> str:
+    """A compat32 header value (str with surrogate-escaped 8-bit bytes) as clean text."""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = decode_bytes(text.encode("ascii", "surrogateescape"), None, [])
+    return re.sub(r"\r?\n(?=[ \t])", "", text).replace("\r", "").replace("\n", " ").strip()
+
+
+def _headers(msg: Message) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        key = name.strip().lower()
+        if key and key not in headers:
+            headers[key] = decode_words(_raw_header(value))
+    return headers
+
+
+def _all_raw(msg: Message, name: str) -> list[str]:
+    return [_raw_header(v) for n, v in msg.raw_items() if n.strip().lower() == name]
+
+
+def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
+    found: list[Address] = []
+    for value in _all_raw(msg, name):
+        try:
+            pairs = email.utils.getaddresses([value])
+        except Exception:  # pathological quoting: fall back to bare addresses
+            pairs = [("", m) for m in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value)]
+        for display, addr in pairs:
+            addr = addr.strip().strip("<>").lower()
+            if "@" in addr:
+                found.append(Address(name=decode_words(display).strip(), email=addr))
+    return tuple(found)
+
+
+def _ids(value: str) -> tuple[str, ...]:
+    return _unique(re.sub(r"\s+", "", m) for m in _MSGID.findall(value) if m.strip("<> \t"))
+
+
+def _unique(items: object) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))  # type: ignore[call-overload]
+
+
+def _synthetic_id(raw: bytes) -> str:
+    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@maild.invalid>"
+
+
+def _date(mp_date: datetime | None, value: str, defects: list[str]) -> datetime | None:
+    """mail-parser's strict-but-tolerant reading first, then the stdlib's."""
+    if not value:
+        return None
+    if mp_date is not None:
+        return mp_date.astimezone(timezone.utc) if mp_date.tzinfo else mp_date.replace(tzinfo=timezone.utc)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except Exception:
+        defects.append(f"unparseable Date: {value[:60]!r}")
+        return None
+
+
+@dataclasses.dataclass
+class _Parts:
+    """What the MIME walk collects: bodies, attachments and what could not be decoded."""
+
+    defects: list[str]
+    texts: list[str] = dataclasses.field(default_factory=list)
+    htmls: list[str] = dataclasses.field(default_factory=list)
+    spare_texts: list[str] = dataclasses.field(default_factory=list)  # inline text "files"
+    attachments: list[Attachment] = dataclasses.field(default_factory=list)
+    count: int = 0
+
+    def body_text(self) -> str:
+        text = "\n\n".join(self.texts)
+        if text.strip() or not (self.htmls or self.spare_texts):
+            return text
+        return html_to_text("\n".join(self.htmls)) if self.htmls else "\n\n".join(self.spare_texts)
+
+
+def _walk(part: Message, parts: _Parts, depth: int = 0) -> None:
+    """Collect inline text/html bodies and attachments, depth-first in MIME order.
+
+    A ``message/rfc822`` part is kept whole as an ``.eml`` attachment; when it is not
+    marked as an attachment (inline forwards) its texts are part of the body too.
+    """
+    parts.count += 1
+    if parts.count > _MAX_PARTS or depth > _MAX_DEPTH:
+        if parts.count == _MAX_PARTS + 1 or depth == _MAX_DEPTH + 1:
+            parts.defects.append("too many or too deeply nested MIME parts; rest dropped")
+        return
+    ctype = part.get_content_type()
+    disposition = _safe(part.get_content_disposition) or ""
+    if part.is_multipart() and not ctype.startswith("message/"):
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                _walk(sub, parts, depth + 1)
+        return
+    filename = decode_words(_raw_header(_safe(part.get_filename) or ""))
+    content_id = "".join(_all_raw(part, "content-id")[:1]).strip("<> ") or None
+    is_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
+    if is_text and not filename:
+        text = _text(part, parts.defects)
+        (parts.texts if ctype == "text/plain" else parts.htmls).append(text)
+        return
+    if is_text and disposition == "inline":  # a named inline text: body if there is no other
+        parts.spare_texts.append(_text(part, parts.defects))
+    parts.attachments.append(
+        Attachment(
+            filename=safe_filename(filename or _fallback_name(part), len(parts.attachments) + 1, ctype),
+            content_type=ctype,
+            payload=_payload(part, parts.defects),
+            content_id=content_id,
+            inline=disposition == "inline" or (content_id is not None and disposition != "attachment"),
+        )
+    )
+    if ctype == "message/rfc822" and disposition != "attachment" and part.is_multipart():
+        for inner in part.get_payload():
+            if isinstance(inner, Message):
+                _walk(inner, parts, depth + 1)
+
+
+def _text(part: Message, defects: list[str]) -> str:
+    text = decode_bytes(_payload(part, defects), _safe(part.get_content_charset), defects)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _fallback_name(part: Message) -> str:
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        subjects = _all_raw(inner[0], "subject") if isinstance(inner, list) and inner else []
+        return f"{decode_words(subjects[0] if subjects else '')[:80] or 'message'}.eml"
+    return _safe(lambda: part.get_param("name")) or ""  # type: ignore[return-value]
+
+
+def _payload(part: Message, defects: list[str]) -> bytes:
+    try:
+        if part.is_multipart():  # message/rfc822 and friends: the inner mail as bytes
+            inner = part.get_payload()
+            return b"".join(m.as_bytes(policy=compat32) for m in inner if isinstance(m, Message))
+        data = part.get_payload(decode=True)
+        return data if isinstance(data, bytes) else b""
+    except Exception as exc:
+        defects.append(f"undecodable {part.get_content_type()} part ({type(exc).__name__})")
+        raw = part.get_payload()
+        return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _safe(func: object) -> str | None:
+    try:
+        value = func()  # type: ignore[operator]
+    except Exception:
+        return None
+    return str(value) if value is not None else None
+
+
+def _looks_like_report(msg: Message, mail: ParsedMail) -> bool:
+    if msg.get_content_type() == "multipart/report":
+        return True
+    if mail.from_ and _DAEMON.match(mail.from_.email):
+        return True
+    if mail.header("return-path").strip() == "<>":
+        return True
+    return any(p.get_content_type() == "message/delivery-status" for p in _own_parts(msg))
+
+
+def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
+    ids: list[str] = []
+    recipients: list[str] = []
+    statuses: list[str] = []
+    actions: list[str] = []
+    for part in _own_parts(msg):
+        ctype = part.get_content_type()
+        inner: Message | None = None
+        if ctype == "message/delivery-status":
+            for block in part.get_payload() if part.is_multipart() else []:
+                for field in ("final-recipient", "original-recipient"):
+                    addr = _raw_header(block.get(field, "")).rpartition(";")[2].strip().strip("<>").lower()
+                    if "@" in addr:
+                        recipients.append(addr)
+                status = re.match(r"\s*(\d\.\d{1,3}\.\d{1,3})", _raw_header(block.get("status", "")))
+                statuses += [status.group(1)] if status else []
+                actions += [_raw_header(block["action"]).lower()] if block.get("action") else []
+        elif ctype == "message/rfc822" and part.is_multipart() and part.get_payload():
+            inner = part.get_payload()[0]
+        elif ctype in ("text/rfc822-headers", "message/rfc822-headers"):
+            text = decode_bytes(_payload(part, defects), None, [])
+            inner = email.parser.HeaderParser(policy=compat32).parsestr(text)
+        if inner is not None:
+            for name in ("message-id", "in-reply-to", "references"):
+                ids += [i for v in _all_raw(inner, name) for i in _ids(v)]
+    if not ids:  # qmail-style notices quote the returned mail as plain text
+        ids = _BODY_MSGID.findall(body_text)
+    try:
+        scanned = sorted(a.decode("utf-8", "replace").lower() for a in scan_message(msg))
+    except Exception as exc:  # heuristics over broken mail: a note, never a failure
+        defects.append(f"flufl.bounce failed ({type(exc).__name__})")
+        scanned = []
+    return DeliveryReport(
+        report_type=(_safe(lambda: msg.get_param("report-type")) or "").lower(),
+        message_ids=_unique(ids),
+        recipients=_unique(recipients),
+        statuses=tuple(statuses),
+        actions=tuple(actions),
+        scanned_addresses=_unique(scanned),
+    )
+
+
+def _own_parts(msg: Message) -> list[Message]:
+    """The mail's parts, not those of mails it carries: a customer forwarding a bounce
+    (message/rfc822 holding a DSN) has not bounced anything."""
+    parts: list[Message] = []
+    stack = [msg]
+    while stack and len(parts) < _MAX_PARTS:
+        part = stack.pop()
+        parts.append(part)
+        if part.is_multipart() and not part.get_content_type().startswith("message/"):
+            stack.extend(reversed([p for p in part.get_payload() if isinstance(p, Message)]))
+    return parts
