@@ -44,7 +44,7 @@ class App:
             signal.signal(signal.SIGTERM, _on_signal)
             signal.signal(signal.SIGINT, _on_signal)
 
-        worker = SpoolWorker(self.spool, self.processor.process, utc_now)
+        worker = SpoolWorker(self.spool, self.processor.process_batch, utc_now)
         worker.drain()  # what a crash left in the spool goes first
         worker.start()
         listener = None

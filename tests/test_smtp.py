@@ -33,7 +33,7 @@ def test_mail_is_spooled_before_250_and_then_processed(served: tuple[Env, int]) 
         assert refused == {}
     # The 250 came back: the mail must be durable in the spool already.
     assert len(env.app.spool.pending()) == 1
-    worker = SpoolWorker(env.app.spool, env.app.processor.process, utc_now)
+    worker = SpoolWorker(env.app.spool, env.app.processor.process_batch, utc_now)
     assert worker.drain() == 1
     assert env.app.spool.pending() == []
     assert [t["subject"] for t in env.tickets()] == ["Pelo SMTP"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,10 +21,9 @@ from maild.ingest.identify import identify
 from maild.ingest.parse import parse
 from maild.mail import ParsedMail, QuarantineError
 from maild.store import repo
-from maild.store.apply import StoredAttachment, apply_decision
+from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
 from maild.store.blobs import BlobStore, sha256
 from maild.store.db import Database
-from maild.store.models import RawMail
 from maild.threading.match import ThreadContext, thread
 from maild.threading.signing import Signer
 
@@ -40,6 +40,16 @@ class Outcome:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    raw: bytes
+    channel: str
+    digest: str
+    mail: ParsedMail | None
+    failure: str
+    attachments: list[StoredAttachment]
+
+
 class Processor:
     def __init__(self, config: Config, db: Database, blobs: BlobStore) -> None:
         self.config = config
@@ -54,23 +64,52 @@ class Processor:
         self.max_attachment = config.storage.max_attachment_bytes
 
     def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
+        return self.process_batch([(raw, channel)], now)[0]
+
+    def process_batch(self, items: Sequence[tuple[bytes, str]], now: datetime) -> list[Outcome]:
+        """Process several mails in one transaction (one commit, one fsync), each in its
+        own savepoint, so one mail's failure never takes another's work with it.
+
+        Returns one Outcome per item, in order; raises only if nothing could be
+        committed (the caller keeps every item for a retry).
+        """
+        prepared = [self._prepare(raw, channel) for raw, channel in items]
+        outcomes: list[Outcome | None] = [None] * len(prepared)
+        for attempt in range(3):
+            todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+            if not todo:
+                break
+            try:
+                with self.db.write() as session:
+                    for i in todo:
+                        try:
+                            with session.begin_nested():
+                                outcomes[i] = self._decide_and_apply(session, prepared[i], now)
+                        except IntegrityError:
+                            # A concurrent writer stored the same contact or message first:
+                            # the next round sees its row and threads onto it.
+                            if attempt == 2:
+                                raise
+            except OperationalError:
+                if attempt == 2:
+                    raise
+                log.warning("database busy, retrying %d mails", len(todo))
+                for i in todo:
+                    outcomes[i] = None
+        done = [outcome for outcome in outcomes if outcome is not None]
+        if len(done) != len(outcomes):
+            raise RuntimeError("some mails could not be committed")
+        for outcome, mail in zip(done, prepared):
+            log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
+                     outcome.ticket_id, outcome.reason)
+        return done
+
+    def _prepare(self, raw: bytes, channel: str) -> _Prepared:
+        """Everything that needs no database: keep raw, parse, store attachments."""
         digest = self.blobs.put_raw(raw)  # durable before anything else can fail
         mail, failure = self._parse(raw)
         attachments = self._store_attachments(mail) if mail else []
-        for attempt in range(3):
-            try:
-                with self.db.write() as session:
-                    outcome = self._decide_and_apply(session, raw, digest, mail, failure, attachments, channel, now)
-                break
-            except (IntegrityError, OperationalError) as exc:
-                # A concurrent writer stored the same contact or message first: the
-                # retry sees its row and threads onto it (or finds the duplicate).
-                if attempt == 2:
-                    raise
-                log.info("retrying %s after %s", mail.message_id if mail else digest, type(exc).__name__)
-        log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{digest[:12]}", outcome.status,
-                 outcome.ticket_id, outcome.reason)
-        return outcome
+        return _Prepared(raw, channel, digest, mail, failure, attachments)
 
     def _parse(self, raw: bytes) -> tuple[ParsedMail | None, str]:
         try:
@@ -90,16 +129,13 @@ class Processor:
                                            self.blobs.put_attachment(att.payload), att.inline))
         return stored
 
-    def _decide_and_apply(self, session: Session, raw: bytes, digest: str, mail: ParsedMail | None,
-                          failure: str, attachments: list[StoredAttachment], channel: str,
-                          now: datetime) -> Outcome:
+    def _decide_and_apply(self, session: Session, item: _Prepared, now: datetime) -> Outcome:
+        raw, digest, mail, failure, channel = item.raw, item.digest, item.mail, item.failure, item.channel
         seen = repo.raw_seen(session, digest)
         if seen is not None:
-            return Outcome("duplicate", seen.ticket_id, seen.message_id, "identical bytes already received")
-        record = RawMail(sha256=digest, size=len(raw), channel=channel, received_at=now, status="quarantined",
-                         reason=failure, message_id=mail.message_id[:998] if mail else None)
-        session.add(record)
-        session.flush()
+            return Outcome("duplicate", seen[0], seen[1], "identical bytes already received")
+        raw_id = record_raw(session, digest=digest, size=len(raw), channel=channel, now=now, status="quarantined",
+                            reason=failure, message_id=mail.message_id if mail else None)
         if mail is None:
             return Outcome("quarantined", None, None, failure)
 
@@ -110,10 +146,9 @@ class Processor:
                                      self.policy.subject_tag))
         decision = decide(mail, kind, sender, match, repo.ticket_state(session, match.ticket_id),
                           repo.is_blocked(session, sender.email), self.policy, now)
-        ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw=record,
-                                   attachments=attachments, own_addresses=self.own_addresses,
+        ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
+                                   attachments=item.attachments, own_addresses=self.own_addresses,
                                    channel=channel, now=now)
-        record.status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
-        record.reason = decision.reason
-        record.ticket_id = ticket_id
+        status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
+        finish_raw(session, raw_id, status, decision.reason, ticket_id)
         return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason)

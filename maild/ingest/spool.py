@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,33 +76,54 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SpoolWorker:
-    """Drains the spool in a thread; a failing mail is retried with backoff, never dropped."""
+    """Drains the spool in a thread; a failing batch is retried with backoff, never dropped.
 
-    def __init__(self, spool: Spool, process: Callable[[bytes, str, datetime], object],
-                 clock: Callable[[], datetime]) -> None:
+    Mails are committed in batches (one transaction, one fsync for up to ``batch`` mails):
+    every one of them was already durable in the spool when it was acknowledged.
+    """
+
+    def __init__(self, spool: Spool, process_batch: Callable[[list[tuple[bytes, str]], datetime], Sequence[object]],
+                 clock: Callable[[], datetime], batch: int = 64, batch_bytes: int = 32 * 1024 * 1024) -> None:
         self.spool = spool
-        self.process = process
+        self.process_batch = process_batch
         self.clock = clock
+        self.batch = batch
+        self.batch_bytes = batch_bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
 
+    def _batches(self) -> Iterator[list[tuple[SpoolEntry, bytes]]]:
+        current: list[tuple[SpoolEntry, bytes]] = []
+        size = 0
+        for entry in self.spool.pending():
+            try:
+                raw = entry.read()
+            except FileNotFoundError:
+                continue  # another worker took it
+            if current and (len(current) >= self.batch or size + len(raw) > self.batch_bytes):
+                yield current
+                current, size = [], 0
+            current.append((entry, raw))
+            size += len(raw)
+        if current:
+            yield current
+
     def drain(self) -> int:
         """Process everything pending now; return how many mails were committed."""
         done = 0
-        for entry in self.spool.pending():
+        for batch in self._batches():
             if self._stop.is_set():
                 break
             try:
-                self.process(entry.read(), entry.channel, self.clock())
-            except FileNotFoundError:
-                continue  # another worker took it
+                self.process_batch([(raw, entry.channel) for entry, raw in batch], self.clock())
             except Exception:
                 self.failures += 1
-                log.exception("processing %s failed; it stays in the spool", entry.path.name)
+                log.exception("processing %d spooled mails failed; they stay in the spool", len(batch))
                 return done
-            self.spool.done(entry)
-            done += 1
+            for entry, _ in batch:
+                self.spool.done(entry)
+            done += len(batch)
         self.failures = 0
         return done
 

@@ -1,16 +1,37 @@
-"""Carry out one Decision inside the caller's transaction."""
+"""Carry out one Decision inside the caller's transaction.
+
+Plain INSERT/UPDATE statements built once (see :mod:`maild.store.repo`) rather than ORM
+objects: this runs once per mail, and the unit-of-work bookkeeping would cost more than
+the SQL itself.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from maild.ingest.decide import Action, Decision
 from maild.ingest.identify import Sender
 from maild.mail import Classification, ParsedMail
-from maild.store.models import AttachmentRow, Event, Message, Participant, RawMail, Ticket, TicketLink
-from maild.store.repo import contact_for
+from maild.store.models import AttachmentRow, Event
+from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
+
+_NEW_TICKET = insert(tickets).returning(tickets.c.id)
+_NEW_MESSAGE = insert(messages).returning(messages.c.id)
+_NEW_RAW = insert(raw_mails).returning(raw_mails.c.id)
+_RAW_DONE = update(raw_mails).where(raw_mails.c.id == bindparam("rid")).values(
+    status=bindparam("status"), reason=bindparam("reason"), ticket_id=bindparam("tid"))
+_TOUCH = update(tickets).where(tickets.c.id == bindparam("tid")).values(
+    updated_at=bindparam("now"), message_count=tickets.c.message_count + 1)
+_TOUCH_STATUS = update(tickets).where(tickets.c.id == bindparam("tid")).values(
+    updated_at=bindparam("now"), message_count=tickets.c.message_count + 1, status=bindparam("status"),
+    closed_at=bindparam("closed_at"))
+_NEW_ATTACHMENT = insert(AttachmentRow.__table__)
+_NEW_EVENT = insert(Event.__table__)
+_NEW_PARTICIPANT = insert(participants)
+_NEW_LINK = insert(links)
 
 
 @dataclass(frozen=True)
@@ -22,6 +43,18 @@ class StoredAttachment:
     inline: bool
 
 
+def record_raw(session: Session, *, digest: str, size: int, channel: str, now: datetime, status: str,
+               reason: str, message_id: str | None) -> int:
+    return conn(session).execute(_NEW_RAW, {
+        "sha256": digest, "size": size, "channel": channel, "received_at": now, "status": status,
+        "reason": reason, "message_id": message_id[:998] if message_id else None, "ticket_id": None,
+    }).scalar_one()
+
+
+def finish_raw(session: Session, raw_id: int, status: str, reason: str, ticket_id: int | None) -> None:
+    conn(session).execute(_RAW_DONE, {"rid": raw_id, "status": status, "reason": reason, "tid": ticket_id})
+
+
 def apply_decision(
     session: Session,
     *,
@@ -29,7 +62,7 @@ def apply_decision(
     mail: ParsedMail,
     kind: Classification,
     sender: Sender,
-    raw: RawMail,
+    raw_id: int,
     attachments: list[StoredAttachment],
     own_addresses: frozenset[str],
     channel: str,
@@ -38,55 +71,57 @@ def apply_decision(
     """Write the ticket, message, participants and history; return the ticket id."""
     if decision.action in (Action.DUPLICATE, Action.IGNORE):
         return decision.ticket_id
+    c = conn(session)
     if decision.action is Action.CREATE:
-        contact = contact_for(session, sender.email, sender.name, now)
-        ticket = Ticket(subject=decision.subject[:2000], status=decision.status or "new", requester_id=contact.id,
-                        origin=channel.split(":", 1)[0] if channel else "", created_at=now, updated_at=now)
-        session.add(ticket)
-        session.flush()
-        _add_cc(session, ticket.id, mail, sender, own_addresses)
+        requester = contact_id_for(session, sender.email, sender.name, now)
+        ticket_id = c.execute(_NEW_TICKET, {
+            "subject": decision.subject[:2000], "status": decision.status or "new", "priority": "normal",
+            "requester_id": requester, "visible": True, "origin": channel.split(":", 1)[0], "message_count": 1,
+            "created_at": now, "updated_at": now,
+        }).scalar_one()
+        _add_cc(session, ticket_id, mail, sender, own_addresses)
         if decision.refers_to is not None:
-            session.add(TicketLink(ticket_id=ticket.id, other_id=decision.refers_to, kind="refers_to"))
+            c.execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": decision.refers_to, "kind": "refers_to"})
     else:
-        ticket = session.get_one(Ticket, decision.ticket_id)
+        ticket_id = decision.ticket_id
         if not sender.is_agent and sender.is_known:
-            contact_for(session, sender.email, sender.name, now)
-        if decision.status and decision.status != ticket.status:
-            ticket.status = decision.status
-            if decision.status != "closed":
-                ticket.closed_at = None
-        ticket.updated_at = now
-    message = Message(
-        ticket_id=ticket.id, direction=decision.direction, message_id=mail.message_id,
-        in_reply_to=" ".join(mail.in_reply_to), references=" ".join(mail.references),
-        from_addr=sender.email, from_name=sender.name[:200],
-        to_addrs=", ".join(a.email for a in mail.to), cc_addrs=", ".join(a.email for a in mail.cc),
-        subject=mail.subject, body_text=mail.body_text, body_html=mail.body_html,
-        kind=kind.kind.value, channel=channel, author=sender.email, raw_id=raw.id,
-        sent_at=mail.date, created_at=now,
-    )
-    session.add(message)
-    session.flush()
-    for att in attachments:
-        session.add(AttachmentRow(message_id=message.id, filename=att.filename, content_type=att.content_type,
-                                  size=att.size, sha256=att.sha256, inline=att.inline))
-    ticket.message_count += 1
-    for spec in decision.events:
-        session.add(Event(ticket_id=ticket.id, at=now, actor=sender.email, kind=spec.kind, old=spec.old,
-                          new=spec.new, message_id=mail.message_id, detail=spec.detail))
+            contact_id_for(session, sender.email, sender.name, now)
+        if decision.status:
+            closed_at = now if decision.status == "closed" else None
+            c.execute(_TOUCH_STATUS, {"tid": ticket_id, "now": now, "status": decision.status, "closed_at": closed_at})
+        else:
+            c.execute(_TOUCH, {"tid": ticket_id, "now": now})
+    message_id = c.execute(_NEW_MESSAGE, {
+        "ticket_id": ticket_id, "direction": decision.direction, "message_id": mail.message_id,
+        "in_reply_to": " ".join(mail.in_reply_to), "references": " ".join(mail.references),
+        "from_addr": sender.email, "from_name": sender.name[:200],
+        "to_addrs": ", ".join(a.email for a in mail.to), "cc_addrs": ", ".join(a.email for a in mail.cc),
+        "subject": mail.subject, "body_text": mail.body_text, "body_html": mail.body_html,
+        "kind": kind.kind.value, "channel": channel, "author": sender.email, "raw_id": raw_id,
+        "sent_at": mail.date, "created_at": now,
+    }).scalar_one()
+    if attachments:
+        c.execute(_NEW_ATTACHMENT, [
+            {"message_id": message_id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.sha256, "inline": a.inline} for a in attachments])
+    events = [{"kind": e.kind, "old": e.old, "new": e.new, "detail": e.detail} for e in decision.events]
     if decision.action is Action.APPEND:
-        session.add(Event(ticket_id=ticket.id, at=now, actor=sender.email, kind="message", new=decision.direction,
-                          message_id=mail.message_id, detail=f"{decision.reason}; rules: {' '.join(decision.rules)}"))
-    return ticket.id
+        events.append({"kind": "message", "old": None, "new": decision.direction,
+                       "detail": f"{decision.reason}; rules: {' '.join(decision.rules)}"})
+    c.execute(_NEW_EVENT, [
+        {"ticket_id": ticket_id, "at": now, "actor": sender.email, "message_id": mail.message_id, **e} for e in events])
+    return ticket_id
 
 
 def _add_cc(session: Session, ticket_id: int, mail: ParsedMail, sender: Sender, own: frozenset[str]) -> None:
     """Customers in Cc become participants of a new ticket (never maild's own addresses)."""
     seen = {sender.email}
+    rows = []
     for address in mail.cc:
         email = address.email.lower()
         if email in seen or email in own or "@" not in email:
             continue
         seen.add(email)
-        session.add(Participant(ticket_id=ticket_id, email=email, role="cc"))
-
+        rows.append({"ticket_id": ticket_id, "email": email, "role": "cc"})
+    if rows:
+        conn(session).execute(_NEW_PARTICIPANT, rows)

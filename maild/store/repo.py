@@ -1,30 +1,57 @@
-"""Queries and writes over one session; these functions never commit."""
+"""Queries and writes over one session; these functions never commit.
+
+They run for every mail, so the statements are built once, here, with bound parameters:
+SQLAlchemy then reuses their compiled form instead of rebuilding SQL per mail.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.ingest.decide import TicketState
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
+
+contacts, tickets, messages = Contact.__table__, Ticket.__table__, Message.__table__
+participants, raw_mails, links = Participant.__table__, RawMail.__table__, TicketLink.__table__
+
+_TICKET_OF_MESSAGE = select(messages.c.ticket_id).where(messages.c.message_id == bindparam("mid"))
+_TICKETS_OF_MESSAGES = select(messages.c.message_id, messages.c.ticket_id).where(
+    messages.c.message_id.in_(bindparam("mids", expanding=True)))
+_TICKET_AND_MERGE = (
+    select(tickets.c.id, links.c.other_id)
+    .select_from(tickets.outerjoin(links, and_(links.c.ticket_id == tickets.c.id, links.c.kind == "merged_into")))
+    .where(tickets.c.id == bindparam("tid"))
+)
+_REQUESTER_EMAIL = (select(contacts.c.email).select_from(tickets.join(contacts, tickets.c.requester_id == contacts.c.id))
+                    .where(tickets.c.id == bindparam("tid")))
+_PARTICIPANT = select(participants.c.id).where(participants.c.ticket_id == bindparam("tid"),
+                                               participants.c.email == bindparam("email"))
+_RAW_SEEN = select(raw_mails.c.ticket_id, raw_mails.c.message_id).where(raw_mails.c.sha256 == bindparam("sha"))
+_TICKET_STATE = select(tickets.c.status, tickets.c.closed_at).where(tickets.c.id == bindparam("tid"))
+_CONTACT = select(contacts.c.id, contacts.c.name, contacts.c.blocked).where(contacts.c.email == bindparam("email"))
+_NEW_CONTACT = insert(contacts).returning(contacts.c.id)
+_CONTACT_NAME = update(contacts).where(contacts.c.id == bindparam("cid")).values(
+    name=bindparam("name"), updated_at=bindparam("now"))
+
+
+def conn(session: Session) -> Connection:
+    return session.connection()
 
 
 class SessionLookup:
     """The threading stage's view of the database (``ThreadLookup``)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.conn = conn(session)
 
     def ticket_of_message(self, message_id: str) -> int | None:
-        return self.session.scalar(select(Message.ticket_id).where(Message.message_id == message_id))
+        return self.conn.execute(_TICKET_OF_MESSAGE, {"mid": message_id}).scalar()
 
     def ticket_of_any(self, message_ids: Sequence[str]) -> int | None:
-        rows = self.session.execute(
-            select(Message.message_id, Message.ticket_id).where(Message.message_id.in_(list(message_ids)[:100]))
-        ).all()
-        by_id = dict(rows)
+        by_id = dict(self.conn.execute(_TICKETS_OF_MESSAGES, {"mids": list(message_ids)[:100]}).all())
         for message_id in message_ids:  # the caller's order: most recent first
             if message_id in by_id:
                 return by_id[message_id]
@@ -34,51 +61,48 @@ class SessionLookup:
         seen: set[int] = set()
         while ticket_id not in seen:
             seen.add(ticket_id)
-            if self.session.get(Ticket, ticket_id) is None:
+            row = self.conn.execute(_TICKET_AND_MERGE, {"tid": ticket_id}).first()
+            if row is None:
                 return None
-            merged = self.session.scalar(
-                select(TicketLink.other_id).where(TicketLink.ticket_id == ticket_id, TicketLink.kind == "merged_into")
-            )
-            if merged is None:
+            if row.other_id is None:
                 return ticket_id
-            ticket_id = merged
+            ticket_id = row.other_id
         return None
 
     def is_participant(self, ticket_id: int, email: str) -> bool:
-        ticket = self.session.get(Ticket, ticket_id)
-        if ticket is not None and ticket.requester.email == email:
+        if self.conn.execute(_REQUESTER_EMAIL, {"tid": ticket_id}).scalar() == email:
             return True
-        return self.session.scalar(
-            select(Participant.id).where(Participant.ticket_id == ticket_id, Participant.email == email)
-        ) is not None
+        return self.conn.execute(_PARTICIPANT, {"tid": ticket_id, "email": email}).first() is not None
 
 
-def raw_seen(session: Session, digest: str) -> RawMail | None:
-    return session.scalar(select(RawMail).where(RawMail.sha256 == digest))
+def raw_seen(session: Session, digest: str) -> tuple[int | None, str | None] | None:
+    """(ticket id, message id) of an identical raw mail already received, if any."""
+    row = conn(session).execute(_RAW_SEEN, {"sha": digest}).first()
+    return (row.ticket_id, row.message_id) if row else None
 
 
 def ticket_state(session: Session, ticket_id: int | None) -> TicketState | None:
     if ticket_id is None:
         return None
-    ticket = session.get(Ticket, ticket_id)
-    return TicketState(ticket.id, ticket.status, ticket.closed_at) if ticket else None
+    row = conn(session).execute(_TICKET_STATE, {"tid": ticket_id}).first()
+    return TicketState(ticket_id, row.status, row.closed_at) if row else None
 
 
-def contact_for(session: Session, email: str, name: str, now: datetime) -> Contact:
+def contact_id_for(session: Session, email: str, name: str, now: datetime) -> int:
     """Find a contact by normalized address, or create it; fill a missing name."""
-    contact = session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None:
-        contact = Contact(email=email, name=name[:200], created_at=now, updated_at=now)
-        session.add(contact)
-        session.flush()
-    elif name and not contact.name:
-        contact.name = name[:200]
-        contact.updated_at = now
-    return contact
+    c = conn(session)
+    row = c.execute(_CONTACT, {"email": email}).first()
+    if row is None:
+        return c.execute(_NEW_CONTACT, {"email": email, "name": name[:200], "phone": "", "consent": True,
+                                        "blocked": False, "created_at": now, "updated_at": now}).scalar_one()
+    if name and not row.name:
+        c.execute(_CONTACT_NAME, {"cid": row.id, "name": name[:200], "now": now})
+    return row.id
 
 
 def is_blocked(session: Session, email: str) -> bool:
-    return bool(session.scalar(select(Contact.blocked).where(Contact.email == email)))
+    row = conn(session).execute(_CONTACT, {"email": email}).first()
+    return bool(row and row.blocked)
 
 
 def status_counts(session: Session) -> dict[str, int]:
