@@ -104,7 +104,7 @@ def prefill(app: App, messages: int, now: datetime) -> None:
     with app.db.write() as session:
         session.execute(insert(Contact), [{"email": f"old{i}@old.example", "name": "", "phone": "", "consent": True,
                                            "blocked": False, "created_at": now, "updated_at": now} for i in range(1000)])
-    tickets = messages // per_ticket
+    tickets = -(-messages // per_ticket)
     for start in range(0, tickets, batch):
         with app.db.write() as session:
             session.execute(insert(Ticket), [
@@ -131,6 +131,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="maild-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     (work / "maild.yaml").write_text(
         "helpdesk: {address: support@bench.example, subject_tag: Support, secret: bench}\n"
         f"database: {{url: 'sqlite:///{work}/maild.db'}}\n"
