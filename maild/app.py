@@ -11,6 +11,7 @@ from maild.config import Config
 from maild.ingest.processor import Processor
 from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
+from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 
@@ -22,13 +23,16 @@ def utc_now() -> datetime:
 
 
 class App:
-    def __init__(self, config: Config, migrate: bool | None = None) -> None:
+    def __init__(self, config: Config, migrate: bool | None = None, transport: Transport | None = None) -> None:
         self.config = config
         self.db = Database(config.database_url)
         self.db.ensure_schema(config.database.auto_migrate if migrate is None else migrate)
         self.blobs = BlobStore(config.path(config.storage.path))
         self.spool = Spool(config.path(config.spool.path))
         self.processor = Processor(config, self.db, self.blobs)
+        self.sender = Sender(self.db, transport or SmtpTransport(config.outbound.smtp), config.outbound.retry,
+                             config.helpdesk.address, utc_now)
+        self.processor.on_outbound = self.sender.wakeup.set
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
@@ -55,6 +59,10 @@ class App:
             listener.start()
             log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
         imap_workers = self._start_imap()
+        if self.config.outbound.enabled:
+            self.sender.start()
+            smtp = self.config.outbound.smtp
+            log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
         log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
         try:
             stop.wait()
@@ -64,6 +72,7 @@ class App:
             for imap in imap_workers:
                 imap.stop(10)
             worker.stop()
+            self.sender.stop()
             self.db.dispose()
             log.info("maild stopped")
 

@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     qlist.add_argument("--json", action="store_true")
     qlist.set_defaults(handler=_quarantine_list)
 
+    out = sub.add_parser("outbox", help="mail maild sends: list, retry").add_subparsers(metavar="ACTION")
+    olist = out.add_parser("list", help="outbound mails, newest first")
+    olist.add_argument("--state", choices=["queued", "claimed", "sent", "failed"])
+    olist.add_argument("--limit", type=int, default=50)
+    olist.add_argument("--json", action="store_true")
+    olist.set_defaults(handler=_outbox_list)
+    oretry = out.add_parser("retry", help="queue failed mails again (all failed ones, or these ids)")
+    oretry.add_argument("ids", nargs="*", type=int)
+    oretry.set_defaults(handler=_outbox_retry)
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
@@ -111,9 +121,34 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"  imap         {account.name}: {account.username}@{account.host}:{account.port} {account.folder}")
     for agent in config.agents:
         print(f"  agent        {agent.name} <{agent.email}> {agent.role} teams={','.join(agent.teams) or '-'}")
+    out = config.outbound
+    if out.enabled:
+        smtp = out.smtp
+        tls = "implicit TLS" if smtp.ssl else "STARTTLS" if smtp.starttls else "no TLS"
+        auth = f"login {smtp.username} (password from ${smtp.password_env})" if smtp.username else "no login"
+        print(f"  outbound     through {smtp.host}:{smtp.port} ({tls}, {auth}); retries from "
+              f"{out.retry.first_seconds:g} s doubling to {out.retry.max_seconds:g} s, give up after "
+              f"{out.retry.give_up_hours:g} h")
+    else:
+        print("  outbound     disabled: mail is queued in the outbox, nothing is sent")
+    print(f"  automatic    acknowledge new tickets: {'yes' if out.acknowledge else 'no'}; notify agents: "
+          f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}")
+    lim = out.limits
+    print(f"  loop limits  per ticket {lim.per_ticket.count}/{lim.per_ticket.minutes} min, per address "
+          f"{lim.per_address.count}/{lim.per_address.minutes} min and {lim.per_address_day.count}/"
+          f"{lim.per_address_day.minutes} min; a permanent bounce stops automatic mail for "
+          f"{out.undeliverable_days} days")
+    from maild.outbound.templates import Renderer
+
+    overrides = config.templates_path()
+    problems = Renderer(overrides, helpdesk.language).check()
+    where = f"{overrides} overrides the defaults" if overrides and overrides.is_dir() else "maild's defaults"
+    print(f"  templates    {where}: {'OK' if not problems else 'BROKEN'}")
+    for problem in problems:
+        print(f"  error        {problem}")
     if helpdesk.secret and not helpdesk.secret_env:
         print("  note         helpdesk.secret is inline; prefer helpdesk.secret_env in production")
-    return EX_OK
+    return EX_CONFIG if problems else EX_OK
 
 
 def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
@@ -189,6 +224,37 @@ def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> in
     else:
         _table(rows, [("id", 5), ("received", 19), ("size", 8), ("reason", 60)],
                lambda r: [r["id"], r["received_at"][:19], r["size"], r["reason"]])
+    return EX_OK
+
+
+def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.outbound import outbox
+
+    with _database(config).read() as session:
+        rows = [{"id": r.id, "state": r.state, "kind": r.kind, "ticket": r.ticket_id, "to": r.recipients,
+                 "subject": r.subject, "message_id": r.message_id, "attempts": r.attempts,
+                 "created_at": r.created_at.isoformat(), "next_attempt_at": r.next_attempt_at.isoformat(),
+                 "sent_at": r.sent_at.isoformat() if r.sent_at else None, "last_error": r.last_error}
+                for r in outbox.listing(session, args.state, args.limit)]
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, [("id", 6), ("state", 7), ("kind", 8), ("ticket", 6), ("tries", 5), ("to", 30), ("error", 50)],
+               lambda r: [r["id"], r["state"], r["kind"], r["ticket"], r["attempts"], r["to"], r["last_error"]])
+    return EX_OK
+
+
+def _outbox_retry(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from datetime import timedelta
+
+    from maild.app import utc_now
+    from maild.outbound import outbox
+
+    now = utc_now()
+    with _database(config).write() as session:
+        count = outbox.requeue(session, args.ids, now, now + timedelta(hours=config.outbound.retry.give_up_hours))
+    print(f"{count} mail(s) queued again; a running maild sends them within "
+          f"{config.outbound.retry.poll_seconds:g} s")
     return EX_OK
 
 

@@ -121,6 +121,67 @@ class Spool(_Strict):
     path: str = "var/spool"
 
 
+class OutboundSmtp(_Strict):
+    """The smarthost that delivers maild's mail (the site's MTA or a relay service)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False  # upgrade the connection with STARTTLS before sending
+    ssl: bool = False  # implicit TLS from the first byte (port 465)
+    username: str | None = None
+    password_env: str | None = None  # the environment variable holding the password
+    timeout: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth(self) -> OutboundSmtp:
+        if self.starttls and self.ssl:
+            raise ValueError("starttls and ssl exclude each other: ssl is for port 465, starttls for 25/587")
+        if self.password_env and not os.environ.get(self.password_env):
+            raise ValueError(f"password_env names {self.password_env!r}, which is not set")
+        if self.password_env and not self.username:
+            raise ValueError("password_env needs a username")
+        return self
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class Retry(_Strict):
+    """How the outbox retries a mail the smarthost did not take (4xx, connection errors)."""
+
+    first_seconds: float = Field(default=60.0, gt=0)  # wait after the first failure
+    max_seconds: float = Field(default=3600.0, gt=0)  # the wait doubles up to this
+    give_up_hours: float = Field(default=120.0, gt=0)  # then the mail is marked failed
+    claim_timeout_seconds: float = Field(default=300.0, gt=0)  # a claim older than this was a crash
+    poll_seconds: float = Field(default=5.0, gt=0)  # look for due mail at least this often
+
+
+class Window(_Strict):
+    count: int = Field(gt=0)
+    minutes: int = Field(gt=0)
+
+
+class Limits(_Strict):
+    """Sliding-window caps on automatic mail, so no loop can run away."""
+
+    per_ticket: Window = Window(count=10, minutes=10)
+    per_address: Window = Window(count=30, minutes=10)
+    per_address_day: Window = Window(count=40, minutes=24 * 60)
+
+
+class Outbound(_Strict):
+    smtp: OutboundSmtp = OutboundSmtp()
+    from_name: str | None = None  # display name on maild's mail; default: helpdesk.name
+    # Template overrides, <dir>/<language>/<name>.j2; default: templates/ next to the YAML file.
+    templates_dir: str | None = None
+    retry: Retry = Retry()
+    limits: Limits = Limits()
+    undeliverable_days: int = Field(default=30, ge=0)  # after a permanent bounce, no automatic mail
+    acknowledge: bool = True  # acknowledge a new ticket to the customer
+    notify_agents: bool = True  # tell agents about new tickets and customer replies
+    enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
+
+
 class Config(_Strict):
     helpdesk: Helpdesk
     database: Database = Database()
@@ -129,11 +190,14 @@ class Config(_Strict):
     smtp_server: SmtpServer = SmtpServer()
     agents: list[Agent] = []
     workflow: Workflow = Workflow()
+    outbound: Outbound = Outbound()
     imap: list[ImapAccount] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Where the file was, so relative paths in it mean "next to the file's project".
     base_dir: Path = Path(".")
+    # The directory of the YAML file: its templates/ folder overrides maild's templates.
+    config_dir: Path | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
@@ -161,6 +225,11 @@ class Config(_Strict):
             return prefix + str(self.path(url[len(prefix):]))
         return url
 
+    def templates_path(self) -> Path | None:
+        if self.outbound.templates_dir:
+            return self.path(self.outbound.templates_dir)
+        return self.config_dir / "templates" if self.config_dir else None
+
     def agent_by_address(self) -> dict[str, Agent]:
         return {address: agent for agent in self.agents for address in agent.addresses}
 
@@ -185,7 +254,7 @@ def load_config(path: Path, base_dir: Path | None = None) -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must be a mapping of sections (helpdesk:, database:, ...)")
-    data = {**data, "base_dir": base_dir or Path.cwd()}
+    data = {**data, "base_dir": base_dir or Path.cwd(), "config_dir": path.resolve().parent}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

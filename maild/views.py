@@ -48,7 +48,12 @@ def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
     if ticket is None:
         return None
     data = ticket_summary(ticket)
-    messages = session.scalars(select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id))
+    # The customer-visible conversation: what came in, what went out, and internal notes.
+    # An agent's own mail (direction "agent") is kept for the record but is not part of it:
+    # what the customer got from it is the "out" message that follows.
+    messages = session.scalars(select(Message).where(Message.ticket_id == ticket_id,
+                                                     Message.direction.in_(("in", "out", "note")))
+                               .order_by(Message.id))
     events = session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))
     links = session.execute(select(TicketLink.other_id, TicketLink.kind).where(TicketLink.ticket_id == ticket_id))
     data.update({

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from maild.ingest.identify import Sender
 from maild.mail import Classification, Kind, ParsedMail
+from maild.outbound.quotes import latest_reply
 from maild.threading.match import Match
 from maild.threading.subject import ticket_subject
 
@@ -33,6 +34,36 @@ class TicketState:
 class Policy:
     subject_tag: str
     reopen_days: int
+    acknowledge: bool = True
+    notify_agents: bool = True
+    undeliverable_days: int = 30
+
+
+@dataclass(frozen=True)
+class Bounced:
+    """The outbox row a bounce returns (found by the report's inner Message-IDs)."""
+
+    outbox_id: int
+    ticket_id: int | None
+    to_addr: str
+
+
+# What to send because of this mail; :mod:`maild.outbound.plan` turns these into outbox rows
+# (checking the loop and rate rules) in the same transaction.
+ACK = "ack"  # acknowledge a new ticket to the customer
+RELAY = "relay"  # an agent's reply, relayed to the customer
+NOTIFY_NEW = "notify_new"  # tell agents about a new ticket
+NOTIFY_REPLY = "notify_reply"  # tell agents the customer wrote again
+FEEDBACK = "feedback"  # tell an agent what was (not) done with their mail
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    what: str
+    text: str = ""  # RELAY: the agent's new text, quoted history cut off
+    applied: tuple[str, ...] = ()  # FEEDBACK lines
+    rejected: tuple[str, ...] = ()
+    sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,10 @@ class Decision:
     status: str | None = None  # the ticket's status after this mail
     refers_to: int | None = None  # link the new ticket to this one
     events: tuple[EventSpec, ...] = field(default_factory=tuple)
+    outgoing: tuple[Outgoing, ...] = ()  # mails to send because of this one
+    body: str | None = None  # what to store instead of the mail's text (a /note without its command)
+    undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
+    bounced: Bounced | None = None
 
 
 def decide(
@@ -65,6 +100,7 @@ def decide(
     blocked: bool,
     policy: Policy,
     now: datetime,
+    bounced: Bounced | None = None,
 ) -> Decision:
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
     if match.rule == "duplicate":
@@ -74,10 +110,7 @@ def decide(
     if blocked:
         return Decision(Action.IGNORE, match.ticket_id, f"sender {sender.email} is blocked", rules)
     if kind.kind is Kind.BOUNCE:
-        if match.ticket_id is None:
-            return Decision(Action.IGNORE, None, "bounce for no known ticket", rules)
-        return Decision(Action.APPEND, match.ticket_id, "bounce recorded", rules, direction="note",
-                        events=(EventSpec("bounce", detail=", ".join(kind.bounced_addresses)),))
+        return _bounce(kind, match, bounced, rules)
     if kind.kind is Kind.AUTO_REPLY:
         if match.ticket_id is None:
             return Decision(Action.IGNORE, None, "auto-reply opens no ticket", rules)
@@ -86,6 +119,26 @@ def decide(
     if ticket is None:
         return _create(mail, sender, match, policy, rules)
     return _append(sender, match, ticket, policy, now, rules, mail)
+
+
+def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: tuple[str, ...]) -> Decision:
+    """A bounce is a note on the ticket of the mail it returns; it never reopens or notifies.
+
+    The report's inner Message-ID names the outbox row (most reliable), else the bounce's
+    own threading headers name the ticket. A permanent failure marks the addresses
+    undeliverable, so no automatic mail goes there for a while.
+    """
+    ticket_id = bounced.ticket_id if bounced and bounced.ticket_id is not None else match.ticket_id
+    if ticket_id is None:
+        return Decision(Action.IGNORE, None, "bounce for no known ticket", rules)
+    addresses = kind.bounced_addresses or ((bounced.to_addr,) if bounced else ())
+    undeliverable = addresses if kind.permanent else ()
+    detail = f"{'permanent' if kind.permanent else 'temporary'} failure for {', '.join(addresses) or 'unknown address'}"
+    if bounced:
+        detail += f" (outbox #{bounced.outbox_id})"
+    return Decision(Action.APPEND, ticket_id, "bounce recorded", (*rules, f"bounce:{'outbox' if bounced else 'thread'}"),
+                    direction="note", events=(EventSpec("bounce", detail=detail),),
+                    undeliverable=undeliverable, bounced=bounced)
 
 
 def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
@@ -97,25 +150,65 @@ def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
     if not sender.is_known:
         events.append(EventSpec("flagged", detail="no sender address: cannot be answered"))
     subject = ticket_subject(mail.subject, policy.subject_tag) or "(no subject)"
+    outgoing = []
+    if not sender.is_agent:
+        if policy.acknowledge and sender.is_known:
+            outgoing.append(Outgoing(ACK))
+        if policy.notify_agents:
+            outgoing.append(Outgoing(NOTIFY_NEW))
     return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status="new",
-                    refers_to=refers, events=tuple(events))
+                    refers_to=refers, events=tuple(events), outgoing=tuple(outgoing))
 
 
 def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, now: datetime,
             rules: tuple[str, ...], mail: ParsedMail) -> Decision:
     if sender.is_agent:
-        # Relaying agents' replies and their commands come with the outbound issue;
-        # until then an agent's mail is kept on the ticket and changes nothing.
-        return Decision(Action.APPEND, ticket.id, "agent mail", rules)
+        return _agent_mail(mail, ticket, rules)
+    notify = (Outgoing(NOTIFY_REPLY),) if policy.notify_agents else ()
     if ticket.status == "closed":
         window = timedelta(days=policy.reopen_days)
         if ticket.closed_at is not None and now - ticket.closed_at > window:
             linked = Match("new", None, refers_to=ticket.id, detail="reply to a ticket closed too long ago")
             return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"))
         return Decision(Action.APPEND, ticket.id, "customer reply reopens", (*rules, "reopen"),
-                        status="waiting_agent",
+                        status="waiting_agent", outgoing=notify,
                         events=(EventSpec("status", old="closed", new="waiting_agent", detail="reopened by customer mail"),))
     if ticket.status != "waiting_agent":
-        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status="waiting_agent",
+        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status="waiting_agent", outgoing=notify,
                         events=(EventSpec("status", old=ticket.status, new="waiting_agent", detail="customer replied"),))
-    return Decision(Action.APPEND, ticket.id, "customer reply", rules)
+    return Decision(Action.APPEND, ticket.id, "customer reply", rules, outgoing=notify)
+
+
+def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...]) -> Decision:
+    """An agent's mail on a ticket: ``/note`` → internal note; otherwise a public reply.
+
+    The reply is the agent's new text (quoted history cut, see :mod:`maild.outbound.quotes`)
+    relayed to the customer from the helpdesk address, and the ticket waits on the
+    customer. A first line with another ``/command`` is not relayed (commands come with
+    their own issue): the agent is told, so nothing fails silently. So is an empty reply.
+    """
+    lines = mail.body_text.replace("\r\n", "\n").split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    command = lines[first].strip().split()[0].lower() if first is not None and lines[first].strip().startswith("/") else ""
+    if command == "/note":
+        rest = lines[first].strip()[len("/note"):].strip()
+        body = "\n".join(([rest] if rest else []) + lines[first + 1:]).strip("\n") + "\n"
+        return Decision(Action.APPEND, ticket.id, "internal note by agent", (*rules, "agent:note"), direction="note",
+                        body=latest_reply(body).text, events=(EventSpec("note", detail="internal note, not sent"),))
+    if command:
+        return Decision(Action.APPEND, ticket.id, f"agent mail with unknown command {command}",
+                        (*rules, "agent:unknown-command"), direction="agent",
+                        outgoing=(Outgoing(FEEDBACK, rejected=(f"{command}: unknown command; nothing was sent to the "
+                                                               "customer",)),))
+    reply = latest_reply(mail.body_text)
+    if not reply.text.strip():
+        return Decision(Action.APPEND, ticket.id, "empty agent reply", (*rules, "agent:empty"), direction="agent",
+                        outgoing=(Outgoing(FEEDBACK, rejected=("the reply is empty; nothing was sent",)),))
+    events = [EventSpec("reply", detail=f"agent reply relayed to the customer (quotes: {reply.how})")]
+    status = None
+    if ticket.status != "waiting_customer":
+        status = "waiting_customer"
+        events.append(EventSpec("status", old=ticket.status, new=status, detail="agent replied"))
+    return Decision(Action.APPEND, ticket.id, "agent reply relayed", (*rules, f"agent:reply:{reply.how}"),
+                    direction="agent", status=status, events=tuple(events),
+                    outgoing=(Outgoing(RELAY, text=reply.text),))

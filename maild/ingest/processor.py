@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from maild.config import Config
 from maild.ingest.classify import classify
-from maild.ingest.decide import Action, Policy, decide
+from maild.ingest.decide import Action, Bounced, Policy, decide
 from maild.ingest.identify import identify
 from maild.ingest.parse import parse
-from maild.mail import ParsedMail, QuarantineError
+from maild.mail import Classification, Kind, ParsedMail, QuarantineError
+from maild.outbound import outbox
+from maild.outbound.compose import LOOP_HEADER
+from maild.outbound.plan import Planner
 from maild.store import repo
 from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
 from maild.store.blobs import BlobStore, sha256
@@ -29,7 +32,7 @@ from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.processor")
 
-LOOP_HEADER = "X-Maild-Loop"
+__all__ = ["LOOP_HEADER", "Outcome", "Processor"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,16 @@ class Processor:
         self.agents = config.agent_by_address()
         self.own_addresses = frozenset([helpdesk.address, *helpdesk.extra_addresses])
         self.loop_value = helpdesk.address
-        self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days)
+        out = config.outbound
+        self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days,
+                             acknowledge=out.acknowledge, notify_agents=out.notify_agents and bool(config.agents),
+                             undeliverable_days=out.undeliverable_days)
         self.max_attachment = config.storage.max_attachment_bytes
+        self.planner = Planner(config, self.signer, self.own_addresses)
+        # Called after a commit that queued outbound mail (the composition root points it
+        # at the sender's wake-up), so replies leave at once instead of at the next poll.
+        self.on_outbound: Callable[[], None] = lambda: None
+        self._queued = 0
 
     def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
         return self.process_batch([(raw, channel)], now)[0]
@@ -75,11 +86,13 @@ class Processor:
         """
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         outcomes: list[Outcome | None] = [None] * len(prepared)
+        queued = 0
         for attempt in range(3):
             todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
             if not todo:
                 break
             try:
+                self._queued = 0
                 with self.db.write() as session:
                     for i in todo:
                         try:
@@ -90,12 +103,15 @@ class Processor:
                             # the next round sees its row and threads onto it.
                             if attempt == 2:
                                 raise
+                queued += self._queued
             except OperationalError:
                 if attempt == 2:
                     raise
                 log.warning("database busy, retrying %d mails", len(todo))
                 for i in todo:
                     outcomes[i] = None
+        if queued:
+            self.on_outbound()
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(outcomes):
             raise RuntimeError("some mails could not be committed")
@@ -145,10 +161,22 @@ class Processor:
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
                                      self.policy.subject_tag))
         decision = decide(mail, kind, sender, match, repo.ticket_state(session, match.ticket_id),
-                          repo.is_blocked(session, sender.email), self.policy, now)
+                          repo.is_blocked(session, sender.email), self.policy, now, self._bounced(session, kind))
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
-                                   channel=channel, now=now)
+                                   channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)
+        if decision.action in (Action.CREATE, Action.APPEND):
+            self._queued += self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
+                                              ticket_id=ticket_id, now=now)
+        if kind.kind is Kind.LOOP:
+            log.warning("%s dropped: maild's own mail came back (%s)", mail.message_id, " ".join(kind.reasons))
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
         return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason)
+
+    def _bounced(self, session: Session, kind: Classification) -> Bounced | None:
+        """For a bounce: the outbox row its inner Message-IDs name, if maild sent it."""
+        if kind.kind is not Kind.BOUNCE:
+            return None
+        row = outbox.sent_for(session, kind.bounced_message_ids)
+        return Bounced(row.id, row.ticket_id, row.to_addr) if row else None

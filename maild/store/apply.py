@@ -7,7 +7,7 @@ the SQL itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from maild.ingest.decide import Action, Decision
 from maild.ingest.identify import Sender
 from maild.mail import Classification, ParsedMail
+from maild.outbound import outbox
 from maild.store.models import AttachmentRow, Event
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
 
@@ -67,6 +68,7 @@ def apply_decision(
     own_addresses: frozenset[str],
     channel: str,
     now: datetime,
+    undeliverable_days: int = 30,
 ) -> int | None:
     """Write the ticket, message, participants and history; return the ticket id."""
     if decision.action in (Action.DUPLICATE, Action.IGNORE):
@@ -96,7 +98,8 @@ def apply_decision(
         "in_reply_to": " ".join(mail.in_reply_to), "references": " ".join(mail.references),
         "from_addr": sender.email, "from_name": sender.name[:200],
         "to_addrs": ", ".join(a.email for a in mail.to), "cc_addrs": ", ".join(a.email for a in mail.cc),
-        "subject": mail.subject, "body_text": mail.body_text, "body_html": mail.body_html,
+        "subject": mail.subject, "body_text": mail.body_text if decision.body is None else decision.body,
+        "body_html": mail.body_html if decision.body is None else None,
         "kind": kind.kind.value, "channel": channel, "author": sender.email, "raw_id": raw_id,
         "sent_at": mail.date, "created_at": now,
     }).scalar_one()
@@ -110,6 +113,11 @@ def apply_decision(
                        "detail": f"{decision.reason}; rules: {' '.join(decision.rules)}"})
     c.execute(_NEW_EVENT, [
         {"ticket_id": ticket_id, "at": now, "actor": sender.email, "message_id": mail.message_id, **e} for e in events])
+    if decision.bounced is not None:
+        outbox.note_bounce(session, decision.bounced.outbox_id, f"{mail.message_id}: {decision.reason}")
+    for address in decision.undeliverable:
+        outbox.mark_undeliverable(session, address, now + timedelta(days=undeliverable_days),
+                                  f"permanent bounce {mail.message_id}", now)
     return ticket_id
 
 

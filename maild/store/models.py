@@ -198,3 +198,60 @@ class ImapCheckpoint(Base):
     folder: Mapped[str] = mapped_column(String(500), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxRow(Base):
+    """One outbound mail: committed with the decision that caused it, delivered by the sender.
+
+    ``state``: queued → claimed → sent | queued (retry) | failed; a claim older than the
+    claim timeout belongs to a sender that died and is taken again, with the same
+    Message-ID. The row holds everything the mail's bytes are built from, so a retry sends
+    the same mail.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))  # ack | reply | notify | feedback
+    automatic: Mapped[bool] = mapped_column(Boolean)  # counts against the per-address caps
+    state: Mapped[str] = mapped_column(String(16))  # queued | claimed | sent | failed
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[str] = mapped_column(Text)  # envelope recipients, ", "-separated
+    to_addr: Mapped[str] = mapped_column(String(320))  # the first recipient: what the caps count
+    from_header: Mapped[str] = mapped_column(Text)
+    to_header: Mapped[str] = mapped_column(Text)
+    cc_header: Mapped[str] = mapped_column(Text, default="")
+    reply_to: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text)
+    in_reply_to: Mapped[str] = mapped_column(Text, default="")
+    references: Mapped[str] = mapped_column(Text, default="")
+    auto_submitted: Mapped[str] = mapped_column(String(32), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    body_text: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)  # still undelivered then: failed
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_to_created", "to_addr", "created_at"),
+        Index("ix_outbox_ticket_created", "ticket_id", "created_at"),
+    )
+
+
+class AddressStatus(Base):
+    """Addresses maild must not mail automatically for a while (a permanent bounce)."""
+
+    __tablename__ = "address_status"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    undeliverable_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,149 @@
+"""The outbox table: enqueue inside the caller's transaction, claim, and record results.
+
+Functions take a session and never commit. Claiming works the same on both databases:
+``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (several maild instances share the
+work without waiting on each other), and on SQLite, which ignores the clause, the
+``BEGIN IMMEDIATE`` of every write transaction makes the select-then-update atomic.
+
+States: ``queued`` → ``claimed`` → ``sent`` | ``queued`` (retry later) | ``failed``.
+A ``claimed`` row whose claim is older than the claim timeout belonged to a sender that
+died between claim and send; it is claimed again and sent with the same Message-ID.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from maild.outbound.compose import OutboundMail
+from maild.outbound.policy import RecentMail
+from maild.store.models import AddressStatus, Contact, Message, OutboxRow
+
+outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__table__, Contact.__table__,
+                                        Message.__table__)
+
+_INSERT = insert(outbox)
+_RECENT_TO = select(
+    func.count().filter(outbox.c.created_at > bindparam("short")),
+    func.count(),
+).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("day"))
+_RECENT_TICKET = select(func.count()).where(
+    outbox.c.ticket_id == bindparam("tid"), outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since"))
+_UNDELIVERABLE = select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
+_CONTACT_FLAGS = select(contacts.c.consent, contacts.c.blocked).where(contacts.c.email == bindparam("addr"))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The caps' windows in minutes (from the config)."""
+
+    per_ticket: int
+    per_address: int
+    per_address_day: int
+
+
+def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: datetime) -> None:
+    session.connection().execute(_INSERT, {
+        "ticket_id": mail.ticket_id, "kind": mail.kind, "automatic": mail.automatic, "state": "queued",
+        "message_id": mail.message_id, "envelope_from": mail.envelope_from,
+        "recipients": ", ".join(mail.recipients), "to_addr": mail.recipients[0],
+        "from_header": mail.from_header, "to_header": mail.to_header, "cc_header": mail.cc_header,
+        "reply_to": mail.reply_to, "subject": mail.subject, "in_reply_to": mail.in_reply_to,
+        "references": mail.references, "auto_submitted": mail.auto_submitted, "language": mail.language,
+        "body_text": mail.body_text, "attempts": 0, "next_attempt_at": now, "expires_at": expires_at,
+        "claim_token": None, "claimed_at": None, "sent_at": None, "last_error": "", "created_at": now,
+    })
+
+
+def recent(session: Session, address: str, ticket_id: int | None, windows: Windows, now: datetime) -> RecentMail:
+    """What the caps and the bounce record say about automatic mail to ``address``."""
+    c = session.connection()
+    short, day = c.execute(_RECENT_TO, {
+        "addr": address, "short": now - timedelta(minutes=windows.per_address),
+        "day": now - timedelta(minutes=max(windows.per_address_day, windows.per_address))}).one()
+    on_ticket = 0
+    if ticket_id is not None:
+        on_ticket = c.execute(_RECENT_TICKET, {
+            "tid": ticket_id, "since": now - timedelta(minutes=windows.per_ticket)}).scalar_one()
+    flags = c.execute(_CONTACT_FLAGS, {"addr": address}).first()
+    return RecentMail(to_address=short, to_address_day=day, on_ticket=on_ticket,
+                      undeliverable_until=c.execute(_UNDELIVERABLE, {"addr": address}).scalar(),
+                      consent=flags.consent if flags else True, blocked=flags.blocked if flags else False)
+
+
+def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[OutboxRow]:
+    """Take up to ``limit`` due rows for this sender; a stale claim counts as due."""
+    due = or_(and_(OutboxRow.state == "queued", OutboxRow.next_attempt_at <= now),
+              and_(OutboxRow.state == "claimed", OutboxRow.claimed_at < stale_before))
+    ids = list(session.scalars(select(OutboxRow.id).where(due).order_by(OutboxRow.id).limit(limit)
+                               .with_for_update(skip_locked=True)))
+    if not ids:
+        return []
+    session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(
+        state="claimed", claim_token=token, claimed_at=now, attempts=OutboxRow.attempts + 1))
+    return list(session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)))
+
+
+def _mine(row_id: int, token: str):  # noqa: ANN202 - a WHERE clause
+    return and_(OutboxRow.id == row_id, OutboxRow.state == "claimed", OutboxRow.claim_token == token)
+
+
+def mark_sent(session: Session, row_id: int, token: str, now: datetime, note: str = "") -> bool:
+    done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
+        state="sent", sent_at=now, claim_token=None, last_error=note))
+    if done.rowcount:
+        message_id = session.scalar(select(OutboxRow.message_id).where(OutboxRow.id == row_id))
+        session.execute(update(Message).where(Message.message_id == message_id).values(sent_at=now))
+    return bool(done.rowcount)
+
+
+def mark_retry(session: Session, row_id: int, token: str, at: datetime, error: str) -> bool:
+    done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
+        state="queued", next_attempt_at=at, claim_token=None, last_error=error[:2000]))
+    return bool(done.rowcount)
+
+
+def mark_failed(session: Session, row_id: int, token: str, error: str) -> bool:
+    done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
+        state="failed", claim_token=None, last_error=error[:2000]))
+    return bool(done.rowcount)
+
+
+def requeue(session: Session, ids: Sequence[int] | None, now: datetime, expires_at: datetime) -> int:
+    """``maild outbox retry``: failed rows (all, or these ids) go back to the queue."""
+    where = OutboxRow.state == "failed"
+    if ids:
+        where = and_(where, OutboxRow.id.in_(list(ids)))
+    return session.execute(update(OutboxRow).where(where).values(
+        state="queued", next_attempt_at=now, expires_at=expires_at, attempts=0)).rowcount
+
+
+def sent_for(session: Session, message_ids: Sequence[str]) -> OutboxRow | None:
+    """The outbox row of the first of these Message-IDs that maild sent (for bounces)."""
+    if not message_ids:
+        return None
+    rows = {r.message_id: r for r in session.scalars(
+        select(OutboxRow).where(OutboxRow.message_id.in_(list(message_ids)[:50])))}
+    return next((rows[m] for m in message_ids if m in rows), None)
+
+
+def note_bounce(session: Session, row_id: int, detail: str) -> None:
+    session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(last_error=f"bounced: {detail}"[:2000]))
+
+
+def mark_undeliverable(session: Session, address: str, until: datetime, reason: str, now: datetime) -> None:
+    done = session.execute(update(AddressStatus).where(AddressStatus.email == address).values(
+        undeliverable_until=until, reason=reason[:2000], updated_at=now))
+    if not done.rowcount:
+        session.execute(insert(AddressStatus).values(email=address, undeliverable_until=until,
+                                                     reason=reason[:2000], updated_at=now))
+
+
+def listing(session: Session, state: str | None = None, limit: int = 200) -> list[OutboxRow]:
+    query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+    if state:
+        query = query.where(OutboxRow.state == state)
+    return list(session.scalars(query))

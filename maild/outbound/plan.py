@@ -1,0 +1,219 @@
+"""From a Decision's ``outgoing`` list to outbox rows, inside the mail's transaction.
+
+For each intended mail: find the recipients (requester, Cc participants, agents), ask
+:mod:`maild.outbound.policy` whether automatic mail may go there (loop rules, bounces,
+caps), render the template, give the mail a signed Message-ID and Reply-To, and insert
+the outbox row — plus a ``messages`` row (direction ``out``) for what the customer
+receives, so the ticket shows the conversation as the customer sees it. A mail the rules
+hold back leaves a history event saying why.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from maild.config import Config
+from maild.ingest.decide import ACK, FEEDBACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Decision, Outgoing
+from maild.ingest.identify import UNKNOWN_SENDER, Sender
+from maild.mail import Classification, ParsedMail
+from maild.outbound import compose, outbox, policy, templates
+from maild.outbound.compose import OutboundMail, address, references_for
+from maild.store.models import Event
+from maild.store.repo import contacts, messages, participants, tickets
+from maild.threading.signing import Signer
+from maild.threading.subject import find_tag, strip_prefixes, tagged
+
+log = logging.getLogger("maild.outbound")
+
+_TICKET = (select(tickets.c.subject, tickets.c.status, tickets.c.assignee, contacts.c.email, contacts.c.name)
+           .select_from(tickets.join(contacts, tickets.c.requester_id == contacts.c.id))
+           .where(tickets.c.id == bindparam("tid")))
+_CC = select(participants.c.email).where(participants.c.ticket_id == bindparam("tid"),
+                                         participants.c.role == "cc").order_by(participants.c.id)
+_LAST_IN = (select(messages.c.message_id, messages.c.references).where(
+    messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
+    .order_by(messages.c.id.desc()).limit(1))
+_NEW_MESSAGE = insert(messages)
+_NEW_EVENT = insert(Event.__table__)
+
+
+@dataclass(frozen=True)
+class _Ticket:
+    id: int
+    subject: str
+    status: str
+    assignee: str | None
+    requester: str
+    requester_name: str
+
+
+class Planner:
+    """Built once from the Config (renderer and statements cached); ``plan`` runs per mail."""
+
+    def __init__(self, config: Config, signer: Signer, own_addresses: frozenset[str]) -> None:
+        helpdesk, out = config.helpdesk, config.outbound
+        self.renderer = templates.Renderer(config.templates_path(), helpdesk.language)
+        self.signer = signer
+        self.own = own_addresses
+        self.address = helpdesk.address
+        self.name = out.from_name or helpdesk.name
+        self.tag = helpdesk.subject_tag
+        self.language = helpdesk.language
+        self.agents = {a.email: a for a in config.agents}
+        self.agent_addresses = frozenset(config.agent_by_address())
+        limits = out.limits
+        self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
+                                (limits.per_address.count, limits.per_address.minutes),
+                                (limits.per_address_day.count, limits.per_address_day.minutes))
+        self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
+                                      limits.per_address_day.minutes)
+        self.lifetime = timedelta(hours=out.retry.give_up_hours)
+        self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+
+    def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
+             ticket_id: int | None, now: datetime) -> int:
+        """Enqueue the decision's outgoing mails; return how many rows were queued."""
+        if not decision.outgoing or ticket_id is None:
+            return 0
+        row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
+        if row is None:
+            return 0
+        ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name)
+        queued = 0
+        for intent in decision.outgoing:
+            handler = {ACK: self._ack, RELAY: self._relay, NOTIFY_NEW: self._notify, NOTIFY_REPLY: self._notify,
+                       FEEDBACK: self._feedback}[intent.what]
+            queued += handler(session, intent, mail, kind, sender, ticket, now)
+        return queued
+
+    # -- the kinds of mail -------------------------------------------------------------
+    def _ack(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
+             ticket: _Ticket, now: datetime) -> int:
+        verdict = policy.answerable(kind.kind, sender.email, mail.header("return-path").strip() == "<>", self.own)
+        if verdict.ok and sender.email in self.agent_addresses:
+            verdict = policy.Verdict(False, "the sender is an agent")
+        if verdict.ok:
+            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
+                                                                     now), self.caps, now)
+        if not verdict.ok:
+            return self._held(session, ticket, "acknowledgement", verdict.reason, mail, now)
+        rendered = self.renderer.render(templates.ACKNOWLEDGEMENT, self._vars(ticket, mail, sender))
+        out = self._mail(compose.ACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
+                         cc=(), in_reply_to=mail.message_id,
+                         references=references_for(" ".join(mail.references), mail.message_id), now=now)
+        self._enqueue(session, out, now, author=self.address, from_name=self.name)
+        return 1
+
+    def _relay(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
+               ticket: _Ticket, now: datetime) -> int:
+        if ticket.requester == UNKNOWN_SENDER or "@" not in ticket.requester:
+            return self._feedback(session, Outgoing(FEEDBACK, rejected=(
+                "the ticket has no customer address; nothing was sent",)), mail, kind, sender, ticket, now)
+        c = session.connection()
+        cc = [e for e in c.execute(_CC, {"tid": ticket.id}).scalars()
+              if e not in self.own and e not in self.agent_addresses and e != ticket.requester]
+        last = c.execute(_LAST_IN, {"tid": ticket.id}).first()
+        agent = sender.agent
+        variables = self._vars(ticket, mail, sender)
+        variables["message"]["text"] = intent.text.rstrip("\n")
+        variables["agent"] = {"name": agent.name if agent else sender.name}
+        rendered = self.renderer.render(templates.AGENT_REPLY, variables)
+        from_name = f"{variables['agent']['name']} ({self.name})"
+        out = self._mail(compose.REPLY, False, "", ticket, rendered, to=(ticket.requester_name, ticket.requester),
+                         cc=tuple(cc), in_reply_to=last.message_id if last else "",
+                         references=references_for(last.references, last.message_id) if last else "",
+                         now=now, from_name=from_name)
+        self._enqueue(session, out, now, author=sender.email, from_name=from_name)
+        return 1
+
+    def _notify(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
+                ticket: _Ticket, now: datetime) -> int:
+        recipients = [ticket.assignee] if ticket.assignee else list(self.agents)
+        name = templates.NOTIFY_NEW if intent.what == NOTIFY_NEW else templates.NOTIFY_REPLY
+        variables = self._vars(ticket, mail, sender)
+        rendered = self.renderer.render(name, variables)
+        from_name = f"{sender.name or sender.email} via {self.name}"
+        queued = 0
+        for email in dict.fromkeys(recipients):
+            if email == sender.email:
+                continue  # the actor is not told about their own mail
+            verdict = policy.recipient_allowed(email, self.own)
+            if verdict.ok:
+                recent = outbox.recent(session, email, None, self.windows, now)
+                if recent.undeliverable_until is not None and recent.undeliverable_until > now:
+                    verdict = policy.Verdict(False, f"{email} bounced permanently")
+            if not verdict.ok:
+                self._held(session, ticket, "agent notification", verdict.reason, mail, now)
+                continue
+            agent = self.agents.get(email)
+            out = self._mail(compose.NOTIFY, True, "auto-generated", ticket, rendered,
+                             to=(agent.name if agent else "", email), cc=(), in_reply_to="", references="",
+                             now=now, from_name=from_name)
+            outbox.enqueue(session, out, now, now + self.lifetime)
+            queued += 1
+        return queued
+
+    def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
+                  ticket: _Ticket, now: datetime) -> int:
+        verdict = policy.recipient_allowed(sender.email, self.own)
+        if not verdict.ok:
+            return self._held(session, ticket, "command feedback", verdict.reason, mail, now)
+        variables = self._vars(ticket, mail, sender)
+        variables["feedback"] = {"subject": strip_prefixes(mail.subject) or tagged(ticket.subject, self.tag, ticket.id),
+                                 "applied": list(intent.applied), "rejected": list(intent.rejected),
+                                 "sent": intent.sent}
+        rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
+        out = self._mail(compose.FEEDBACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
+                         cc=(), in_reply_to=mail.message_id,
+                         references=references_for(" ".join(mail.references), mail.message_id), now=now)
+        outbox.enqueue(session, out, now, now + self.lifetime)
+        return 1
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _vars(self, ticket: _Ticket, mail: ParsedMail, sender: Sender) -> dict[str, Any]:
+        return {
+            "helpdesk": self.helpdesk_vars,
+            "ticket": {"id": ticket.id, "subject": ticket.subject, "status": ticket.status,
+                       "tag": f"[{self.tag} #{ticket.id}]"},
+            "customer": {"name": ticket.requester_name, "email": ticket.requester},
+            "message": {"subject": mail.subject, "text": mail.body_text.rstrip("\n"), "from_name": sender.name,
+                        "from_email": sender.email},
+        }
+
+    def _mail(self, kind: str, automatic: bool, auto_submitted: str, ticket: _Ticket, rendered: templates.Rendered,
+              *, to: tuple[str, str], cc: tuple[str, ...], in_reply_to: str, references: str, now: datetime,
+              from_name: str | None = None) -> OutboundMail:
+        subject = rendered.subject
+        if find_tag(subject, self.tag) != ticket.id:  # an overridden template must not break threading
+            subject = f"[{self.tag} #{ticket.id}] {subject}".strip()
+        return OutboundMail(
+            kind=kind, automatic=automatic, ticket_id=ticket.id, message_id=self.signer.message_id(ticket.id),
+            envelope_from=self.address, recipients=(to[1], *cc),
+            from_header=address(from_name or self.name, self.address), to_header=address(*to),
+            cc_header=", ".join(cc), reply_to=address(self.name, self.signer.reply_address(ticket.id)),
+            subject=subject, body_text=rendered.body, date=now, in_reply_to=in_reply_to, references=references,
+            auto_submitted=auto_submitted, language=self.language)
+
+    def _enqueue(self, session: Session, out: OutboundMail, now: datetime, *, author: str, from_name: str) -> None:
+        """The outbox row, and the ``out`` message the customer receives, on the ticket."""
+        outbox.enqueue(session, out, now, now + self.lifetime)
+        session.connection().execute(_NEW_MESSAGE, {
+            "ticket_id": out.ticket_id, "direction": "out", "message_id": out.message_id,
+            "in_reply_to": out.in_reply_to, "references": out.references, "from_addr": self.address,
+            "from_name": from_name[:200], "to_addrs": out.recipients[0], "cc_addrs": out.cc_header,
+            "subject": out.subject, "body_text": out.body_text, "body_html": None, "kind": out.kind,
+            "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
+        })
+
+    def _held(self, session: Session, ticket: _Ticket, what: str, reason: str, mail: ParsedMail, now: datetime) -> int:
+        log.info("%s no %s on ticket %d: %s", mail.message_id, what, ticket.id, reason)
+        session.connection().execute(_NEW_EVENT, [{
+            "ticket_id": ticket.id, "at": now, "actor": "maild", "kind": "mail_held", "old": None, "new": what,
+            "message_id": mail.message_id, "detail": reason[:2000]}])
+        return 0
+

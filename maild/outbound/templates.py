@@ -1,0 +1,109 @@
+"""Rendering maild's mails from Jinja2 templates.
+
+One cached :class:`jinja2.Environment` per process: a ``ChoiceLoader`` looks first in the
+admin's template directory (``<config dir>/templates/<language>/<name>.j2``), then in the
+defaults shipped in ``maild/outbound/templates/``. Each template defines two blocks,
+``subject`` and ``body``. Text mail: no autoescaping; ``StrictUndefined`` so a misspelt
+variable is an error at ``check-config`` time, not an empty hole in a customer's mail.
+
+Customer text only ever enters as a *variable value*: it is never compiled as a template,
+so ``{{ 7*7 }}`` written by a customer arrives as those characters. Variables are listed in
+``docs/TEMPLATES.md`` and in :data:`SAMPLE` (which ``check`` renders every template with).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+DEFAULTS = Path(__file__).resolve().parent / "templates"
+LANGUAGES = ("en", "pt-BR")
+
+ACKNOWLEDGEMENT = "acknowledgement"  # to the customer on a new ticket
+AGENT_REPLY = "agent_reply"  # an agent's reply, relayed to the customer
+NOTIFY_NEW = "notify_new_ticket"  # to agents: a new ticket
+NOTIFY_REPLY = "notify_customer_reply"  # to agents: the customer wrote again
+COMMAND_FEEDBACK = "command_feedback"  # to an agent: what was done with their mail
+NAMES = (ACKNOWLEDGEMENT, AGENT_REPLY, NOTIFY_NEW, NOTIFY_REPLY, COMMAND_FEEDBACK)
+
+SAMPLE: dict[str, Any] = {
+    "helpdesk": {"name": "Example Helpdesk", "address": "support@example.com"},
+    "ticket": {"id": 42, "subject": "Leaking pipe", "status": "new", "tag": "[Support #42]"},
+    "customer": {"name": "Maria Silva", "email": "maria@example.com"},
+    "message": {"subject": "Leaking pipe", "text": "Hello, {{ 7*7 }} there is water.", "from_name": "Maria Silva",
+                "from_email": "maria@example.com"},
+    "agent": {"name": "Ana"},
+    "feedback": {"subject": "Re: [Support #42] Leaking pipe", "applied": ["note recorded"],
+                 "rejected": ["/frobnicate: unknown command"], "sent": False},
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+class TemplateError(Exception):
+    """A template is missing or broken; the message names it."""
+
+
+class Renderer:
+    """Renders ``<language>/<name>.j2``; thread-safe, build once per process."""
+
+    def __init__(self, override_dir: Path | None, language: str) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if override_dir is not None and override_dir.is_dir():
+            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+        loaders.append(jinja2.FileSystemLoader(str(DEFAULTS)))
+        self.language = language
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,  # templates are read once; restart maild after editing them
+        )
+        self._cache: dict[str, jinja2.Template] = {}
+
+    def _template(self, name: str, language: str) -> jinja2.Template:
+        key = f"{language}/{name}.j2"
+        template = self._cache.get(key)
+        if template is None:
+            try:
+                template = self.env.get_template(key)
+            except jinja2.TemplateNotFound as exc:
+                raise TemplateError(f"template {key} not found") from exc
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(f"template {exc.filename or key}:{exc.lineno}: {exc.message}") from exc
+            for block in ("subject", "body"):
+                if block not in template.blocks:
+                    raise TemplateError(f"template {key} has no {{% block {block} %}}")
+            self._cache[key] = template
+        return template
+
+    def render(self, name: str, variables: Mapping[str, Any], language: str | None = None) -> Rendered:
+        template = self._template(name, language or self.language)
+        try:
+            context = template.new_context(dict(variables))
+            subject = "".join(template.blocks["subject"](context))
+            context = template.new_context(dict(variables))
+            body = "".join(template.blocks["body"](context))
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {language or self.language}/{name}.j2: {exc.message}") from exc
+        return Rendered(" ".join(subject.split()), body.strip("\n") + "\n")
+
+    def check(self) -> list[str]:
+        """Render every template in the configured language with :data:`SAMPLE`; the problems."""
+        problems = []
+        for name in NAMES:
+            try:
+                self.render(name, SAMPLE)
+            except (TemplateError, jinja2.TemplateError) as exc:
+                problems.append(str(exc))
+        return problems
