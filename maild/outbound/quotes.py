@@ -34,7 +34,7 @@ _FROM_LINE = re.compile(r"^\s*\*?(from|de|von|van|da|från)\s*\*?\s*:", re.I)
 @dataclass(frozen=True)
 class Reply:
     text: str
-    how: str  # cut | inline (kept whole) | whole (nothing to cut, or nothing left after cutting)
+    how: str  # cut | inline (kept whole) | whole (nothing to cut, or nothing left after cutting) | empty
 
 
 def latest_reply(body: str) -> Reply:
@@ -46,6 +46,8 @@ def latest_reply(body: str) -> Reply:
     visible = EmailReplyParser.parse_reply(text)
     cut = _cut_headers(visible).strip("\n")
     if not cut.strip():
+        if all(line.strip().startswith(">") for line in text.split("\n") if line.strip()):
+            return Reply("", "empty")  # nothing but quotes: nothing new was written
         return Reply(whole + "\n", "whole")
     return Reply(cut + "\n", "cut" if cut.strip() != whole.strip() else "whole")
 
