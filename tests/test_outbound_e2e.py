@@ -1,0 +1,159 @@
+"""Replies out, as a user meets them: `maild run` in a subprocess, mail in over SMTP, mail out
+to a real SMTP peer (aiosmtpd on loopback) standing in for the smarthost."""
+from __future__ import annotations
+
+import json
+import smtplib
+import time
+from collections.abc import Iterator
+from email.utils import parseaddr
+from pathlib import Path
+
+import pytest
+
+from conftest import AGENT, HELPDESK, free_port, mail, write_config
+from smtpsink import Received, Sink
+from test_e2e import Daemon, wait_for
+
+pytestmark = pytest.mark.slow
+CUSTOMER = "maria@cliente.example.com.br"
+
+
+def outbound_section(port: int) -> str:
+    return f"""\
+        outbound:
+          smtp: {{host: 127.0.0.1, port: {port}, timeout: 5}}
+          retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2, claim_timeout_seconds: 3}}
+        """
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
+    port = free_port()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
+                          outbound=outbound_section(sink.port))
+    d = Daemon(config, port, tmp_path / "maild.log")
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
+
+
+def deliver(port: int, raw: bytes, envelope_from: str, to: str = HELPDESK) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail(envelope_from, [to], raw)
+
+
+def outbox(daemon: Daemon) -> list[dict]:
+    result = daemon.cli("outbox", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def settle(sink: Sink, daemon: Daemon, seconds: float = 30) -> list[Received]:
+    """Drain until idle: nothing queued or claimed in the outbox, and the sink has it all."""
+    wait_for(lambda: all(r["state"] in ("sent", "failed") for r in outbox(daemon)), seconds, "an idle outbox")
+    return sink.received
+
+
+def text(received: Received) -> str:
+    return received.message.get_content().replace("\r\n", "\n")
+
+
+def test_customer_agent_customer_over_real_smtp(daemon: Daemon, sink: Sink) -> None:
+    sink.start()
+    daemon.start()
+    deliver(daemon.port, mail("Infiltração no teto", f"Maria <{CUSTOMER}>", message_id="<c-1@cliente.example>",
+                              body="Há água no teto da sala.\n"), CUSTOMER)
+    sink.wait_for(2)
+    got = settle(sink, daemon)
+    [ack] = [r for r in got if r.rcpt_tos == [CUSTOMER]]
+    [notify] = [r for r in got if r.rcpt_tos == [AGENT]]
+    a = ack.message
+    assert parseaddr(a["From"])[1] == HELPDESK and ack.mail_from == HELPDESK
+    assert a["In-Reply-To"] == "<c-1@cliente.example>" and a["References"] == "<c-1@cliente.example>"
+    assert a["Subject"] == "Re: [Support #1] Infiltração no teto"
+    assert a["Auto-Submitted"] == "auto-replied" and a["X-Auto-Response-Suppress"] == "All"
+    assert a["X-Maild-Loop"] == HELPDESK
+    assert parseaddr(a["Reply-To"])[1].startswith("support+1-")
+    assert a["Message-ID"].startswith("<maild.1.")
+
+    # The agent answers the notification from their own mail client and address.
+    n = notify.message
+    assert n["Auto-Submitted"] == "auto-generated" and "Há água no teto" in text(notify)
+    reply_to = parseaddr(n["Reply-To"])[1]
+    agent_reply = mail(f"Re: {n['Subject']}", f"Ana <{AGENT}>", message_id="<agent-1@support.example.com>",
+                       to=reply_to, body=("Vamos enviar um técnico amanhã às 9h.\n\n"
+                                          f"Em seg., 2 de nov. de 2026 às 10:00, Maria via Test Helpdesk "
+                                          f"<{HELPDESK}> escreveu:\n> Há água no teto da sala.\n"),
+                       headers={"In-Reply-To": n["Message-ID"], "References": n["Message-ID"]})
+    deliver(daemon.port, agent_reply, AGENT, to=reply_to)
+    sink.wait_for(3)
+    got = settle(sink, daemon)
+    [relay] = [r for r in got[2:] if r.rcpt_tos == [CUSTOMER]]
+    r = relay.message
+    assert text(relay).startswith("Vamos enviar um técnico amanhã às 9h.\n") and "escreveu" not in text(relay)
+    assert AGENT not in relay.data.decode("utf-8", "replace") and parseaddr(r["From"])[1] == HELPDESK
+    assert r["In-Reply-To"] == "<c-1@cliente.example>" and "<c-1@cliente.example>" in r["References"]
+    assert "[Support #1]" in r["Subject"] and r["Auto-Submitted"] is None
+    assert len(got) == 3  # the agent got no copy of their own reply
+
+    # The customer answers the agent's reply: the same ticket, back to waiting_agent.
+    deliver(daemon.port, mail(f"Re: {r['Subject']}", CUSTOMER, message_id="<c-2@cliente.example>",
+                              body="Combinado, obrigada!\n", to=parseaddr(r["Reply-To"])[1],
+                              headers={"In-Reply-To": r["Message-ID"], "References": r["References"] + " " + r["Message-ID"]}),
+            CUSTOMER)
+    wait_for(lambda: daemon.tickets()[0]["status"] == "waiting_agent", 20, "the customer's answer")
+    [ticket] = daemon.tickets()
+    shown = json.loads(daemon.cli("tickets", "show", "1", "--json").stdout)
+    assert [m["direction"] for m in shown["messages"]] == ["in", "out", "out", "in"]
+    assert shown["messages"][2]["message_id"] == r["Message-ID"]
+    sink.wait_for(4)
+    assert [x.rcpt_tos for x in settle(sink, daemon)[3:]] == [[AGENT]]  # only the agent hears of it
+    assert daemon.stop() == 0
+
+
+def test_outbox_survives_a_smarthost_that_is_down_then_answers_451(daemon: Daemon, sink: Sink) -> None:
+    daemon.start()  # the sink is not started: connection refused
+    for n in range(3):
+        deliver(daemon.port, mail(f"Pedido {n}", f"cliente{n}@cliente.example", message_id=f"<down-{n}@x.example>"),
+                f"cliente{n}@cliente.example")
+    wait_for(lambda: len(outbox(daemon)) == 6 and all(r["attempts"] >= 2 for r in outbox(daemon)), 30,
+             "retries against a dead smarthost")
+    assert all(r["state"] in ("queued", "claimed") for r in outbox(daemon))
+    sink.handler.fail_next = 4  # up again, but "451 try again later" for a while
+    sink.start()
+    sink.wait_for(6, 40)
+    got = settle(sink, daemon)
+    time.sleep(1.0)  # nothing more may come
+    assert len(sink.received) == 6
+    ids = [g.message["Message-ID"] for g in got]
+    assert len(set(ids)) == 6 and set(ids) == {r["message_id"] for r in outbox(daemon)}
+    assert daemon.stop() == 0
+
+
+def test_sigkill_between_claim_and_send_delivers_each_mail_once(daemon: Daemon, sink: Sink) -> None:
+    sink.handler.holding = True  # every SMTP session waits at RCPT: claimed, not sent
+    sink.start()
+    daemon.start()
+    deliver(daemon.port, mail("Kill me", CUSTOMER, message_id="<kill@cliente.example>"), CUSTOMER)
+    wait_for(lambda: sink.handler.held >= 1, 20, "the sender inside an SMTP session")
+    assert {r["state"] for r in outbox(daemon)} == {"claimed"}
+    daemon.kill()
+    sink.handler.holding = False
+    daemon.start()
+    sink.wait_for(2, 30)
+    got = settle(sink, daemon)
+    time.sleep(1.0)
+    assert len(sink.received) == 2
+    assert sorted(g.rcpt_tos[0] for g in got) == sorted([CUSTOMER, AGENT])
+    rows = outbox(daemon)
+    assert {r["state"] for r in rows} == {"sent"} and all(r["attempts"] == 2 for r in rows)
+    assert {g.message["Message-ID"] for g in got} == {r["message_id"] for r in rows}  # the same Message-IDs
+    assert daemon.stop() == 0
