@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from maild.app import App  # noqa: E402
 from maild.config import load_config  # noqa: E402
 from maild.ingest.spool import SpoolWorker  # noqa: E402
-from maild.store.models import Contact, Message, Ticket  # noqa: E402
+from maild.store.models import Contact, Message, OutboxRow, Ticket  # noqa: E402
 
 WORDS = ("apartamento vazamento contrato boleto chave visita proposta imóvel aluguel condomínio "
          "reunião documentação financiamento vistoria garagem elevador síndico portaria água luz "
@@ -49,7 +49,7 @@ def body(rng: random.Random) -> str:
         words.append(word)
         length += len(word) + 1
     lines = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
-    return "\n".join(lines) + "\n"
+    return "\r\n".join(lines) + "\r\n"
 
 
 def make_mail(rng: random.Random, n: int, sender: str, subject: str, headers: dict[str, str]) -> bytes:
@@ -72,7 +72,7 @@ def make_mail(rng: random.Random, n: int, sender: str, subject: str, headers: di
                  f"Content-Transfer-Encoding: base64\r\n\r\n{attachment}\r\n--{boundary}--\r\n").encode()
         return ("\r\n".join(head) + "\r\n\r\n").encode() + parts
     head += [f"Content-Type: text/plain; charset={charset}", "Content-Transfer-Encoding: 8bit"]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + encoded.replace(b"\n", b"\r\n")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + encoded
 
 
 def corpus(count: int, senders: int, first_ticket: int, seed: int = 7) -> list[bytes]:
@@ -142,7 +142,7 @@ def main() -> None:
         prefill(app, args.prefill, now - timedelta(days=400))
     with app.db.read() as session:
         first_ticket = (session.scalar(select(func.max(Ticket.id))) or 0) + 1
-        before = session.scalar(select(func.count()).select_from(Message)) or 0
+        before = session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) or 0
     mails = corpus(args.mails, args.senders, first_ticket)
     size = sum(map(len, mails))
 
@@ -171,10 +171,13 @@ def main() -> None:
     last_q = rate(commit_times[-quarter:], commit_times[-quarter - 1])
     with app.db.read() as session:
         tickets = session.scalar(select(func.count()).select_from(Ticket)) - (first_ticket - 1)
-        messages = (session.scalar(select(func.count()).select_from(Message)) or 0) - before
+        # Received mail only: acknowledgements are stored as "out" messages (and outbox rows).
+        messages = (session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+                    or 0) - before
+        queued = session.scalar(select(func.count()).select_from(OutboxRow)) or 0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"mails            {len(mails)} ({size / 1e6:.1f} MB), prefilled messages {args.prefill}")
-    print(f"new tickets      {tickets}   messages stored {messages}")
+    print(f"new tickets      {tickets}   messages stored {messages}   outbound mails queued {queued}")
     print(f"throughput       {len(mails) / elapsed:.0f} mails/s  ({elapsed:.2f} s, spool fsync + full pipeline + commit)")
     print(f"first quarter    {first_q:.0f} mails/s   last quarter {last_q:.0f} mails/s   ratio {last_q / first_q:.2f}")
     print(f"peak RSS         {rss_mb:.0f} MB")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -39,13 +40,21 @@ class OutboundMail:
     language: str = ""
 
 
+_PLAIN_NAME = re.compile(r"[\w .'-]+")
+
+
 def address(name: str, addr: str) -> str:
-    """A From/To header value, unencoded (the policy encodes a non-ASCII name when sending)."""
+    """A From/To header value, unencoded (the policy encodes a non-ASCII name when sending).
+
+    Cheap on purpose (it runs for every acknowledgement): a name of word characters and
+    spaces is written as is, anything else as an RFC 5322 quoted string.
+    """
     name = " ".join(name.split())
-    try:
-        return str(Address(display_name=name, addr_spec=addr)) if name else addr
-    except (ValueError, IndexError):
+    if not name:
         return addr
+    if _PLAIN_NAME.fullmatch(name):
+        return f"{name} <{addr}>"
+    return str(Address(display_name=name, addr_spec=addr))
 
 
 def references_for(previous_refs: str, previous_id: str, limit: int = 20) -> str:

@@ -26,14 +26,20 @@ outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__tab
                                         Message.__table__)
 
 _INSERT = insert(outbox)
-_RECENT_TO = select(
-    func.count().filter(outbox.c.created_at > bindparam("short")),
-    func.count(),
-).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("day"))
-_RECENT_TICKET = select(func.count()).where(
-    outbox.c.ticket_id == bindparam("tid"), outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since"))
-_UNDELIVERABLE = select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
-_CONTACT_FLAGS = select(contacts.c.consent, contacts.c.blocked).where(contacts.c.email == bindparam("addr"))
+# One round trip for everything the rules need about an address (this runs for every
+# acknowledgement): the caps' counts, the bounce record, the contact's flags.
+_RECENT = select(
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
+                               outbox.c.created_at > bindparam("short")).scalar_subquery().label("short"),
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
+                               outbox.c.created_at > bindparam("day")).scalar_subquery().label("day"),
+    select(func.count()).where(outbox.c.ticket_id == bindparam("tid"), outbox.c.automatic.is_(True),
+                               outbox.c.created_at > bindparam("since")).scalar_subquery().label("on_ticket"),
+    select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
+    .scalar_subquery().label("undeliverable_until"),
+    select(contacts.c.consent).where(contacts.c.email == bindparam("addr")).scalar_subquery().label("consent"),
+    select(contacts.c.blocked).where(contacts.c.email == bindparam("addr")).scalar_subquery().label("blocked"),
+)
 
 
 @dataclass(frozen=True)
@@ -60,18 +66,13 @@ def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: dat
 
 def recent(session: Session, address: str, ticket_id: int | None, windows: Windows, now: datetime) -> RecentMail:
     """What the caps and the bounce record say about automatic mail to ``address``."""
-    c = session.connection()
-    short, day = c.execute(_RECENT_TO, {
-        "addr": address, "short": now - timedelta(minutes=windows.per_address),
-        "day": now - timedelta(minutes=max(windows.per_address_day, windows.per_address))}).one()
-    on_ticket = 0
-    if ticket_id is not None:
-        on_ticket = c.execute(_RECENT_TICKET, {
-            "tid": ticket_id, "since": now - timedelta(minutes=windows.per_ticket)}).scalar_one()
-    flags = c.execute(_CONTACT_FLAGS, {"addr": address}).first()
-    return RecentMail(to_address=short, to_address_day=day, on_ticket=on_ticket,
-                      undeliverable_until=c.execute(_UNDELIVERABLE, {"addr": address}).scalar(),
-                      consent=flags.consent if flags else True, blocked=flags.blocked if flags else False)
+    row = session.connection().execute(_RECENT, {
+        "addr": address, "tid": ticket_id if ticket_id is not None else -1,
+        "short": now - timedelta(minutes=windows.per_address), "day": now - timedelta(minutes=windows.per_address_day),
+        "since": now - timedelta(minutes=windows.per_ticket)}).one()
+    return RecentMail(to_address=row.short, to_address_day=row.day, on_ticket=row.on_ticket,
+                      undeliverable_until=row.undeliverable_until,
+                      consent=row.consent if row.consent is not None else True, blocked=bool(row.blocked))
 
 
 def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[OutboxRow]:
