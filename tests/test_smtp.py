@@ -39,6 +39,14 @@ def test_mail_is_spooled_before_250_and_then_processed(served: tuple[Env, int]) 
     assert [t["subject"] for t in env.tickets()] == ["Pelo SMTP"]
 
 
+def test_lines_longer_than_rfc_limit_are_accepted(served: tuple[Env, int]) -> None:
+    env, port = served
+    raw = mail("Long line", body="<p>" + "x" * 5000 + "</p>\n")
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        assert smtp.sendmail("maria@x.example", [HELPDESK], raw) == {}
+    assert [e.read() for e in env.app.spool.pending()] == [raw]
+
+
 def test_plus_address_is_accepted_and_others_refused(served: tuple[Env, int]) -> None:
     env, port = served
     with smtplib.SMTP("127.0.0.1", port) as smtp:

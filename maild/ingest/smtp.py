@@ -85,12 +85,25 @@ class Listener:
         self.controller.stop()
 
 
+# RFC 5321 caps lines at 1000 octets, but real mail breaks that (one-line HTML, 200 KB
+# Subject headers) and MTAs pass it on; refusing it would bounce customers' mail.
+LINE_LENGTH_LIMIT = 1024 * 1024
+
+
+class _SMTP(SMTP):
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
+class _LMTP(LMTP):
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
 class _Controller(Controller):
     def __init__(self, handler: SpoolingHandler, *, lmtp: bool, **kwargs: Any) -> None:
         self._lmtp = lmtp
         super().__init__(handler, **kwargs)
 
     def factory(self) -> SMTP:
-        cls = LMTP if self._lmtp else SMTP
+        cls = _LMTP if self._lmtp else _SMTP
         return cls(self.handler, **self.SMTP_kwargs)
 
