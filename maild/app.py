@@ -69,8 +69,9 @@ class App:
         finally:
             if listener:
                 listener.stop()
-            for imap in imap_workers:
-                imap.stop(10)
+            if imap_workers:
+                from maild.ingest.imap import stop_workers
+                stop_workers(imap_workers, 10)
             worker.stop()
             self.sender.stop()
             self.db.dispose()

@@ -30,6 +30,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mail"
 PG_ADMIN_URL = os.environ.get("MAILD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVERS = os.environ.get("MAILD_REQUIRE_SERVERS") == "1"
 
+pytest_plugins = ["tests.dovecot"]
+
 HELPDESK = "support@support.example.com"
 AGENT = "ana@support.example.com"
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
