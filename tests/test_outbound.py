@@ -278,3 +278,12 @@ def test_outbox_cli_lists_and_retries(tmp_path: Path) -> None:
     retried = subprocess.run([*cli, "retry"], capture_output=True, text=True)
     assert retried.returncode == 0 and retried.stdout.startswith("2 mail(s) queued again")
     assert {r.state for r in rows(env)} == {"queued"}
+
+
+def test_a_mail_that_cannot_be_encoded_fails_alone(sqlite_env: Env, sink: Sink) -> None:
+    env = sqlite_env
+    env.process(mail("Olá", "Jöse <jöse@exämple.com>"))
+    env.process(mail("Oi", CUSTOMER))
+    drain(sender_for(env, sink.port))
+    states = {r.to_addr: r.state for r in rows(env) if r.kind == "ack"}
+    assert states[CUSTOMER] == "sent" and states["jöse@exämple.com"] == "failed"

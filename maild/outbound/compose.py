@@ -54,7 +54,10 @@ def address(name: str, addr: str) -> str:
         return addr
     if _PLAIN_NAME.fullmatch(name):
         return f"{name} <{addr}>"
-    return str(Address(display_name=name, addr_spec=addr))
+    try:
+        return str(Address(display_name=name, addr_spec=addr))
+    except Exception:  # noqa: BLE001 - an address the stdlib refuses (non-ASCII local part ...)
+        return addr
 
 
 def references_for(previous_refs: str, previous_id: str, limit: int = 20) -> str:

@@ -185,6 +185,10 @@ class Sender:
                 except PermanentFailure as exc:
                     self._fail(row_id, token, mail, str(exc))
                     continue
+                except Exception as exc:  # noqa: BLE001 - a mail that cannot be built or encoded
+                    # (e.g. a non-ASCII address the server cannot take) must not block the rest.
+                    self._fail(row_id, token, mail, f"cannot send: {type(exc).__name__}: {exc}")
+                    continue
                 note = "; ".join(f"{a} refused: {r}" for a, r in refused.items())
                 with self.db.write() as session:
                     outbox.mark_sent(session, row_id, token, self.clock(), note)
