@@ -1,9 +1,11 @@
 """Parse stage: raw bytes → :class:`maild.mail.ParsedMail`.
 
-The only module that touches mail-parser, flufl.bounce or ``email`` objects. mail-parser
-builds the MIME tree and reads the Date; everything that must be exact (headers, bodies,
-attachment names) is decoded here from the tree with the stdlib, field by field, so that
-a broken part costs a defect note, not the mail. Only a mail without a single usable
+The only module that touches mail-parser, flufl.bounce or ``email`` objects. The MIME
+tree is the stdlib's compat32 tree — the same one mail-parser builds, without its full
+extraction, which cost four times the parse and was all redone here; mail-parser reads
+the Date, old and broken forms included. Everything that must be exact (headers, bodies,
+attachment names) is decoded here from the tree, field by field, so that a broken part
+costs a defect note, not the mail. Only a mail without a single usable
 header is refused (:class:`QuarantineError`); the raw bytes are kept by the caller.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 from datetime import datetime, timezone
 from email.policy import compat32
 
-import mailparser
+from mailparser.utils import convert_mail_date
 from flufl.bounce import scan_message
 
 from maild.ingest.decode import decode_bytes, decode_words, safe_filename
@@ -47,7 +49,7 @@ def parse(raw: bytes) -> ParsedMail:
     if not raw or not raw.strip():
         raise QuarantineError("empty mail")
     defects: list[str] = []
-    msg, mp_date, headers = _load_repaired(raw.lstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf"), defects)
+    msg, headers = _load_repaired(raw.lstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf"), defects)
     if not _USABLE & headers.keys():
         raise QuarantineError("no usable headers (no From, Subject, Message-ID, Date, To ...)")
 
@@ -70,7 +72,7 @@ def parse(raw: bytes) -> ParsedMail:
         ),
         in_reply_to=_ids(headers.get("in-reply-to", "")),
         references=_ids(headers.get("references", "")),
-        date=_date(mp_date, headers.get("date", ""), defects),
+        date=_date(headers.get("date", ""), defects),
         headers=headers,
         body_text=body_text,
         body_html="\n".join(parts.htmls) if parts.htmls else None,
@@ -87,37 +89,30 @@ def parse(raw: bytes) -> ParsedMail:
     return mail
 
 
-def _load(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None]:
-    """mail-parser's tree and Date when it copes, else the stdlib's (same compat32 tree)."""
+def _load(raw: bytes, defects: list[str]) -> Message:
+    """The MIME tree (compat32, the tree mail-parser itself builds), or headers only."""
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-        if isinstance(parsed.message, Message):
-            mp_date = parsed.date
-            return parsed.message, mp_date if isinstance(mp_date, datetime) else None
-    except Exception as exc:  # mail-parser trips over some broken multiparts
-        defects.append(f"mail-parser failed ({type(exc).__name__}); parsed with email")
-    try:
-        return email.message_from_bytes(raw, policy=compat32), None
+        return email.message_from_bytes(raw, policy=compat32)
     except Exception as exc:  # e.g. RecursionError on absurd nesting: keep headers, body as text
         defects.append(f"MIME structure unreadable ({type(exc).__name__}); body kept as one attachment")
-        return email.parser.BytesHeaderParser(policy=compat32).parsebytes(raw), None
+        return email.parser.BytesHeaderParser(policy=compat32).parsebytes(raw)
 
 
-def _load_repaired(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None, dict[str, str]]:
+def _load_repaired(raw: bytes, defects: list[str]) -> tuple[Message, dict[str, str]]:
     """Parse; when From (or every header) is missing, retry with a repaired header block."""
-    msg, mp_date = _load(raw, defects)
+    msg = _load(raw, defects)
     headers = _headers(msg)
     if "from" in headers:
-        return msg, mp_date, headers
+        return msg, headers
     fixed = _repair(raw)
     if fixed is None or fixed == raw:
-        return msg, mp_date, headers
-    msg2, date2 = _load(fixed, [])
+        return msg, headers
+    msg2 = _load(fixed, [])
     headers2 = _headers(msg2)
     if "from" in headers2 or (_USABLE & headers2.keys() and not _USABLE & headers.keys()):
         defects.append("broken header block repaired (preamble, 'Name :' or unfolded lines)")
-        return msg2, date2, headers2
-    return msg, mp_date, headers
+        return msg2, headers2
+    return msg, headers
 
 
 def _repair(raw: bytes) -> bytes | None:
@@ -186,20 +181,21 @@ def _synthetic_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@maild.invalid>"
 
 
-def _date(mp_date: datetime | None, value: str, defects: list[str]) -> datetime | None:
-    """mail-parser's strict-but-tolerant reading first, then the stdlib's."""
+def _date(value: str, defects: list[str]) -> datetime | None:
+    """mail-parser's tolerant reading of RFC 5322 and obsolete dates, then the stdlib's."""
     if not value:
         return None
-    if mp_date is not None:
-        return mp_date.astimezone(timezone.utc) if mp_date.tzinfo else mp_date.replace(tzinfo=timezone.utc)
     try:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        parsed, _offset = convert_mail_date(value)
     except Exception:
-        defects.append(f"unparseable Date: {value[:60]!r}")
-        return None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except Exception:
+            defects.append(f"unparseable Date: {value[:60]!r}")
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
 @dataclasses.dataclass

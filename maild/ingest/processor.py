@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -41,6 +42,7 @@ class Outcome:
     ticket_id: int | None
     message_id: str | None
     reason: str = ""
+    queued: int = 0  # outbound mails this mail put in the outbox
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class _Prepared:
     mail: ParsedMail | None
     failure: str
     attachments: list[StoredAttachment]
+    blob_paths: list[Path]
 
 
 class Processor:
@@ -72,7 +75,6 @@ class Processor:
         # Called after a commit that queued outbound mail (the composition root points it
         # at the sender's wake-up), so replies leave at once instead of at the next poll.
         self.on_outbound: Callable[[], None] = lambda: None
-        self._queued = 0
 
     def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
         return self.process_batch([(raw, channel)], now)[0]
@@ -85,14 +87,14 @@ class Processor:
         committed (the caller keeps every item for a retry).
         """
         prepared = [self._prepare(raw, channel) for raw, channel in items]
+        # The rows about to be committed name these blobs: make them durable first.
+        self.blobs.flush(path for item in prepared for path in item.blob_paths)
         outcomes: list[Outcome | None] = [None] * len(prepared)
-        queued = 0
         for attempt in range(3):
             todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
             if not todo:
                 break
             try:
-                self._queued = 0
                 with self.db.write() as session:
                     for i in todo:
                         try:
@@ -103,29 +105,33 @@ class Processor:
                             # the next round sees its row and threads onto it.
                             if attempt == 2:
                                 raise
-                queued += self._queued
             except OperationalError:
                 if attempt == 2:
                     raise
                 log.warning("database busy, retrying %d mails", len(todo))
                 for i in todo:
                     outcomes[i] = None
-        if queued:
-            self.on_outbound()
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(outcomes):
             raise RuntimeError("some mails could not be committed")
+        if any(outcome.queued for outcome in done):
+            self.on_outbound()
         for outcome, mail in zip(done, prepared):
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
                      outcome.ticket_id, outcome.reason)
         return done
 
     def _prepare(self, raw: bytes, channel: str) -> _Prepared:
-        """Everything that needs no database: keep raw, parse, store attachments."""
-        digest = self.blobs.put_raw(raw)  # durable before anything else can fail
+        """Everything that needs no database: keep raw, parse, store attachments.
+
+        Blobs are written unsynced; ``process_batch`` flushes them all at once before
+        committing (the channel still holds the mail until then).
+        """
+        digest = self.blobs.put_raw(raw, sync=False)  # kept before parsing can fail
         mail, failure = self._parse(raw)
         attachments = self._store_attachments(mail) if mail else []
-        return _Prepared(raw, channel, digest, mail, failure, attachments)
+        paths = [self.blobs.raw_path(digest), *(self.blobs.attachment_path(a.sha256) for a in attachments)]
+        return _Prepared(raw, channel, digest, mail, failure, attachments, paths)
 
     def _parse(self, raw: bytes) -> tuple[ParsedMail | None, str]:
         try:
@@ -142,7 +148,7 @@ class Processor:
             if len(att.payload) > self.max_attachment:
                 continue  # the raw mail still holds it
             stored.append(StoredAttachment(att.filename, att.content_type, len(att.payload),
-                                           self.blobs.put_attachment(att.payload), att.inline))
+                                           self.blobs.put_attachment(att.payload, sync=False), att.inline))
         return stored
 
     def _decide_and_apply(self, session: Session, item: _Prepared, now: datetime) -> Outcome:
@@ -165,14 +171,15 @@ class Processor:
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
                                    channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)
+        queued = 0
         if decision.action in (Action.CREATE, Action.APPEND):
-            self._queued += self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
+            queued = self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
                                               ticket_id=ticket_id, now=now)
         if kind.kind is Kind.LOOP:
             log.warning("%s dropped: maild's own mail came back (%s)", mail.message_id, " ".join(kind.reasons))
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
-        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason)
+        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
 
     def _bounced(self, session: Session, kind: Classification) -> Bounced | None:
         """For a bounce: the outbox row its inner Message-IDs name, if maild sent it."""
