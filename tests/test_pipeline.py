@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from conftest import AGENT, HELPDESK, Env, mail
 
 
@@ -164,3 +166,32 @@ def test_windows_paths_are_stored_exactly(env: Env) -> None:
     body = "Salvei em C:\\Users\\anna\\new_folder\\teste.txt e \\\\server\\u00e9\\t\n"
     outcome = env.process(mail("Caminho", body=body))
     assert env.ticket(outcome.ticket_id)["messages"][0]["body_text"] == body
+
+
+def test_a_mail_that_breaks_processing_is_quarantined_and_the_batch_goes_on(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import maild.ingest.processor as processor
+
+    real_identify = processor.identify
+
+    def identify(mail, agents):  # type: ignore[no-untyped-def]
+        if mail.subject == "poison":
+            raise ValueError("a bug that only this mail triggers")
+        return real_identify(mail, agents)
+
+    monkeypatch.setattr(processor, "identify", identify)
+    raws = [mail("antes"), mail("poison", body="veneno\n"), mail("depois")]
+    outcomes = env.app.processor.process_batch([(raw, "smtp") for raw in raws], env.now)
+    assert [o.status for o in outcomes] == ["created", "quarantined", "created"]
+    assert "ValueError: a bug that only this mail triggers" in outcomes[1].reason
+    assert sorted(t["subject"] for t in env.tickets()) == ["antes", "depois"]
+    [row] = [r for r in env.raw_rows() if r.status == "quarantined"]
+    assert env.app.blobs.get_raw(row.sha256) == raws[1]
+
+
+def test_text_the_database_refuses_does_not_stall_anything(env: Env) -> None:
+    # NUL bytes in a header: PostgreSQL refuses them in text columns.
+    raw = mail("nul").replace(b"Subject: nul", b"Subject: n\x00ul")
+    outcome = env.process(raw)
+    assert outcome.status in ("created", "quarantined")
+    assert env.process(mail("seguinte")).status == "created"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from maild.config import Config
@@ -100,11 +100,18 @@ class Processor:
                         try:
                             with session.begin_nested():
                                 outcomes[i] = self._decide_and_apply(session, prepared[i], now)
-                        except IntegrityError:
+                        except IntegrityError as exc:
                             # A concurrent writer stored the same contact or message first:
                             # the next round sees its row and threads onto it.
                             if attempt == 2:
-                                raise
+                                outcomes[i] = self._quarantine(session, prepared[i], now, exc)
+                        except (OperationalError, InterfaceError):
+                            raise  # the database itself is unwell: retry the whole batch later
+                        except Exception as exc:
+                            # A bug, or data the database refuses, in this one mail: keep it
+                            # quarantined with the reason and let the rest of the batch through,
+                            # rather than stalling the spool behind it forever.
+                            outcomes[i] = self._quarantine(session, prepared[i], now, exc)
             except OperationalError:
                 if attempt == 2:
                     raise
@@ -120,6 +127,17 @@ class Processor:
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
                      outcome.ticket_id, outcome.reason)
         return done
+
+    def _quarantine(self, session: Session, item: _Prepared, now: datetime, exc: Exception) -> Outcome:
+        message_id = item.mail.message_id if item.mail else None
+        log.error("%s could not be processed; quarantined", message_id or f"sha256:{item.digest[:12]}",
+                  exc_info=exc)
+        reason = f"processing failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        with session.begin_nested():
+            if repo.raw_seen(session, item.digest) is None:
+                record_raw(session, digest=item.digest, size=len(item.raw), channel=item.channel, now=now,
+                           status="quarantined", reason=reason, message_id=message_id)
+        return Outcome("quarantined", None, message_id, reason)
 
     def _prepare(self, raw: bytes, channel: str) -> _Prepared:
         """Everything that needs no database: keep raw, parse, store attachments.
