@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     oretry.add_argument("ids", nargs="*", type=int)
     oretry.set_defaults(handler=_outbox_retry)
 
+    reprocess = sub.add_parser("reprocess", help="run quarantined mails through the pipeline again")
+    reprocess.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
+    reprocess.set_defaults(handler=_reprocess)
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
@@ -255,6 +259,25 @@ def _outbox_retry(config: Config, args: argparse.Namespace, path: Path) -> int:
         count = outbox.requeue(session, args.ids, now, now + timedelta(hours=config.outbound.retry.give_up_hours))
     print(f"{count} mail(s) queued again; a running maild sends them within "
           f"{config.outbound.retry.poll_seconds:g} s")
+    return EX_OK
+
+
+def _reprocess(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from sqlalchemy import select
+
+    from maild.app import App, utc_now
+    from maild.store.models import RawMail
+
+    app = App(config)
+    with app.db.read() as session:
+        query = select(RawMail.id, RawMail.sha256, RawMail.channel).where(RawMail.status == "quarantined")
+        if args.ids:
+            query = query.where(RawMail.id.in_(args.ids))
+        rows = session.execute(query.order_by(RawMail.id)).all()
+    outcomes = app.processor.reprocess([(row.sha256, row.channel) for row in rows], utc_now())
+    for row, outcome in zip(rows, outcomes):
+        print(f"{row.id}: {outcome.status} ticket={outcome.ticket_id or '-'} {outcome.reason}".rstrip())
+    print(f"{len(rows)} reprocessed, {sum(o.status == 'quarantined' for o in outcomes)} still quarantined")
     return EX_OK
 
 

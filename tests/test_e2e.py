@@ -163,3 +163,18 @@ def test_unmigrated_database_is_refused_when_auto_migrate_is_off(tmp_path: Path)
     upgraded = subprocess.run([*MAILD, "--config", str(config), "db", "upgrade"], capture_output=True, text=True)
     assert upgraded.returncode == 0
     assert subprocess.run([*MAILD, "--config", str(config), "tickets", "list"], capture_output=True).returncode == 0
+
+
+def test_quarantine_list_and_reprocess(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}")
+    maild = [*MAILD, "--config", str(config)]
+    junk = b"\x00\x01 binary junk with no headers\n"
+    assert subprocess.run([*maild, "ingest"], input=junk, capture_output=True).returncode == 0
+    listed = json.loads(subprocess.run([*maild, "quarantine", "list", "--json"], capture_output=True,
+                                       text=True).stdout)
+    assert [row["reason"] for row in listed] == ["no usable headers (no From, Subject, Message-ID, Date, To ...)"]
+    # Still unusable: reprocessing keeps it quarantined, visible, with its reason.
+    again = subprocess.run([*maild, "reprocess"], capture_output=True, text=True)
+    assert again.returncode == 0 and "1 reprocessed, 1 still quarantined" in again.stdout
+    assert len(json.loads(subprocess.run([*maild, "quarantine", "list", "--json"], capture_output=True,
+                                         text=True).stdout)) == 1

@@ -195,3 +195,22 @@ def test_text_the_database_refuses_does_not_stall_anything(env: Env) -> None:
     outcome = env.process(raw)
     assert outcome.status in ("created", "quarantined")
     assert env.process(mail("seguinte")).status == "created"
+
+
+def test_reprocess_turns_a_quarantined_mail_into_a_ticket_after_a_fix(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import maild.ingest.processor as processor
+
+    real_identify = processor.identify
+
+    def broken(mail, agents):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bug in this version")
+
+    monkeypatch.setattr(processor, "identify", broken)
+    assert env.process(mail("Consertado depois")).status == "quarantined"
+    monkeypatch.setattr(processor, "identify", real_identify)  # the "fixed" release
+    [row] = env.raw_rows()
+    [outcome] = env.app.processor.reprocess([(row.sha256, row.channel)], env.now)
+    assert outcome.status == "created"
+    assert [t["subject"] for t in env.tickets()] == ["Consertado depois"]
+    assert [r.status for r in env.raw_rows()] == ["processed"]

@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from maild.config import Config
+from maild.contacts.normalize import AddressKey
+from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.ingest.classify import classify
 from maild.ingest.decide import Action, Bounced, Policy, decide
 from maild.ingest.identify import identify
@@ -28,7 +30,7 @@ from maild.store import repo
 from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
 from maild.store.blobs import BlobStore, sha256
 from maild.store.db import Database
-from maild.threading.match import ThreadContext, thread
+from maild.threading.match import Match, ThreadContext, thread
 from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.processor")
@@ -72,6 +74,8 @@ class Processor:
                              undeliverable_days=out.undeliverable_days)
         self.max_attachment = config.storage.max_attachment_bytes
         self.planner = Planner(config, self.signer, self.own_addresses)
+        self.address_key = AddressKey(config.contacts)
+        self.forms = FormMatcher(config.forms, self.address_key)
         # Called after a commit that queued outbound mail (the composition root points it
         # at the sender's wake-up), so replies leave at once instead of at the next poll.
         self.on_outbound: Callable[[], None] = lambda: None
@@ -97,21 +101,7 @@ class Processor:
             try:
                 with self.db.write() as session:
                     for i in todo:
-                        try:
-                            with session.begin_nested():
-                                outcomes[i] = self._decide_and_apply(session, prepared[i], now)
-                        except IntegrityError as exc:
-                            # A concurrent writer stored the same contact or message first:
-                            # the next round sees its row and threads onto it.
-                            if attempt == 2:
-                                outcomes[i] = self._quarantine(session, prepared[i], now, exc)
-                        except (OperationalError, InterfaceError):
-                            raise  # the database itself is unwell: retry the whole batch later
-                        except Exception as exc:
-                            # A bug, or data the database refuses, in this one mail: keep it
-                            # quarantined with the reason and let the rest of the batch through,
-                            # rather than stalling the spool behind it forever.
-                            outcomes[i] = self._quarantine(session, prepared[i], now, exc)
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=attempt == 2)
             except OperationalError:
                 if attempt == 2:
                     raise
@@ -127,6 +117,38 @@ class Processor:
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
                      outcome.ticket_id, outcome.reason)
         return done
+
+    def reprocess(self, items: Sequence[tuple[str, str]], now: datetime) -> list[Outcome]:
+        """Run quarantined mails (sha256, channel) through the pipeline again, e.g. after
+        a parser fix: each one's quarantine row is replaced by what the pipeline decides."""
+        outcomes = []
+        for digest, channel in items:
+            item = self._prepare(self.blobs.get_raw(digest), channel)
+            self.blobs.flush(item.blob_paths)
+            with self.db.write() as session:
+                repo.drop_quarantined(session, digest)
+                outcome = self._apply_one(session, item, now, last_try=True)
+            outcomes.append(outcome or Outcome("quarantined", None, None, "retry later"))
+        if any(outcome.queued for outcome in outcomes):
+            self.on_outbound()
+        return outcomes
+
+    def _apply_one(self, session: Session, item: _Prepared, now: datetime, last_try: bool) -> Outcome | None:
+        """One mail in its own savepoint; None means "try again in a new transaction"."""
+        try:
+            with session.begin_nested():
+                return self._decide_and_apply(session, item, now)
+        except IntegrityError as exc:
+            # A concurrent writer stored the same contact or message first: the next
+            # round sees its row and threads onto it.
+            return self._quarantine(session, item, now, exc) if last_try else None
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is unwell: the whole batch is retried later
+        except Exception as exc:
+            # A bug, or data the database refuses, in this one mail: keep it quarantined
+            # with the reason and let the rest of the batch through, rather than stalling
+            # the spool behind it forever.
+            return self._quarantine(session, item, now, exc)
 
     def _quarantine(self, session: Session, item: _Prepared, now: datetime, exc: Exception) -> Outcome:
         message_id = item.mail.message_id if item.mail else None
@@ -180,12 +202,19 @@ class Processor:
             return Outcome("quarantined", None, None, failure)
 
         kind = classify(mail, self.own_addresses, self.loop_value)
-        sender = identify(mail, self.agents)
+        sender = self.address_key.customer(identify(mail, self.agents))
+        # A website form: the customer is the form's e-mail field, and each form is a new request.
+        form = self.forms.recognise(mail, kind, sender)
+        if form is not None:
+            kind, sender = as_customer_mail(kind, form), form.sender
         lookup = repo.SessionLookup(session)
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
                                      self.policy.subject_tag))
+        if form is not None and match.rule != "duplicate":
+            match = Match("new", None, detail=form.origin)
         decision = decide(mail, kind, sender, match, repo.ticket_state(session, match.ticket_id),
                           repo.is_blocked(session, sender.email), self.policy, now, self._bounced(session, kind))
+        decision = attach(decision, form)
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
                                    channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)

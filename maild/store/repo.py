@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.ingest.decide import TicketState
@@ -79,6 +79,11 @@ def raw_seen(session: Session, digest: str) -> tuple[int | None, str | None] | N
     """(ticket id, message id) of an identical raw mail already received, if any."""
     row = conn(session).execute(_RAW_SEEN, {"sha": digest}).first()
     return (row.ticket_id, row.message_id) if row else None
+
+
+def drop_quarantined(session: Session, digest: str) -> None:
+    """Forget a quarantine row, so its raw mail can go through the pipeline again."""
+    conn(session).execute(delete(raw_mails).where(raw_mails.c.sha256 == digest, raw_mails.c.status == "quarantined"))
 
 
 def ticket_state(session: Session, ticket_id: int | None) -> TicketState | None:
