@@ -12,6 +12,7 @@ messages (bulk insert) to show that threading cost does not grow with the databa
 
     .venv/bin/python bench/ingest.py --mails 5000
     .venv/bin/python bench/ingest.py --mails 5000 --prefill 1000000
+    .venv/bin/python bench/ingest.py --mails 5000 --forms   # with the example website forms configured
 """
 from __future__ import annotations
 
@@ -122,12 +123,22 @@ def prefill(app: App, messages: int, now: datetime) -> None:
     print(file=sys.stderr)
 
 
+def example_forms() -> str:
+    """The ``forms:`` section of the embedded default config, as YAML."""
+    import yaml
+
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "maild.yaml").read_text("utf-8"))
+    return yaml.safe_dump({"forms": default["forms"]}, allow_unicode=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mails", type=int, default=5000)
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--prefill", type=int, default=0, help="messages already in the database")
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
+    parser.add_argument("--forms", action="store_true",
+                        help="configure the example website forms of config/maild.yaml (ordinary mail must not slow down)")
     args = parser.parse_args()
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="maild-bench-"))
@@ -135,7 +146,8 @@ def main() -> None:
     (work / "maild.yaml").write_text(
         "helpdesk: {address: support@bench.example, subject_tag: Support, secret: bench}\n"
         f"database: {{url: 'sqlite:///{work}/maild.db'}}\n"
-        f"storage: {{path: '{work}/storage'}}\nspool: {{path: '{work}/spool'}}\nlog_level: WARNING\n")
+        f"storage: {{path: '{work}/storage'}}\nspool: {{path: '{work}/spool'}}\nlog_level: WARNING\n"
+        + (example_forms() if args.forms else ""))
     app = App(load_config(work / "maild.yaml", base_dir=work))
     now = datetime(2026, 11, 2, tzinfo=timezone.utc)
     if args.prefill:

@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
     reprocess.set_defaults(handler=_reprocess)
 
+    from maild.contacts.cli import register as register_contacts
+
+    register_contacts(sub)  # contacts import|export|show|forget|block|unblock, catalog show
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maild.forms.spec import Catalog, Contacts, FormSpec, unique_names
 from maild.ingest.imap_config import ImapAccount
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
@@ -192,6 +193,9 @@ class Config(_Strict):
     workflow: Workflow = Workflow()
     outbound: Outbound = Outbound()
     imap: list[ImapAccount] = []
+    forms: list[FormSpec] = []  # website forms (maild/forms/, docs/FORMS.md)
+    contacts: Contacts = Contacts()
+    catalog: Catalog | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Where the file was, so relative paths in it mean "next to the file's project".
@@ -210,6 +214,9 @@ class Config(_Strict):
         names = [a.name for a in self.imap]
         if len(names) != len(set(names)):
             raise ValueError("imap account names must be unique")
+        unique_names(self.forms)
+        if self.catalog is not None and not self.path(self.catalog.path).is_file():
+            raise ValueError(f"catalog.path: {self.path(self.catalog.path)} is not a file")
         return self
 
     def path(self, value: str) -> Path:

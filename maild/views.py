@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maild.store import references
 from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
 
@@ -69,6 +70,7 @@ def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
             for p in session.scalars(select(Participant).where(Participant.ticket_id == ticket_id))
         ],
         "links": [{"ticket": other, "kind": kind} for other, kind in links],
+        "references": references.of_ticket(session, ticket_id),  # catalog refs, e.g. property codes
         "messages": [
             {
                 "direction": m.direction,

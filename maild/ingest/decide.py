@@ -8,12 +8,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from maild.ingest.identify import Sender
 from maild.mail import Classification, Kind, ParsedMail
 from maild.outbound.quotes import latest_reply
 from maild.threading.match import Match
 from maild.threading.subject import ticket_subject
+
+if TYPE_CHECKING:
+    from maild.forms.match import FormOutcome
 
 
 class Action(enum.Enum):
@@ -89,6 +93,7 @@ class Decision:
     body: str | None = None  # what to store instead of the mail's text (a /note without its command)
     undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
     bounced: Bounced | None = None
+    form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
 
 
 def decide(

@@ -14,23 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from maild import catalog
 from maild.config import Config
 from maild.ingest.decide import ACK, FEEDBACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Decision, Outgoing
 from maild.ingest.identify import UNKNOWN_SENDER, Sender
 from maild.mail import Classification, ParsedMail
 from maild.outbound import compose, outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
-from maild.store.models import Event
+from maild.store import references
+from maild.store.models import Event, TicketRef
 from maild.store.repo import contacts, messages, participants, tickets
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag, strip_prefixes, tagged
 
 log = logging.getLogger("maild.outbound")
 
-_TICKET = (select(tickets.c.subject, tickets.c.status, tickets.c.assignee, contacts.c.email, contacts.c.name)
+_REFS = TicketRef.__table__
+_TICKET = (select(tickets.c.subject, tickets.c.status, tickets.c.assignee, contacts.c.email, contacts.c.name,
+                  select(func.count()).where(_REFS.c.ticket_id == tickets.c.id).scalar_subquery().label("refs"))
            .select_from(tickets.join(contacts, tickets.c.requester_id == contacts.c.id))
            .where(tickets.c.id == bindparam("tid")))
 _CC = select(participants.c.email).where(participants.c.ticket_id == bindparam("tid"),
@@ -50,6 +54,7 @@ class _Ticket:
     assignee: str | None
     requester: str
     requester_name: str
+    listing: tuple[dict[str, Any], ...] = ()  # catalog items linked to the ticket (``_listing.j2``)
 
 
 class Planner:
@@ -74,6 +79,7 @@ class Planner:
                                       limits.per_address_day.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+        self.catalog = catalog.from_config(config)
 
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
              ticket_id: int | None, now: datetime) -> int:
@@ -83,7 +89,9 @@ class Planner:
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
         if row is None:
             return 0
-        ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name)
+        listing = tuple(item.as_vars() for item in self.catalog.listing(references.of_ticket(session, ticket_id))
+                        ) if row.refs else ()
+        ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name, listing)
         queued = 0
         for intent in decision.outgoing:
             handler = {ACK: self._ack, RELAY: self._relay, NOTIFY_NEW: self._notify, NOTIFY_REPLY: self._notify,
@@ -183,6 +191,7 @@ class Planner:
             "customer": {"name": ticket.requester_name, "email": ticket.requester},
             "message": {"subject": mail.subject, "text": mail.body_text.rstrip("\n"), "from_name": sender.name,
                         "from_email": sender.email},
+            "listing": [dict(item) for item in ticket.listing],
         }
 
     def _mail(self, kind: str, automatic: bool, auto_submitted: str, ticket: _Ticket, rendered: templates.Rendered,

@@ -38,6 +38,9 @@ SAMPLE: dict[str, Any] = {
     "agent": {"name": "Ana"},
     "feedback": {"subject": "Re: [Support #42] Leaking pipe", "applied": ["note recorded"],
                  "rejected": ["/frobnicate: unknown command"], "sent": False},
+    # catalog items linked to the ticket (maild/catalog.py), listed by <language>/_listing.j2
+    "listing": [{"ref": "AP-1234", "title": "Apartment, 3 bedrooms", "price": "R$ 450,000.00",
+                 "link": "https://example.com/listing/AP-1234", "fields": {"district": "Centro"}, "found": True}],
 }
 
 

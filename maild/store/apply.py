@@ -82,6 +82,10 @@ def apply_decision(
             "created_at": now, "updated_at": now,
         }).scalar_one()
         _add_cc(session, ticket_id, mail, sender, own_addresses)
+        if decision.form is not None:
+            from maild.forms.store import apply_form
+
+            apply_form(session, ticket_id, requester, decision.form, now)
         if decision.refers_to is not None:
             c.execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": decision.refers_to, "kind": "refers_to"})
     else:

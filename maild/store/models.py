@@ -255,3 +255,39 @@ class AddressStatus(Base):
     undeliverable_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ContactGroup(Base):
+    """A contact's groups (seed 000: the groups a contact belongs to)."""
+
+    __tablename__ = "contact_groups"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class TicketRef(Base):
+    """A catalog item (e.g. a property code) linked to a ticket, by a form or an agent."""
+
+    __tablename__ = "ticket_refs"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), default="")  # form:<name> | agent address
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Erasure(Base):
+    """The record that a person's data was erased (LGPD), without the data itself.
+
+    ``subject_hmac`` is an HMAC of the normalized address under the helpdesk secret: it can
+    confirm "was this address erased?" for someone who knows the address, and names no one.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    subject_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

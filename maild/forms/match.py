@@ -1,0 +1,113 @@
+"""Which configured form, if any, a mail is — and what that makes of it.
+
+Built once at start from the config (regexes compiled here, never per mail). For an
+ordinary mail the cost is one regex on the From address per form (the cheapest test
+first; most forms name the site's sender), then the subject, then headers.
+
+``recognise`` is the identify stage's form step, pure: mail + identified sender in, a
+:class:`FormOutcome` out. The customer of a form mail is the form's e-mail field, not the
+site's (often no-reply) From; a form without a usable e-mail still makes a ticket,
+requested by no one and flagged for an agent, so it is never lost.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from maild.forms.extract import FormData, extract
+from maild.forms.spec import FormSpec
+from maild.ingest.decide import Decision, EventSpec
+from maild.ingest.identify import UNKNOWN_SENDER, Sender, normalize_address
+from maild.mail import Classification, Kind, ParsedMail
+
+
+@dataclass(frozen=True)
+class FormOutcome:
+    """A recognised form mail: who the customer is and what the ticket gets."""
+
+    spec: FormSpec
+    data: FormData
+    sender: Sender  # the form's customer (UNKNOWN_SENDER when the form had no usable e-mail)
+    site: str  # the address the mail came from (the website)
+
+    @property
+    def origin(self) -> str:
+        return f"form:{self.spec.name}"
+
+    def events(self) -> tuple[EventSpec, ...]:
+        data = self.data
+        detail = (f"website form {self.spec.name} from {self.site}: fields {', '.join(data.found) or 'none'}"
+                  f" ({data.source or 'nothing readable'})")
+        events = [EventSpec("form", new=self.spec.name, detail=detail)]
+        if data.problems:
+            events.append(EventSpec("flagged", detail="form mail needs an agent: " + "; ".join(data.problems)))
+        if data.reference:
+            events.append(EventSpec("reference", new=data.reference, detail=f"from form {self.spec.name}"))
+        return tuple(events)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    spec: FormSpec
+    from_: re.Pattern[str] | None
+    subject: re.Pattern[str] | None
+    headers: tuple[tuple[str, re.Pattern[str]], ...]
+
+
+class FormMatcher:
+    def __init__(self, forms: list[FormSpec], normalize: callable = normalize_address) -> None:  # type: ignore[valid-type]
+        self.forms = tuple(
+            _Compiled(f, re.compile(f.match.from_, re.I) if f.match.from_ else None,
+                      re.compile(f.match.subject, re.I) if f.match.subject else None,
+                      tuple((name, re.compile(regex, re.I)) for name, regex in f.match.header.items()))
+            for f in forms)
+        self.normalize = normalize
+
+    def match(self, mail: ParsedMail) -> FormSpec | None:
+        if not self.forms:
+            return None
+        sender = mail.from_.email if mail.from_ else ""
+        for form in self.forms:
+            if form.from_ is not None and not form.from_.search(sender):
+                continue
+            if form.subject is not None and not form.subject.search(mail.subject):
+                continue
+            if any(not regex.search(mail.header(name)) for name, regex in form.headers):
+                continue
+            return form.spec
+        return None
+
+    def recognise(self, mail: ParsedMail, kind: Classification, sender: Sender) -> FormOutcome | None:
+        """The form this mail is, with its customer; None for every other mail.
+
+        Agents' mail, bounces and maild's own mail are never forms.
+        """
+        if sender.is_agent or kind.kind in (Kind.BOUNCE, Kind.LOOP):
+            return None
+        spec = self.match(mail)
+        if spec is None:
+            return None
+        data = extract(mail, spec)
+        customer = (Sender(email=self.normalize(data.email), name=data.name) if data.email
+                    else Sender(email=UNKNOWN_SENDER, name=data.name))
+        return FormOutcome(spec, data, customer, sender.email)
+
+
+def as_customer_mail(kind: Classification, form: FormOutcome | None) -> Classification:
+    """A website's mailer often marks its mail automatic or bulk; a form is a person's request."""
+    if form is None or kind.kind not in (Kind.AUTO_REPLY, Kind.LIST):
+        return kind
+    return Classification(Kind.NORMAL, (*kind.reasons, f"form:{form.spec.name}"))
+
+
+def attach(decision: Decision, form: FormOutcome | None) -> Decision:
+    """The decision for a form mail: its ticket fields and history, the message text."""
+    if form is None or decision.form is not None:
+        return decision
+    from maild.ingest.decide import Action
+
+    if decision.action is not Action.CREATE:
+        return decision
+    body = form.data.message + "\n" if form.data.message and decision.body is None else decision.body
+    return replace(decision, events=(*decision.events, *form.events()), form=form,
+                   rules=(*decision.rules, form.origin), body=body)
