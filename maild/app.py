@@ -36,7 +36,8 @@ class App:
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
-        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses])
+        control = [helpdesk.control_address] if helpdesk.control_address else []
+        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control])
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""

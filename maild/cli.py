@@ -154,6 +154,11 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     print(f"  templates    {where}: {'OK' if not problems else 'BROKEN'}")
     for problem in problems:
         print(f"  error        {problem}")
+    auth = config.security.agent_auth
+    proof = (f"Authentication-Results from {', '.join(auth.trusted_authserv_ids)}" if auth.trusted_authserv_ids
+             else "none (any mail From an agent's address runs commands)") + (" + DKIM" if auth.verify_dkim else "")
+    print(f"  commands     control address {helpdesk.control_address or '-'}; {len(config.keywords)} subject "
+          f"keyword(s); statuses {', '.join(s.name for s in config.workflow.statuses)}; agent proof: {proof}")
     if helpdesk.secret and not helpdesk.secret_env:
         print("  note         helpdesk.secret is inline; prefer helpdesk.secret_env in production")
     return EX_CONFIG if problems else EX_OK

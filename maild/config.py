@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maild.commands import settings as commands_settings
 from maild.forms.spec import Catalog, Contacts, FormSpec, unique_names
 from maild.ingest.imap_config import ImapAccount
 
@@ -37,7 +38,27 @@ class Helpdesk(_Strict):
     secret: str | None = None
     secret_env: str | None = None
     language: Literal["en", "pt-BR"] = "en"
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # IANA name; /next dates are read in it
+    # Command mails about many tickets go here (docs/COMMANDS.md); never opens a ticket.
+    control_address: str | None = None
+
+    @field_validator("control_address")
+    @classmethod
+    def _control(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value.lower() if value else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA timezone name (e.g. America/Sao_Paulo)") from exc
+        return value
 
     @field_validator("address", "extra_addresses")
     @classmethod
@@ -116,6 +137,10 @@ class Agent(_Strict):
 
 class Workflow(_Strict):
     reopen_days: int = Field(default=30, ge=0)
+    # Statuses and priorities with labels and aliases (maild/commands/settings.py, docs/COMMANDS.md).
+    statuses: list[commands_settings.NamedValue] = commands_settings.DEFAULT_STATUSES
+    priorities: list[commands_settings.NamedValue] = commands_settings.DEFAULT_PRIORITIES
+    transitions: commands_settings.Transitions = commands_settings.Transitions()
 
 
 class Spool(_Strict):
@@ -196,6 +221,9 @@ class Config(_Strict):
     forms: list[FormSpec] = []  # website forms (maild/forms/, docs/FORMS.md)
     contacts: Contacts = Contacts()
     catalog: Catalog | None = None
+    keywords: dict[str, commands_settings.KeywordAction] = {}  # subject keywords (docs/COMMANDS.md)
+    commands: commands_settings.Commands = commands_settings.Commands()
+    security: commands_settings.Security = commands_settings.Security()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Where the file was, so relative paths in it mean "next to the file's project".
@@ -217,6 +245,11 @@ class Config(_Strict):
         unique_names(self.forms)
         if self.catalog is not None and not self.path(self.catalog.path).is_file():
             raise ValueError(f"catalog.path: {self.path(self.catalog.path)} is not a file")
+        wf = self.workflow
+        commands_settings.check(wf.statuses, wf.priorities, wf.transitions, self.keywords, self.commands, self.agents)
+        control = self.helpdesk.control_address
+        if control and control in (self.helpdesk.address, *self.helpdesk.extra_addresses, *seen):
+            raise ValueError(f"helpdesk.control_address {control} is also a helpdesk or agent address")
         return self
 
     def path(self, value: str) -> Path:

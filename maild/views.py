@@ -53,7 +53,7 @@ def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
     # An agent's own mail (direction "agent") is kept for the record but is not part of it:
     # what the customer got from it is the "out" message that follows.
     messages = session.scalars(select(Message).where(Message.ticket_id == ticket_id,
-                                                     Message.direction.in_(("in", "out", "note")))
+                                                     Message.direction.in_(("in", "out", "note", "draft")))
                                .order_by(Message.id))
     events = session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))
     links = session.execute(select(TicketLink.other_id, TicketLink.kind).where(TicketLink.ticket_id == ticket_id))
@@ -64,6 +64,7 @@ def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
         "origin": ticket.origin,
         "visible": ticket.visible,
         "next_action_at": _iso(ticket.next_action_at),
+        "draft_pending": ticket.draft_pending,  # a /draft reply waits for /send
         "closed_at": _iso(ticket.closed_at),
         "participants": [
             {"email": p.email, "role": p.role}

@@ -19,6 +19,10 @@ from maild.threading.subject import ticket_subject
 if TYPE_CHECKING:
     from maild.forms.match import FormOutcome
 
+from maild.commands import ops as command_ops
+from maild.commands.interpret import DRAFT, LOG, NOTE, SEND, Plan
+from maild.commands.stage import Interpretation
+
 
 class Action(enum.Enum):
     CREATE = "created"  # a new ticket with this mail as its first message
@@ -41,6 +45,10 @@ class Policy:
     acknowledge: bool = True
     notify_agents: bool = True
     undeliverable_days: int = 30
+    # Automatic transitions (workflow.transitions); None: no automatic change.
+    on_customer_mail: str | None = "waiting_agent"
+    on_agent_reply: str | None = "waiting_customer"
+    reopen_status: str = "waiting_agent"
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class Outgoing:
     applied: tuple[str, ...] = ()  # FEEDBACK lines
     rejected: tuple[str, ...] = ()
     sent: bool = False
+    cc: tuple[str, ...] = ()  # RELAY: a one-off copy to these addresses (/cc)
+    canned: str | None = None  # RELAY: the standard answer to send (/canned NAME)
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class Decision:
     undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
     bounced: Bounced | None = None
     form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
+    ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)
 
 
 def decide(
@@ -106,8 +117,14 @@ def decide(
     policy: Policy,
     now: datetime,
     bounced: Bounced | None = None,
+    interp: Interpretation | None = None,
+    forged: str = "",
 ) -> Decision:
+    """``interp``: the commands the mail carries (:mod:`maild.commands.stage`), if any;
+    ``forged``: why a mail from an agent's address was not trusted (it is customer mail then)."""
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
+    if forged:
+        rules = (*rules, "agent:forged")
     if match.rule == "duplicate":
         return Decision(Action.DUPLICATE, match.ticket_id, "message-id already stored", rules)
     if kind.kind is Kind.LOOP:
@@ -121,9 +138,11 @@ def decide(
             return Decision(Action.IGNORE, None, "auto-reply opens no ticket", rules)
         return Decision(Action.APPEND, match.ticket_id, "auto-reply recorded", rules,
                         events=(EventSpec("auto_reply"),))
+    flags = (EventSpec("flagged", detail=f"From names an agent but {forged}: processed as customer mail, "
+                                         "no command was run"),) if forged else ()
     if ticket is None:
-        return _create(mail, sender, match, policy, rules)
-    return _append(sender, match, ticket, policy, now, rules, mail)
+        return _create(mail, sender, match, policy, rules, interp=interp, flags=flags)
+    return _append(sender, match, ticket, policy, now, rules, mail, interp, flags)
 
 
 def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: tuple[str, ...]) -> Decision:
@@ -147,73 +166,145 @@ def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: 
 
 
 def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
-            rules: tuple[str, ...], refers_to: int | None = None) -> Decision:
-    events = [EventSpec("created", new="new", detail=f"rules: {' '.join(rules)}")]
+            rules: tuple[str, ...], refers_to: int | None = None, interp: Interpretation | None = None,
+            flags: tuple[EventSpec, ...] = ()) -> Decision:
+    plan = interp.plan if interp else None
+    if plan is not None:
+        rules = (*rules, "commands:subject")
+    events = [EventSpec("created", new="new", detail=f"rules: {' '.join(rules)}"), *flags]
     refers = refers_to or match.refers_to
     if refers is not None:
         events.append(EventSpec("linked", new=str(refers), detail=match.detail or "refers to"))
     if not sender.is_known:
         events.append(EventSpec("flagged", detail="no sender address: cannot be answered"))
-    subject = ticket_subject(mail.subject, policy.subject_tag) or "(no subject)"
+    subject = ticket_subject(interp.subject if interp else mail.subject, policy.subject_tag) or "(no subject)"
+    status = "new"
+    if plan is not None and plan.status and plan.status != "new":
+        status = plan.status
+        events.append(EventSpec("status", old="new", new=status, detail="subject keyword"))
     outgoing = []
     if not sender.is_agent:
         if policy.acknowledge and sender.is_known:
             outgoing.append(Outgoing(ACK))
         if policy.notify_agents:
             outgoing.append(Outgoing(NOTIFY_NEW))
-    return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status="new",
-                    refers_to=refers, events=tuple(events), outgoing=tuple(outgoing))
+    elif plan is not None and plan.rejected:
+        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=plan.rejected))
+    return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status=status,
+                    refers_to=refers, events=tuple(events), outgoing=tuple(outgoing),
+                    ops=plan.ops if plan else ())
 
 
 def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, now: datetime,
-            rules: tuple[str, ...], mail: ParsedMail) -> Decision:
+            rules: tuple[str, ...], mail: ParsedMail, interp: Interpretation | None = None,
+            flags: tuple[EventSpec, ...] = ()) -> Decision:
     if sender.is_agent:
-        return _agent_mail(mail, ticket, rules)
+        return _agent_mail(mail, ticket, rules, policy, interp)
     notify = (Outgoing(NOTIFY_REPLY),) if policy.notify_agents else ()
+    plan = interp.plan if interp else None
+    wanted = plan.status if plan is not None and plan.status else None  # a keyword marked anyone
+    ops = plan.ops if plan is not None else ()
+    if plan is not None:
+        rules = (*rules, "commands:subject")
     if ticket.status == "closed":
         window = timedelta(days=policy.reopen_days)
         if ticket.closed_at is not None and now - ticket.closed_at > window:
             linked = Match("new", None, refers_to=ticket.id, detail="reply to a ticket closed too long ago")
-            return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"))
+            return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"), interp=interp, flags=flags)
+        status = wanted or policy.on_customer_mail or policy.reopen_status
         return Decision(Action.APPEND, ticket.id, "customer reply reopens", (*rules, "reopen"),
-                        status="waiting_agent", outgoing=notify,
-                        events=(EventSpec("status", old="closed", new="waiting_agent", detail="reopened by customer mail"),))
-    if ticket.status != "waiting_agent":
-        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status="waiting_agent", outgoing=notify,
-                        events=(EventSpec("status", old=ticket.status, new="waiting_agent", detail="customer replied"),))
-    return Decision(Action.APPEND, ticket.id, "customer reply", rules, outgoing=notify)
+                        status=status, outgoing=notify, ops=ops,
+                        events=(EventSpec("status", old="closed", new=status, detail="reopened by customer mail"),
+                                *flags))
+    status = wanted or policy.on_customer_mail
+    if status and ticket.status != status:
+        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status=status, outgoing=notify, ops=ops,
+                        events=(EventSpec("status", old=ticket.status, new=status,
+                                          detail="subject keyword" if wanted else "customer replied"), *flags))
+    return Decision(Action.APPEND, ticket.id, "customer reply", rules, outgoing=notify, ops=ops, events=flags)
 
 
-def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...]) -> Decision:
-    """An agent's mail on a ticket: ``/note`` → internal note; otherwise a public reply.
+def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], policy: Policy,
+                interp: Interpretation | None) -> Decision:
+    """An agent's mail on a ticket: its commands (:mod:`maild.commands`), then what the text is.
 
-    The reply is the agent's new text (quoted history cut, see :mod:`maild.outbound.quotes`)
-    relayed to the customer from the helpdesk address, and the ticket waits on the
-    customer. A first line with another ``/command`` is not relayed (commands come with
-    their own issue): the agent is told, so nothing fails silently. So is an empty reply.
+    * ``/note`` / ``/log``: the text is an internal note, never sent;
+    * ``/draft``: the text is saved as a pending reply, not sent; ``/send`` sends the saved
+      draft (plus any new text) later;
+    * otherwise the text (quoted history cut, see :mod:`maild.outbound.quotes`) and/or a
+      ``/canned`` answer is relayed to the customer from the helpdesk address, and the
+      ticket moves to ``workflow.transitions.agent_reply`` unless a command set a status.
+
+    A mail with any rejected command is not relayed (a misspelt ``/note`` must not reach
+    the customer); the valid commands are applied, and the agent gets one feedback mail
+    listing what was applied and what was rejected, and why. So does an empty reply.
     """
-    lines = mail.body_text.replace("\r\n", "\n").split("\n")
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    command = lines[first].strip().split()[0].lower() if first is not None and lines[first].strip().startswith("/") else ""
-    if command == "/note":
-        rest = lines[first].strip()[len("/note"):].strip()
-        body = "\n".join(([rest] if rest else []) + lines[first + 1:]).strip("\n") + "\n"
-        return Decision(Action.APPEND, ticket.id, "internal note by agent", (*rules, "agent:note"), direction="note",
-                        body=latest_reply(body).text, events=(EventSpec("note", detail="internal note, not sent"),))
-    if command:
-        return Decision(Action.APPEND, ticket.id, f"agent mail with unknown command {command}",
-                        (*rules, "agent:unknown-command"), direction="agent",
-                        outgoing=(Outgoing(FEEDBACK, rejected=(f"{command}: unknown command; nothing was sent to the "
-                                                               "customer",)),))
-    reply = latest_reply(mail.body_text)
-    if not reply.text.strip():
-        return Decision(Action.APPEND, ticket.id, "empty agent reply", (*rules, "agent:empty"), direction="agent",
-                        outgoing=(Outgoing(FEEDBACK, rejected=("the reply is empty; nothing was sent",)),))
-    events = [EventSpec("reply", detail=f"agent reply relayed to the customer (quotes: {reply.how})")]
-    status = None
-    if ticket.status != "waiting_customer":
-        status = "waiting_customer"
-        events.append(EventSpec("status", old=ticket.status, new=status, detail="agent replied"))
-    return Decision(Action.APPEND, ticket.id, "agent reply relayed", (*rules, f"agent:reply:{reply.how}"),
-                    direction="agent", status=status, events=tuple(events),
-                    outgoing=(Outgoing(RELAY, text=reply.text),))
+    plan = interp.plan if interp else Plan()
+    text = interp.text if interp is not None and interp.text is not None else mail.body_text
+    if interp is not None:
+        rules = (*rules, "commands")
+    rejected = list(plan.rejected)
+    events: list[EventSpec] = []
+    ops: list[command_ops.Op] = list(plan.ops)
+    outgoing: list[Outgoing] = []
+    direction, body, reason, sent = "agent", None, "agent mail with commands", False
+    status = plan.status
+    relay_text: str | None = None
+    extras = [name for name, given in (("/cc", plan.cc), ("/canned", plan.canned)) if given]
+    if plan.mode in (NOTE, LOG):
+        direction, reason = "note", "internal note by agent" if plan.mode == NOTE else "interaction recorded"
+        written = "\n".join(([plan.note_text] if plan.note_text else []) + [text.strip("\n")]).strip("\n") + "\n"
+        body = latest_reply(written).text
+        rules = (*rules, f"agent:{plan.mode}")
+        events.append(EventSpec("note", detail="internal note, not sent") if plan.mode == NOTE else
+                      EventSpec("interaction", detail="an interaction elsewhere (phone, chat), recorded"))
+        if extras:
+            rejected.append(f"{' and '.join(extras)}: nothing is sent with /{plan.mode}")
+    elif plan.mode == DRAFT:
+        draft = latest_reply(text).text
+        if extras:
+            rejected.append(f"{' and '.join(extras)}: give them with /send, not with /draft")
+        if not draft.strip():
+            rejected.append("/draft: the draft is empty; nothing was saved")
+        else:
+            direction, body, reason = "draft", draft, "reply saved as a draft"
+            rules = (*rules, "agent:draft")
+            ops.append(command_ops.DraftPending(True))
+            events.append(EventSpec("draft", detail="reply saved as a draft, not sent (/send sends it)"))
+    elif plan.mode == SEND and plan.draft is not None:
+        more = latest_reply(text).text if text.strip() else ""
+        relay_text = plan.draft[1].rstrip("\n") + ("\n\n" + more if more.strip() else "\n")
+        if not rejected:
+            ops += [command_ops.ReleaseDraft(plan.draft[0]), command_ops.DraftPending(False)]
+    else:
+        reply = latest_reply(text)
+        if reply.text.strip() or plan.canned:
+            relay_text = reply.text if reply.text.strip() else ""
+            rules = (*rules, f"agent:reply:{reply.how}")
+        elif interp is None or plan.empty:
+            rejected.append("the reply is empty; nothing was sent")
+            rules = (*rules, "agent:empty")
+            reason = "empty agent reply"
+    if relay_text is not None and not rejected:
+        outgoing.append(Outgoing(RELAY, text=relay_text, cc=plan.cc, canned=plan.canned))
+        sent = True
+        reason = "agent reply relayed" if plan.mode != SEND else "draft sent"
+        events.append(EventSpec("reply", detail="agent reply relayed to the customer" +
+                                (" (the saved draft)" if plan.mode == SEND else "") +
+                                (f" with the standard answer {plan.canned}" if plan.canned else "")))
+        if plan.cc:
+            events.append(EventSpec("cc", new=", ".join(plan.cc), detail="a copy of this reply"))
+        if status is None and policy.on_agent_reply:
+            status = policy.on_agent_reply
+    elif relay_text is not None:
+        reason = "agent reply held: a command was rejected"
+        rules = (*rules, "agent:held")
+    if status is not None and status != ticket.status:
+        events.append(EventSpec("status", old=ticket.status, new=status,
+                                detail="agent replied" if status != plan.status else "by command"))
+    else:
+        status = None
+    if rejected:
+        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=tuple(rejected), sent=sent))
+    return Decision(Action.APPEND, ticket.id, reason, rules, direction=direction, status=status,
+                    events=tuple(events), outgoing=tuple(outgoing), body=body, ops=tuple(ops))

@@ -1,7 +1,9 @@
 """One mail from raw bytes to a committed decision.
 
-keep raw → parse → classify → identify → thread → decide → apply, the last four inside
-one transaction. ``process`` either commits and returns an Outcome, or raises and has
+keep raw → parse → classify → identify (+ agent proof) → thread → interpret (commands) →
+decide → apply, all but the first two inside one transaction. Mail to the control address
+leaves the ticket path after identify (:mod:`maild.commands.mailbox`). ``process``
+either commits and returns an Outcome, or raises and has
 committed nothing (the channel then asks for a retry).
 """
 from __future__ import annotations
@@ -15,12 +17,17 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from maild.commands.auth import AgentAuthenticator
+from maild.commands.mailbox import ControlMailbox
+from maild.commands.queries import CommandReads
+from maild.commands.stage import Interpreter
+from maild.commands.workflow import Workflow
 from maild.config import Config
 from maild.contacts.normalize import AddressKey
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.ingest.classify import classify
 from maild.ingest.decide import Action, Bounced, Policy, decide
-from maild.ingest.identify import identify
+from maild.ingest.identify import Sender, identify
 from maild.ingest.parse import parse
 from maild.mail import Classification, Kind, ParsedMail, QuarantineError
 from maild.outbound import outbox
@@ -69,11 +76,18 @@ class Processor:
         self.own_addresses = frozenset([helpdesk.address, *helpdesk.extra_addresses])
         self.loop_value = helpdesk.address
         out = config.outbound
+        transitions = config.workflow.transitions
         self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days,
                              acknowledge=out.acknowledge, notify_agents=out.notify_agents and bool(config.agents),
-                             undeliverable_days=out.undeliverable_days)
+                             undeliverable_days=out.undeliverable_days, on_customer_mail=transitions.customer_mail,
+                             on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen)
         self.max_attachment = config.storage.max_attachment_bytes
         self.planner = Planner(config, self.signer, self.own_addresses)
+        # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.
+        workflow = Workflow.from_config(config)
+        self.interpreter = Interpreter(workflow, config.keywords, helpdesk.timezone, self.planner.canned_names())
+        self.agent_auth = AgentAuthenticator(config.security.agent_auth)
+        self.control = ControlMailbox(config, workflow, self.planner) if helpdesk.control_address else None
         self.address_key = AddressKey(config.contacts)
         self.forms = FormMatcher(config.forms, self.address_key)
         # Called after a commit that queued outbound mail (the composition root points it
@@ -202,7 +216,21 @@ class Processor:
             return Outcome("quarantined", None, None, failure)
 
         kind = classify(mail, self.own_addresses, self.loop_value)
-        sender = self.address_key.customer(identify(mail, self.agents))
+        sender = identify(mail, self.agents)
+        forged = ""
+        if sender.is_agent and self.agent_auth.enabled:
+            verdict = self.agent_auth.check(raw, sender.email)
+            if not verdict.ok:
+                forged = verdict.reason
+                log.warning("%s From %s names an agent but %s: customer mail, no command run",
+                            mail.message_id, sender.email, forged)
+                sender = Sender(sender.email, sender.name)
+        if self.control is not None and self.control.addressed(mail):
+            done = self.control.process(session, mail=mail, kind=kind, sender=sender, forged=forged, raw_id=raw_id,
+                                        now=now)
+            finish_raw(session, raw_id, "processed" if done.status == "control" else "ignored", done.reason, None)
+            return Outcome(done.status, None, mail.message_id, done.reason, done.queued)
+        sender = self.address_key.customer(sender)
         # A website form: the customer is the form's e-mail field, and each form is a new request.
         form = self.forms.recognise(mail, kind, sender)
         if form is not None:
@@ -212,8 +240,14 @@ class Processor:
                                      self.policy.subject_tag))
         if form is not None and match.rule != "duplicate":
             match = Match("new", None, detail=form.origin)
-        decision = decide(mail, kind, sender, match, repo.ticket_state(session, match.ticket_id),
-                          repo.is_blocked(session, sender.email), self.policy, now, self._bounced(session, kind))
+        state = repo.ticket_state(session, match.ticket_id)
+        interp = None
+        if form is None and match.rule != "duplicate" and kind.kind in (Kind.NORMAL, Kind.LIST):
+            interp = self.interpreter.interpret(mail.subject, mail.body_text, sender.email, sender.is_agent,
+                                                state.id if state else None, state.status if state else None,
+                                                _LazyReads(session), now)
+        decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
+                          now, self._bounced(session, kind), interp=interp, forged=forged)
         decision = attach(decision, form)
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
@@ -234,3 +268,25 @@ class Processor:
             return None
         row = outbox.sent_for(session, kind.bounced_message_ids)
         return Bounced(row.id, row.ticket_id, row.to_addr) if row else None
+
+
+class _LazyReads:
+    """The reads commands need, opened only when a command asks (keyword-free mail never does)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._reads: CommandReads | None = None
+
+    def _get(self) -> CommandReads:
+        if self._reads is None:
+            self._reads = CommandReads(self.session)
+        return self._reads
+
+    def resolve_ticket(self, ticket_id: int) -> int | None:
+        return self._get().resolve_ticket(ticket_id)
+
+    def draft_of(self, ticket_id: int) -> tuple[int, str] | None:
+        return self._get().draft_of(ticket_id)
+
+    def requester_of(self, ticket_id: int) -> str:
+        return self._get().requester_of(ticket_id)

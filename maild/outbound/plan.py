@@ -79,6 +79,7 @@ class Planner:
                                       limits.per_address_day.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+        self.control_address = helpdesk.control_address
         self.catalog = catalog.from_config(config)
 
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
@@ -125,11 +126,15 @@ class Planner:
         c = session.connection()
         cc = [e for e in c.execute(_CC, {"tid": ticket.id}).scalars()
               if e not in self.own and e not in self.agent_addresses and e != ticket.requester]
+        cc = list(dict.fromkeys([*cc, *(e for e in intent.cc if e not in self.own and e != ticket.requester)]))
         last = c.execute(_LAST_IN, {"tid": ticket.id}).first()
         agent = sender.agent
         variables = self._vars(ticket, mail, sender)
         variables["message"]["text"] = intent.text.rstrip("\n")
         variables["agent"] = {"name": agent.name if agent else sender.name}
+        if intent.canned:  # /canned NAME: the standard answer, then whatever the agent wrote
+            canned = self.renderer.render_text(f"canned/{intent.canned}", variables).strip("\n")
+            variables["message"]["text"] = "\n\n".join(t for t in (canned, intent.text.strip("\n")) if t)
         rendered = self.renderer.render(templates.AGENT_REPLY, variables)
         from_name = f"{variables['agent']['name']} ({self.name})"
         out = self._mail(compose.REPLY, False, "", ticket, rendered, to=(ticket.requester_name, ticket.requester),
@@ -169,6 +174,9 @@ class Planner:
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
                   ticket: _Ticket, now: datetime) -> int:
         verdict = policy.recipient_allowed(sender.email, self.own)
+        if verdict.ok:  # feedback is automatic mail: the same caps stop a loop between two robots
+            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
+                                                                     now), self.caps, now)
         if not verdict.ok:
             return self._held(session, ticket, "command feedback", verdict.reason, mail, now)
         variables = self._vars(ticket, mail, sender)
@@ -179,6 +187,39 @@ class Planner:
         out = self._mail(compose.FEEDBACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
                          cc=(), in_reply_to=mail.message_id,
                          references=references_for(" ".join(mail.references), mail.message_id), now=now)
+        outbox.enqueue(session, out, now, now + self.lifetime)
+        return 1
+
+    # -- commands (maild/commands/) ---------------------------------------------------------
+    def canned_names(self) -> frozenset[str]:
+        """The standard answers ``/canned NAME`` may name (``templates/<language>/canned/``)."""
+        return self.renderer.names("canned")
+
+    def control_report(self, session: Session, *, mail: ParsedMail, sender: Sender, sections: list[Any],
+                       now: datetime) -> int:
+        """The report answering a control-address mail: to the agent, loop-protected and capped."""
+        verdict = policy.recipient_allowed(sender.email, self.own)
+        if verdict.ok:
+            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, None, self.windows, now),
+                                         self.caps, now)
+        if not verdict.ok:
+            log.info("%s no control report to %s: %s", mail.message_id, sender.email, verdict.reason)
+            return 0
+        rendered = self.renderer.render(templates.CONTROL_REPORT, {
+            "helpdesk": self.helpdesk_vars,
+            "report": {"subject": strip_prefixes(mail.subject), "sections": [
+                {"command": s.command, "applied": list(s.applied), "rejected": list(s.rejected),
+                 "output": list(s.output)} for s in sections],
+                "rejected": any(s.rejected for s in sections)},
+        })
+        control = self.control_address or self.address
+        out = OutboundMail(
+            kind=compose.FEEDBACK, automatic=True, ticket_id=None, message_id=self.signer.message_id(0),
+            envelope_from=self.address, recipients=(sender.email,), from_header=address(self.name, control),
+            to_header=address(sender.name, sender.email), subject=rendered.subject, body_text=rendered.body,
+            date=now, in_reply_to=mail.message_id,
+            references=references_for(" ".join(mail.references), mail.message_id), reply_to=control,
+            auto_submitted="auto-replied", language=self.language)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 

@@ -27,7 +27,8 @@ AGENT_REPLY = "agent_reply"  # an agent's reply, relayed to the customer
 NOTIFY_NEW = "notify_new_ticket"  # to agents: a new ticket
 NOTIFY_REPLY = "notify_customer_reply"  # to agents: the customer wrote again
 COMMAND_FEEDBACK = "command_feedback"  # to an agent: what was done with their mail
-NAMES = (ACKNOWLEDGEMENT, AGENT_REPLY, NOTIFY_NEW, NOTIFY_REPLY, COMMAND_FEEDBACK)
+CONTROL_REPORT = "control_report"  # to an agent: the answer to a mail to the control address
+NAMES = (ACKNOWLEDGEMENT, AGENT_REPLY, NOTIFY_NEW, NOTIFY_REPLY, COMMAND_FEEDBACK, CONTROL_REPORT)
 
 SAMPLE: dict[str, Any] = {
     "helpdesk": {"name": "Example Helpdesk", "address": "support@example.com"},
@@ -38,6 +39,10 @@ SAMPLE: dict[str, Any] = {
     "agent": {"name": "Ana"},
     "feedback": {"subject": "Re: [Support #42] Leaking pipe", "applied": ["note recorded"],
                  "rejected": ["/frobnicate: unknown command"], "sent": False},
+    "report": {"subject": "stats", "rejected": True, "sections": [
+        {"command": "close 12 13", "applied": ["#12: status → closed"], "rejected": ["#13: no such ticket"],
+         "output": []},
+        {"command": "stats", "applied": [], "rejected": [], "output": ["New (new): 3", "total: 3"]}]},
     # catalog items linked to the ticket (maild/catalog.py), listed by <language>/_listing.j2
     "listing": [{"ref": "AP-1234", "title": "Apartment, 3 bedrooms", "price": "R$ 450,000.00",
                  "link": "https://example.com/listing/AP-1234", "fields": {"district": "Centro"}, "found": True}],
@@ -63,6 +68,7 @@ class Renderer:
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
         loaders.append(jinja2.FileSystemLoader(str(DEFAULTS)))
         self.language = language
+        self.override_dir = override_dir
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=False,
@@ -101,12 +107,41 @@ class Renderer:
             raise TemplateError(f"template {language or self.language}/{name}.j2: {exc.message}") from exc
         return Rendered(" ".join(subject.split()), body.strip("\n") + "\n")
 
+    def names(self, folder: str) -> frozenset[str]:
+        """The templates in ``<language>/<folder>/`` (overrides and defaults), without ``.j2``:
+        the standard answers of ``/canned NAME`` live in ``canned/``."""
+        found: set[str] = set()
+        for root in (self.override_dir, DEFAULTS):
+            directory = root / self.language / folder if root is not None else None
+            if directory is not None and directory.is_dir():
+                found.update(p.stem.lower() for p in directory.glob("*.j2") if not p.stem.startswith("_"))
+        return frozenset(found)
+
+    def render_text(self, name: str, variables: Mapping[str, Any]) -> str:
+        """A whole template as text (no subject/body blocks): a standard answer."""
+        key = f"{self.language}/{name}.j2"
+        try:
+            template = self._cache.get(key) or self.env.get_template(key)
+            self._cache[key] = template
+            return template.render(dict(variables))
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {key} not found") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {exc.filename or key}:{exc.lineno}: {exc.message}") from exc
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {key}: {exc.message}") from exc
+
     def check(self) -> list[str]:
         """Render every template in the configured language with :data:`SAMPLE`; the problems."""
         problems = []
         for name in NAMES:
             try:
                 self.render(name, SAMPLE)
+            except (TemplateError, jinja2.TemplateError) as exc:
+                problems.append(str(exc))
+        for name in sorted(self.names("canned")):
+            try:
+                self.render_text(f"canned/{name}", SAMPLE)
             except (TemplateError, jinja2.TemplateError) as exc:
                 problems.append(str(exc))
         return problems

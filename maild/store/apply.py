@@ -79,7 +79,7 @@ def apply_decision(
         ticket_id = c.execute(_NEW_TICKET, {
             "subject": decision.subject[:2000], "status": decision.status or "new", "priority": "normal",
             "requester_id": requester, "visible": True, "origin": channel.split(":", 1)[0], "message_count": 1,
-            "created_at": now, "updated_at": now,
+            "created_at": now, "updated_at": now, "closed_at": now if decision.status == "closed" else None,
         }).scalar_one()
         _add_cc(session, ticket_id, mail, sender, own_addresses)
         if decision.form is not None:
@@ -117,6 +117,10 @@ def apply_decision(
                        "detail": f"{decision.reason}; rules: {' '.join(decision.rules)}"})
     c.execute(_NEW_EVENT, [
         {"ticket_id": ticket_id, "at": now, "actor": sender.email, "message_id": mail.message_id, **e} for e in events])
+    if decision.ops:
+        from maild.commands.apply import apply_ops
+
+        apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
     if decision.bounced is not None:
         outbox.note_bounce(session, decision.bounced.outbox_id, f"{mail.message_id}: {decision.reason}")
     for address in decision.undeliverable:

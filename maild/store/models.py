@@ -74,6 +74,7 @@ class Ticket(Base):
     visible: Mapped[bool] = mapped_column(Boolean, default=True)
     origin: Mapped[str] = mapped_column(String(100), default="")
     next_action_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    draft_pending: Mapped[bool] = mapped_column(Boolean, default=False)  # a /draft reply waits for /send
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -123,7 +124,8 @@ class RawMail(Base):
     # processed | duplicate | ignored | quarantined
     status: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
-    message_id: Mapped[str | None] = mapped_column(String(998))
+    # Indexed: a control-address mail makes no message row, so its redelivery is found here.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
 

@@ -1,0 +1,104 @@
+"""The control address as a mailbox: which mails are for it, who may use it, and carrying
+one out — the :mod:`maild.commands.control` result applied in the mail's transaction and
+answered with one report mail. Never opens a ticket for the mail itself.
+
+Refused (kept as raw mail, no answer): automatic mail (auto-replies, bounces, lists, loops),
+and mail from anyone but an (authenticated) agent — so a stranger learns nothing, not
+even that the address exists. A redelivered control mail (same Message-ID) runs nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from maild.commands import control, ops
+from maild.commands.apply import apply_ops, open_ticket
+from maild.commands.queries import CommandReads
+from maild.commands.workflow import Workflow
+from maild.ingest.identify import Sender
+from maild.mail import Classification, Kind, ParsedMail
+from maild.store import repo
+from maild.store.models import Message, RawMail
+
+log = logging.getLogger("maild.control")
+
+
+@dataclass(frozen=True)
+class ControlOutcome:
+    status: str  # control | ignored | duplicate
+    reason: str
+    queued: int = 0
+
+
+class ControlMailbox:
+    def __init__(self, config: Any, workflow: Workflow, planner: Any) -> None:
+        self.address = config.helpdesk.control_address
+        self.workflow = workflow
+        self.planner = planner
+        self.tz = ZoneInfo(config.helpdesk.timezone)
+        self.max_lines = config.commands.max_report_lines
+        self.tag = config.helpdesk.subject_tag
+        self.domain = config.helpdesk.domain
+
+    def addressed(self, mail: ParsedMail) -> bool:
+        """Does the mail name the control address (To, Cc, Delivered-To)? A cheap scan."""
+        address = self.address
+        return any(a.email == address for a in mail.to) or any(a.email == address for a in mail.cc) \
+            or address in mail.delivered_to
+
+    def process(self, session: Session, *, mail: ParsedMail, kind: Classification, sender: Sender, forged: str,
+                raw_id: int, now: datetime) -> ControlOutcome:
+        if kind.kind is not Kind.NORMAL:
+            return ControlOutcome("ignored", f"control address: {kind.kind.value} mail is not a command")
+        if not sender.is_agent:
+            why = f"control address: {sender.email} is not an agent" + (f" ({forged})" if forged else "")
+            log.warning("%s refused: %s", mail.message_id, why)
+            return ControlOutcome("ignored", why)
+        earlier = session.scalar(select(RawMail.id).where(RawMail.message_id == mail.message_id,
+                                                          RawMail.id != raw_id, RawMail.status == "processed"))
+        if earlier is not None:
+            return ControlOutcome("duplicate", "control mail already carried out")
+        actor = self.workflow.agent_by_address(sender.email)
+        assert actor is not None
+        reads = CommandReads(session)
+        sections: list[control.Section] = []
+        lines = control.command_lines(mail.subject, mail.body_text)[:200]
+        for n, (line, extra) in enumerate(lines):
+            result = control.run_line(line, extra, workflow=self.workflow, actor=actor, lookup=reads, now=now,
+                                      tz=self.tz, max_lines=self.max_lines)
+            section = result.sections[0]
+            for _index, ticket_id, changes in result.changes:
+                notes = apply_ops(session, ticket_id, changes, actor=sender.email, message_id=mail.message_id,
+                                  now=now)
+                section = replace(section, applied=(*section.applied, *(f"#{ticket_id}: {x}" for x in notes)))
+            for _index, new in result.new_tickets:
+                section = replace(section, applied=(*section.applied, self._open(session, new, sender, mail, raw_id,
+                                                                                n, now)))
+            sections.append(section)
+        if not sections:
+            sections.append(control.EMPTY)
+        applied = sum(len(s.applied) for s in sections)
+        rejected = sum(len(s.rejected) for s in sections)
+        queued = self.planner.control_report(session, mail=mail, sender=sender, sections=sections, now=now)
+        log.info("%s control mail from %s: %d commands, %d done, %d rejected", mail.message_id, sender.email,
+                 len(sections), applied, rejected)
+        return ControlOutcome("control", f"control: {len(sections)} command(s), {rejected} rejected", queued)
+
+    def _open(self, session: Session, new: ops.NewTicket, sender: Sender, mail: ParsedMail, raw_id: int, n: int,
+              now: datetime) -> str:
+        """``new customer@x "Subject"``: the ticket, the request text as its first message (a note)."""
+        requester = repo.contact_id_for(session, new.requester, "", now)
+        ticket_id = open_ticket(session, new, requester, actor=sender.email, message_id=mail.message_id, now=now)
+        if new.text.strip():
+            session.execute(insert(Message).values(
+                ticket_id=ticket_id, direction="note", message_id=f"<maild-control.{raw_id}.{n}@{self.domain}>",
+                from_addr=sender.email, from_name=sender.name[:200], subject=new.subject,
+                body_text=new.text.strip("\n") + "\n", kind="normal", channel="control", author=sender.email,
+                raw_id=raw_id, created_at=now))
+        return f"opened [{self.tag} #{ticket_id}]; write to the customer with that tag in the subject"

@@ -1,0 +1,79 @@
+"""Commands as a user meets them: `maild run` in a subprocess, agent mail in over SMTP, mail
+out to a real SMTP peer (aiosmtpd) standing in for the smarthost."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import AGENT, HELPDESK, free_port, mail, write_config
+from smtpsink import Sink
+from test_commands import CONTROL, CUSTOMER, commands_config
+from test_e2e import Daemon, wait_for
+from test_outbound_e2e import deliver, outbound_section, settle, text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
+    port = free_port()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
+                          outbound=outbound_section(sink.port))
+    commands_config(config)
+    d = Daemon(config, port, tmp_path / "maild.log")
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill()
+
+
+def show(daemon: Daemon, ticket: int) -> dict:
+    return json.loads(daemon.cli("tickets", "show", str(ticket), "--json").stdout)
+
+
+def test_draft_send_and_control_address_over_real_smtp(daemon: Daemon, sink: Sink) -> None:
+    sink.start()
+    daemon.start()
+    deliver(daemon.port, mail("#urgente Infiltração no teto", f"Maria <{CUSTOMER}>", message_id="<c-1@cliente.example>",
+                              body="Há água no teto da sala.\n"), CUSTOMER)
+    wait_for(lambda: daemon.tickets() != [], 30, "the customer's ticket")
+    [ticket] = daemon.tickets()
+    assert ticket["subject"] == "Infiltração no teto" and ticket["tags"] == ["urgente"] and ticket["priority"] == "high"
+    settle(sink, daemon)
+    before = len(sink.to(CUSTOMER))
+
+    # The agent saves a draft: nothing reaches the customer.
+    deliver(daemon.port, mail("Re: [Support #1] Infiltração no teto", f"Ana <{AGENT}>", message_id="<a-1@s.example>",
+                              body="/draft\n/tag +orcamento\nOlá Maria, o orçamento é R$ 800.\n"), AGENT)
+    wait_for(lambda: show(daemon, 1)["draft_pending"], 30, "the draft")
+    settle(sink, daemon)
+    assert len(sink.to(CUSTOMER)) == before
+
+    # /send releases it: the customer gets it once, from the helpdesk, with no command in it.
+    deliver(daemon.port, mail("Re: [Support #1] Infiltração no teto", f"Ana <{AGENT}>", message_id="<a-2@s.example>",
+                              body="/send\n"), AGENT)
+    wait_for(lambda: len(sink.to(CUSTOMER)) > before, 30, "the released draft")
+    settle(sink, daemon)
+    [draft] = sink.to(CUSTOMER)[before:]
+    assert text(draft).startswith("Olá Maria, o orçamento é R$ 800.\n") and "/draft" not in text(draft)
+    assert AGENT not in draft.data.decode("utf-8", "replace") and "[Support #1]" in draft.message["Subject"]
+    detail = show(daemon, 1)
+    assert detail["status"] == "waiting_customer" and detail["draft_pending"] is False
+    assert detail["tags"] == ["orcamento", "urgente"]
+
+    # The control address: close and stats in one mail, answered with a report.
+    deliver(daemon.port, mail("ops", f"Ana <{AGENT}>", to=CONTROL, body="close 1\nstats\n"), AGENT, to=CONTROL)
+    wait_for(lambda: sink.to(AGENT) and "Closed (closed): 1" in text(sink.to(AGENT)[-1]), 30, "the report")
+    report = sink.to(AGENT)[-1]
+    assert report.message["Auto-Submitted"] == "auto-replied" and report.message["X-Maild-Loop"] == HELPDESK
+    assert show(daemon, 1)["status"] == "closed" and len(daemon.tickets()) == 1
+    assert daemon.stop() == 0
