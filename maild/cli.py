@@ -129,6 +129,13 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"  imap         {account.name}: {account.username}@{account.host}:{account.port} {account.folder}")
     for agent in config.agents:
         print(f"  agent        {agent.name} <{agent.email}> {agent.role} teams={','.join(agent.teams) or '-'}")
+    for form in config.forms:
+        print(f"  form         {form.name}: type {form.ticket.type or '-'}, subtype {form.ticket.subtype or '-'}; "
+              f"customer from field {', '.join(form.labels('email'))}")
+    if config.catalog is not None:
+        from maild.catalog import from_config
+
+        print(f"  catalog      {config.path(config.catalog.path)}: {len(from_config(config))} items")
     out = config.outbound
     if out.enabled:
         smtp = out.smtp

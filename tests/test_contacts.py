@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, select, text
+from sqlalchemy import MetaData, select
 
 from conftest import AGENT, Env, make_env, mail
 from maild.contacts.forget import forget
@@ -202,8 +202,14 @@ def test_catalog_show_renders_an_item(tmp_path: Path) -> None:
     assert shown.returncode == 65 and "not in the catalog: XX-9" in shown.stderr
 
 
-def test_postgres_text_dump_helper_sees_rows(env: Env) -> None:
-    env.process(mail("x", "someone@x.example"))
-    assert "someone@x.example" in _all_text(env)
-    with env.app.db.engine.connect() as conn:
-        assert conn.execute(text("select count(*) from contacts")).scalar() == 1
+def test_form_mail_through_the_pipe_and_tickets_show_json(sqlite_forms: Env) -> None:
+    sqlite_forms.app.db.dispose()
+    raw = form_mail(FALE_CONOSCO)
+    done = subprocess.run([*MAILD, "--config", str(config_of(sqlite_forms)), "ingest"], input=raw,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith(b"created ticket=1"), done.stderr
+    shown = json.loads(cli(config_of(sqlite_forms), "tickets", "show", "1", "--json").stdout)
+    assert {k: shown[k] for k in ("requester", "type", "subtype", "category", "origin", "references")} == {
+        "requester": "joao.conceicao@exemplo.com.br", "type": "Formulário Fale Conosco",
+        "subtype": "Solicitação de Informações Diversas", "category": None, "origin": "form:fale-conosco",
+        "references": []}

@@ -12,11 +12,12 @@ requested by no one and flagged for an agent, so it is never lost.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from maild.forms.extract import FormData, extract
 from maild.forms.spec import FormSpec
-from maild.ingest.decide import Decision, EventSpec
+from maild.ingest.decide import Action, Decision, EventSpec
 from maild.ingest.identify import UNKNOWN_SENDER, Sender, normalize_address
 from maild.mail import Classification, Kind, ParsedMail
 
@@ -55,7 +56,7 @@ class _Compiled:
 
 
 class FormMatcher:
-    def __init__(self, forms: list[FormSpec], normalize: callable = normalize_address) -> None:  # type: ignore[valid-type]
+    def __init__(self, forms: list[FormSpec], normalize: Callable[[str], str] = normalize_address) -> None:
         self.forms = tuple(
             _Compiled(f, re.compile(f.match.from_, re.I) if f.match.from_ else None,
                       re.compile(f.match.subject, re.I) if f.match.subject else None,
@@ -102,11 +103,7 @@ def as_customer_mail(kind: Classification, form: FormOutcome | None) -> Classifi
 
 def attach(decision: Decision, form: FormOutcome | None) -> Decision:
     """The decision for a form mail: its ticket fields and history, the message text."""
-    if form is None or decision.form is not None:
-        return decision
-    from maild.ingest.decide import Action
-
-    if decision.action is not Action.CREATE:
+    if form is None or decision.form is not None or decision.action is not Action.CREATE:
         return decision
     body = form.data.message + "\n" if form.data.message and decision.body is None else decision.body
     return replace(decision, events=(*decision.events, *form.events()), form=form,
