@@ -64,6 +64,7 @@ class App:
             self.sender.start()
             smtp = self.config.outbound.smtp
             log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
+        sms_sender, scheduler = self._start_sms(), self._start_scheduler()
         log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
         try:
             stop.wait()
@@ -74,9 +75,34 @@ class App:
                 from maild.ingest.imap import stop_workers
                 stop_workers(imap_workers, 10)
             worker.stop()
+            if scheduler:
+                scheduler.stop()
+            if sms_sender:
+                sms_sender.stop()
             self.sender.stop()
             self.db.dispose()
             log.info("maild stopped")
+
+    def _start_sms(self):  # noqa: ANN202 - SmsSender | None
+        if self.config.sms is None or not self.config.outbound.enabled:
+            return None
+        from maild.notify.sms import HttpGateway, SmsSender
+
+        sender = SmsSender(self.db, HttpGateway(self.config.sms), self.config.outbound.retry, utc_now)
+        sender.start()
+        return sender
+
+    def _start_scheduler(self):  # noqa: ANN202 - SchedulerService | None
+        """Reminders, re-announcements, auto-close, digests (maild/scheduler/), leader only."""
+        if not self.config.scheduler.enabled:
+            return None
+        from maild.scheduler.service import build
+
+        service = build(self.config, self.db, self.processor.signer, utc_now,
+                                  on_queued=self.sender.wakeup.set)
+        service.start()
+        log.info("scheduler: started (leader election every %g s)", self.config.scheduler.leader_retry_seconds)
+        return service
 
     def _start_imap(self) -> list:
         if not self.config.imap:

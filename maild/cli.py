@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
     register_contacts(sub)  # contacts import|export|show|forget|block|unblock, catalog show
 
+    from maild.scheduler.cli import register as register_scheduler
+
+    register_scheduler(sub)  # calendar export, scheduler run-once, sms list
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
@@ -161,6 +165,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     print(f"  templates    {where}: {'OK' if not problems else 'BROKEN'}")
     for problem in problems:
         print(f"  error        {problem}")
+    from maild.scheduler.cli import describe
+
+    for line in describe(config):
+        print(line)
     auth = config.security.agent_auth
     proof = (f"Authentication-Results from {', '.join(auth.trusted_authserv_ids)}" if auth.trusted_authserv_ids
              else "none (any mail From an agent's address runs commands)") + (" + DKIM" if auth.verify_dkim else "")

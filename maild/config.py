@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from maild.commands import settings as commands_settings
 from maild.forms.spec import Catalog, Contacts, FormSpec, unique_names
 from maild.ingest.imap_config import ImapAccount
+from maild.notify.rules import Rule, check_rules
+from maild.notify.sms import SmsGateway
+from maild.scheduler.settings import Scheduler
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
 ENV_CONFIG = "MAILD_CONFIG"
@@ -121,6 +124,7 @@ class Agent(_Strict):
     aliases: list[str] = []  # further addresses of the same person
     teams: list[str] = []
     role: Literal["agent", "manager"] = "agent"
+    phone: str = ""  # for triggers with channel: sms
 
     @field_validator("email", "aliases")
     @classmethod
@@ -141,6 +145,8 @@ class Workflow(_Strict):
     statuses: list[commands_settings.NamedValue] = commands_settings.DEFAULT_STATUSES
     priorities: list[commands_settings.NamedValue] = commands_settings.DEFAULT_PRIORITIES
     transitions: commands_settings.Transitions = commands_settings.Transitions()
+    # Close tickets waiting on the customer this many days, with a closing mail; 0 = never.
+    autoclose_days: int = Field(default=0, ge=0)
 
 
 class Spool(_Strict):
@@ -224,6 +230,9 @@ class Config(_Strict):
     keywords: dict[str, commands_settings.KeywordAction] = {}  # subject keywords (docs/COMMANDS.md)
     commands: commands_settings.Commands = commands_settings.Commands()
     security: commands_settings.Security = commands_settings.Security()
+    scheduler: Scheduler = Scheduler()
+    triggers: list[Rule] | None = None  # None: maild.notify.rules.DEFAULT_TRIGGERS
+    sms: SmsGateway | None = None  # the HTTP SMS gateway for triggers with channel: sms
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Where the file was, so relative paths in it mean "next to the file's project".
@@ -242,6 +251,7 @@ class Config(_Strict):
         names = [a.name for a in self.imap]
         if len(names) != len(set(names)):
             raise ValueError("imap account names must be unique")
+        check_rules(self.triggers, self.agents, self.sms is not None)
         unique_names(self.forms)
         if self.catalog is not None and not self.path(self.catalog.path).is_file():
             raise ValueError(f"catalog.path: {self.path(self.catalog.path)} is not a file")
@@ -269,6 +279,11 @@ class Config(_Strict):
         if self.outbound.templates_dir:
             return self.path(self.outbound.templates_dir)
         return self.config_dir / "templates" if self.config_dir else None
+
+    def trigger_rules(self) -> tuple[Rule, ...]:
+        from maild.notify.rules import DEFAULT_TRIGGERS
+
+        return DEFAULT_TRIGGERS if self.triggers is None else tuple(self.triggers)
 
     def agent_by_address(self) -> dict[str, Agent]:
         return {address: agent for agent in self.agents for address in agent.addresses}

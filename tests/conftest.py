@@ -74,6 +74,9 @@ def write_config(directory: Path, db_url: str, **extra: str) -> Path:
             teams: [vendas]
             role: manager
         """)
+    # Daemon tests must not depend on the time of day: no digest, no re-announcements,
+    # unless a test asks for its own scheduler section.
+    extra.setdefault("scheduler", "scheduler: {unaccepted_minutes: 0, digest: {enabled: false}}\n")
     for section in extra.values():
         body += textwrap.dedent(section)
     path = directory / "maild.yaml"

@@ -327,3 +327,21 @@ def test_the_embedded_default_config_loads_with_its_example_forms() -> None:
     config = load_config(DEFAULT_CONFIG)
     assert [f.name for f in config.forms] == ["fale-conosco", "proposta-imovel"]
     assert config.forms[1].ticket.subtype == "Venda de Imóvel"
+
+
+def test_agent_reply_with_listing_shows_the_items_to_the_customer(tmp_path: Path, db_url: str) -> None:
+    catalog = tmp_path / "imoveis.yaml"
+    catalog.write_text("- código: CA-77\n  título: Casa térrea\n  preço: Consulte\n", encoding="utf-8")
+    env = make_env(tmp_path, db_url, forms=FORMS, catalog=catalog_section(catalog))
+    try:
+        first = env.process(mail("Procuro casa", "Bia <bia@cliente.example.com.br>"))
+        env.process(mail(f"Re: [Support #{first.ticket_id}] Procuro casa", f"Ana <{AGENT}>",
+                         body="/listing CA-77\nBia, esta casa combina com o que procura.\n"))
+        [reply] = [r for r in outbox(env) if r.kind == "reply"]
+        assert reply.to_addr == "bia@cliente.example.com.br"
+        assert "Bia, esta casa combina com o que procura." in reply.body_text
+        assert "- CA-77 Casa térrea — Consulte" in reply.body_text
+        assert "https://imobiliaria.example.com.br/imovel/CA-77" in reply.body_text
+        assert env.ticket(first.ticket_id)["references"] == ["CA-77"]
+    finally:
+        env.app.db.dispose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,23 @@ from email.message import EmailMessage
 LOOP_HEADER = "X-Maild-Loop"  # the inbound classify stage drops mail that carries it back
 
 ACK, REPLY, NOTIFY, FEEDBACK = "ack", "reply", "notify", "feedback"
+
+
+@dataclass(frozen=True)
+class MailAttachment:
+    """A text file sent with a mail (the digest's iCalendar file)."""
+
+    filename: str
+    content_type: str  # e.g. text/calendar; method=PUBLISH
+    text: str
+
+
+def attachments_json(items: tuple[MailAttachment, ...]) -> str:
+    return json.dumps([a.__dict__ for a in items], ensure_ascii=False) if items else ""
+
+
+def attachments_of(value: str | None) -> tuple[MailAttachment, ...]:
+    return tuple(MailAttachment(**a) for a in json.loads(value)) if value else ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class OutboundMail:
     references: str = ""
     auto_submitted: str = ""  # "auto-replied" | "auto-generated" | "" for a person's reply
     language: str = ""
+    attachments: tuple[MailAttachment, ...] = ()
 
 
 _PLAIN_NAME = re.compile(r"[\w .'-]+")
@@ -93,4 +112,13 @@ def to_bytes(mail: OutboundMail, loop_value: str) -> bytes:
     if mail.language:
         msg["Content-Language"] = mail.language
     msg.set_content(mail.body_text, charset="utf-8", cte="quoted-printable")
+    for att in mail.attachments:
+        maintype, _, rest = att.content_type.partition("/")
+        subtype, *params = [p.strip() for p in rest.split(";")]
+        extra = dict(p.split("=", 1) for p in params if "=" in p)
+        if maintype == "text":
+            msg.add_attachment(att.text, subtype=subtype, filename=att.filename, params=extra)
+        else:
+            msg.add_attachment(att.text.encode("utf-8"), maintype=maintype, subtype=subtype, filename=att.filename,
+                               params=extra)
     return msg.as_bytes()

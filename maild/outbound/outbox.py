@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from maild.outbound.compose import OutboundMail
+from maild.outbound.compose import OutboundMail, attachments_json
 from maild.outbound.policy import RecentMail
 from maild.store.models import AddressStatus, Contact, Message, OutboxRow
 
@@ -59,7 +59,7 @@ def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: dat
         "from_header": mail.from_header, "to_header": mail.to_header, "cc_header": mail.cc_header,
         "reply_to": mail.reply_to, "subject": mail.subject, "in_reply_to": mail.in_reply_to,
         "references": mail.references, "auto_submitted": mail.auto_submitted, "language": mail.language,
-        "body_text": mail.body_text, "attempts": 0, "next_attempt_at": now, "expires_at": expires_at,
+        "body_text": mail.body_text, "attachments": attachments_json(mail.attachments), "attempts": 0, "next_attempt_at": now, "expires_at": expires_at,
         "claim_token": None, "claimed_at": None, "sent_at": None, "last_error": "", "created_at": now,
     })
 

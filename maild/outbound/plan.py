@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session
 
 from maild import catalog
 from maild.config import Config
-from maild.ingest.decide import ACK, FEEDBACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Decision, Outgoing
+from maild.ingest.decide import ACK, FEEDBACK, RELAY, Decision, Outgoing
 from maild.ingest.identify import UNKNOWN_SENDER, Sender
 from maild.mail import Classification, ParsedMail
+from maild.notify import facts as notify_facts
+from maild.notify.events import TRIGGER_INTENTS
+from maild.notify.planning import TriggerPlanner
 from maild.outbound import compose, outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.store import references
@@ -33,9 +36,10 @@ from maild.threading.subject import find_tag, strip_prefixes, tagged
 log = logging.getLogger("maild.outbound")
 
 _REFS = TicketRef.__table__
-_TICKET = (select(tickets.c.subject, tickets.c.status, tickets.c.assignee, contacts.c.email, contacts.c.name,
+# The ticket as the planner and the trigger rules see it (maild/notify/facts.py): one query.
+_TICKET = (select(*notify_facts.COLUMNS,
                   select(func.count()).where(_REFS.c.ticket_id == tickets.c.id).scalar_subquery().label("refs"))
-           .select_from(tickets.join(contacts, tickets.c.requester_id == contacts.c.id))
+           .select_from(notify_facts.FROM)
            .where(tickets.c.id == bindparam("tid")))
 _CC = select(participants.c.email).where(participants.c.ticket_id == bindparam("tid"),
                                          participants.c.role == "cc").order_by(participants.c.id)
@@ -80,12 +84,14 @@ class Planner:
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
         self.control_address = helpdesk.control_address
+        self.triggers = TriggerPlanner(config, signer, self.renderer)
         self.catalog = catalog.from_config(config)
 
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
              ticket_id: int | None, now: datetime) -> int:
         """Enqueue the decision's outgoing mails; return how many rows were queued."""
-        if not decision.outgoing or ticket_id is None:
+        events = self.triggers.events(decision, sender)
+        if (not decision.outgoing and not events) or ticket_id is None:
             return 0
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
         if row is None:
@@ -95,14 +101,22 @@ class Planner:
         ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name, listing)
         queued = 0
         for intent in decision.outgoing:
-            handler = {ACK: self._ack, RELAY: self._relay, NOTIFY_NEW: self._notify, NOTIFY_REPLY: self._notify,
-                       FEEDBACK: self._feedback}[intent.what]
+            if intent.what in TRIGGER_INTENTS:
+                continue  # the acknowledgement and agent notifications: the trigger rules decide (maild/notify/)
+            handler = {RELAY: self._relay, FEEDBACK: self._feedback}[intent.what]
             queued += handler(session, intent, mail, kind, sender, ticket, now)
+        if events:
+            base = self._vars(ticket, mail, sender)
+            queued += self.triggers.plan(
+                session, events, decision=decision, sender=sender, facts=notify_facts.of_row(row), message=base["message"],
+                extra={k: v for k, v in base.items() if k not in ("helpdesk", "ticket", "customer", "message")},
+                mail_id=mail.message_id, now=now,
+                ack=lambda template: self._ack(session, Outgoing(ACK), mail, kind, sender, ticket, now, template))
         return queued
 
     # -- the kinds of mail -------------------------------------------------------------
     def _ack(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
-             ticket: _Ticket, now: datetime) -> int:
+             ticket: _Ticket, now: datetime, template: str = templates.ACKNOWLEDGEMENT) -> int:
         verdict = policy.answerable(kind.kind, sender.email, mail.header("return-path").strip() == "<>", self.own)
         if verdict.ok and sender.email in self.agent_addresses:
             verdict = policy.Verdict(False, "the sender is an agent")
@@ -111,7 +125,7 @@ class Planner:
                                                                      now), self.caps, now)
         if not verdict.ok:
             return self._held(session, ticket, "acknowledgement", verdict.reason, mail, now)
-        rendered = self.renderer.render(templates.ACKNOWLEDGEMENT, self._vars(ticket, mail, sender))
+        rendered = self.renderer.render(template, self._vars(ticket, mail, sender))
         out = self._mail(compose.ACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
                          cc=(), in_reply_to=mail.message_id,
                          references=references_for(" ".join(mail.references), mail.message_id), now=now)
@@ -143,33 +157,6 @@ class Planner:
                          now=now, from_name=from_name)
         self._enqueue(session, out, now, author=sender.email, from_name=from_name)
         return 1
-
-    def _notify(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
-                ticket: _Ticket, now: datetime) -> int:
-        recipients = [ticket.assignee] if ticket.assignee else list(self.agents)
-        name = templates.NOTIFY_NEW if intent.what == NOTIFY_NEW else templates.NOTIFY_REPLY
-        variables = self._vars(ticket, mail, sender)
-        rendered = self.renderer.render(name, variables)
-        from_name = f"{sender.name or sender.email} via {self.name}"
-        queued = 0
-        for email in dict.fromkeys(recipients):
-            if email == sender.email:
-                continue  # the actor is not told about their own mail
-            verdict = policy.recipient_allowed(email, self.own)
-            if verdict.ok:
-                recent = outbox.recent(session, email, None, self.windows, now)
-                if recent.undeliverable_until is not None and recent.undeliverable_until > now:
-                    verdict = policy.Verdict(False, f"{email} bounced permanently")
-            if not verdict.ok:
-                self._held(session, ticket, "agent notification", verdict.reason, mail, now)
-                continue
-            agent = self.agents.get(email)
-            out = self._mail(compose.NOTIFY, True, "auto-generated", ticket, rendered,
-                             to=(agent.name if agent else "", email), cc=(), in_reply_to="", references="",
-                             now=now, from_name=from_name)
-            outbox.enqueue(session, out, now, now + self.lifetime)
-            queued += 1
-        return queued
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
                   ticket: _Ticket, now: datetime) -> int:

@@ -30,7 +30,7 @@ from sqlalchemy import insert
 
 from maild.config import OutboundSmtp, Retry
 from maild.outbound import outbox
-from maild.outbound.compose import OutboundMail, to_bytes
+from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.store.db import Database
 from maild.store.models import Event, OutboxRow
 
@@ -136,7 +136,8 @@ def mail_of(row: OutboxRow) -> OutboundMail:
         envelope_from=row.envelope_from, recipients=tuple(r for r in row.recipients.split(", ") if r),
         from_header=row.from_header, to_header=row.to_header, cc_header=row.cc_header, reply_to=row.reply_to,
         subject=row.subject, in_reply_to=row.in_reply_to, references=row.references,
-        auto_submitted=row.auto_submitted, language=row.language, body_text=row.body_text, date=row.created_at)
+        auto_submitted=row.auto_submitted, language=row.language, body_text=row.body_text, date=row.created_at,
+        attachments=attachments_of(row.attachments))
 
 
 class Sender:

@@ -49,6 +49,30 @@ SAMPLE: dict[str, Any] = {
 }
 
 
+# Trigger and scheduler templates (maild/notify/, maild/scheduler/, docs/SCHEDULER.md).
+NOTIFY_AGENT_REPLY = "notify_agent_reply"
+NOTIFY_STATUS = "notify_status_changed"
+NOTIFY_ASSIGNED = "notify_assigned"
+REMINDER = "reminder"
+NOTIFY_UNACCEPTED = "notify_unaccepted"
+AUTOCLOSE = "autoclose"
+DIGEST = "digest"
+NAMES = (*NAMES, NOTIFY_AGENT_REPLY, NOTIFY_STATUS, NOTIFY_ASSIGNED, REMINDER, NOTIFY_UNACCEPTED, AUTOCLOSE, DIGEST)
+SAMPLE["ticket"] = {**SAMPLE["ticket"], "priority": "normal", "category": "Vendas", "subcategory": "Aluguel",
+                    "assignee": "ana@example.com", "tags": ["vip"], "next_action_at": "2026-12-01 14:00"}
+SAMPLE.update({
+    "event": {"name": "status_changed", "old": "new", "new": "waiting_customer", "actor": "ana@example.com",
+              "actor_name": "Ana"},
+    "recipient": {"name": "Bruno", "email": "bruno@example.com"},
+    "autoclose": {"days": 14},
+    "digest": {"date": "2026-12-01", "total": 3, "upcoming_days": 14,
+               "counts": [{"status": "new", "count": 1}, {"status": "waiting_agent", "count": 2}],
+               "mine": [{"id": 42, "tag": "[Support #42]", "subject": "Leaking pipe", "status": "waiting_agent",
+                         "next_action_at": "2026-12-01 14:00", "assignee": "ana@example.com"}],
+               "overdue": [], "upcoming": []},
+})
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str

@@ -232,6 +232,8 @@ class OutboxRow(Base):
     auto_submitted: Mapped[str] = mapped_column(String(32), default="")
     language: Mapped[str] = mapped_column(String(16), default="")
     body_text: Mapped[str] = mapped_column(Text)
+    # Files sent with the mail (the digest's calendar): JSON [{filename, content_type, text}].
+    attachments: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)  # still undelivered then: failed
@@ -257,6 +259,57 @@ class AddressStatus(Base):
     undeliverable_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ScheduleMark(Base):
+    """What the scheduler has done, so each thing happens once (maild/scheduler/).
+
+    ``job`` reminder | unaccepted | digest | autoclose, ``key`` the ticket id or agent
+    address, ``due_at`` the moment it was for (a reminder's next-action time). The
+    primary key makes a second leader's (or a restarted one's) attempt fail instead of
+    sending twice; a new next-action time is a new row, so a rescheduled reminder fires.
+    """
+
+    __tablename__ = "schedule_marks"
+
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SchedulerLease(Base):
+    """The scheduler leader's lease (SQLite; PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SmsRow(Base):
+    """One SMS for the HTTP gateway: queued with the change that caused it (maild/notify/sms.py)."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    phone: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))  # queued | claimed | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_sms_due", "state", "next_attempt_at"), Index("ix_sms_phone_created", "phone", "created_at"))
 
 
 class ContactGroup(Base):

@@ -1,0 +1,227 @@
+"""SMS through an HTTP gateway: YAML settings, a durable queue table, and its sender thread.
+
+A trigger with ``channel: sms`` inserts a row in ``sms_outbox`` inside the transaction of
+the change that caused it (never an HTTP call on the ingest path). :class:`SmsSender`
+claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), renders the gateway request
+from the YAML templates and posts it: 2xx → ``sent``; 408/429/5xx and connection errors
+→ retried with the outbound backoff until the row expires; other 4xx → ``failed``.
+
+The gateway is described in YAML, so any provider with an HTTP API fits::
+
+    sms:
+      url: "https://sms.example.com/api/messages?to={{ phone|urlencode }}"
+      method: POST
+      headers: {Content-Type: application/json}
+      headers_env: {Authorization: MAILD_SMS_AUTH}   # header value from the environment
+      body: '{"to": {{ phone|tojson }}, "text": {{ text|tojson }}}'
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from maild.store.db import Database
+from maild.store.models import Event, SmsRow
+
+log = logging.getLogger("maild.sms")
+sms_outbox = SmsRow.__table__
+
+
+class SmsGateway(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str  # a template: {{ phone }}, {{ text }}
+    method: Literal["POST", "GET", "PUT"] = "POST"
+    headers: dict[str, str] = {}
+    headers_env: dict[str, str] = {}  # header name → environment variable holding its value (secrets)
+    body: str = '{"to": {{ phone|tojson }}, "text": {{ text|tojson }}}'  # a template; empty for GET
+    timeout: float = Field(default=10.0, gt=0)
+    max_length: int = Field(default=480, gt=0)  # longer texts are cut (3 concatenated SMS)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _templates(self) -> SmsGateway:
+        env = _env()
+        for what in ("url", "body"):
+            try:
+                env.from_string(getattr(self, what))
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"{what}: template error: {exc.message}") from exc
+        for header, var in self.headers_env.items():
+            if not os.environ.get(var):
+                raise ValueError(f"headers_env.{header} names {var!r}, which is not set")
+        return self
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+def normalize_phone(phone: str) -> str:
+    """Digits with an optional leading +; empty when there is no usable number."""
+    phone = phone.strip()
+    digits = re.sub(r"[^\d]", "", phone)
+    if len(digits) < 6:
+        return ""
+    return ("+" if phone.startswith("+") else "") + digits
+
+
+# -- the queue --------------------------------------------------------------------------
+def enqueue(session: Session, *, ticket_id: int | None, phone: str, text: str, rule: str, now: datetime,
+            expires_at: datetime) -> None:
+    session.connection().execute(insert(sms_outbox), {
+        "ticket_id": ticket_id, "phone": phone, "text": text, "rule": rule[:200], "state": "queued", "attempts": 0,
+        "next_attempt_at": now, "expires_at": expires_at, "claim_token": None, "claimed_at": None, "sent_at": None,
+        "last_error": "", "created_at": now})
+
+
+def recent_count(session: Session, phone: str, since: datetime) -> int:
+    return session.connection().execute(select(func.count()).where(
+        sms_outbox.c.phone == phone, sms_outbox.c.created_at > since)).scalar_one()
+
+
+def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[SmsRow]:
+    due = or_(and_(SmsRow.state == "queued", SmsRow.next_attempt_at <= now),
+              and_(SmsRow.state == "claimed", SmsRow.claimed_at < stale_before))
+    ids = list(session.scalars(select(SmsRow.id).where(due).order_by(SmsRow.id).limit(limit)
+                               .with_for_update(skip_locked=True)))
+    if not ids:
+        return []
+    session.execute(update(SmsRow).where(SmsRow.id.in_(ids)).values(
+        state="claimed", claim_token=token, claimed_at=now, attempts=SmsRow.attempts + 1))
+    return list(session.scalars(select(SmsRow).where(SmsRow.id.in_(ids)).order_by(SmsRow.id)))
+
+
+def listing(session: Session, limit: int = 200) -> list[SmsRow]:
+    return list(session.scalars(select(SmsRow).order_by(SmsRow.id.desc()).limit(limit)))
+
+
+# -- the gateway ------------------------------------------------------------------------
+class SmsTransient(Exception):
+    pass
+
+
+class SmsPermanent(Exception):
+    pass
+
+
+class HttpGateway:
+    """Renders and sends one gateway request per SMS (urllib: no extra dependency)."""
+
+    def __init__(self, settings: SmsGateway) -> None:
+        self.settings = settings
+        env = _env()
+        self.url = env.from_string(settings.url)
+        self.body = env.from_string(settings.body)
+
+    def request(self, phone: str, text: str) -> urllib.request.Request:
+        s = self.settings
+        values: dict[str, Any] = {"phone": phone, "text": text[:s.max_length]}
+        data = self.body.render(values).encode("utf-8") if s.body and s.method != "GET" else None
+        headers = {**s.headers, **{h: os.environ.get(v, "") for h, v in s.headers_env.items()}}
+        if data is not None and not any(h.lower() == "content-type" for h in headers):
+            headers["Content-Type"] = "application/json" if s.body.lstrip().startswith("{") else "text/plain"
+        return urllib.request.Request(self.url.render(values), data=data, headers=headers, method=s.method)
+
+    def send(self, phone: str, text: str) -> str:
+        try:
+            with urllib.request.urlopen(self.request(phone, text), timeout=self.settings.timeout) as response:
+                return f"{response.status} {response.read(200).decode('utf-8', 'replace').strip()}"
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code} {exc.read(200).decode('utf-8', 'replace').strip()}"
+            if exc.code >= 500 or exc.code in (408, 429):
+                raise SmsTransient(reason) from exc
+            raise SmsPermanent(reason) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise SmsTransient(f"{type(exc).__name__}: {exc}") from exc
+
+
+class SmsSender:
+    """Like the mail sender: ``run_once`` is one round, ``start`` runs rounds in a thread."""
+
+    def __init__(self, db: Database, gateway: HttpGateway, retry: Any, clock: Callable[[], datetime],
+                 batch: int = 20) -> None:
+        self.db, self.gateway, self.retry, self.clock, self.batch = db, gateway, retry, clock, batch
+        self.wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        now = self.clock()
+        token = uuid.uuid4().hex[:24]
+        with self.db.write() as session:
+            rows = claim(session, token, now, now - timedelta(seconds=self.retry.claim_timeout_seconds), self.batch)
+            work = [(r.id, r.phone, r.text, r.attempts, r.expires_at, r.ticket_id) for r in rows]
+        for row_id, phone, text, attempts, expires_at, ticket_id in work:
+            mine = and_(SmsRow.id == row_id, SmsRow.claim_token == token, SmsRow.state == "claimed")
+            try:
+                answer = self.gateway.send(phone, text)
+            except SmsTransient as exc:
+                at = self.clock() + timedelta(seconds=min(self.retry.max_seconds,
+                                                          self.retry.first_seconds * 2 ** max(attempts - 1, 0)))
+                if at <= expires_at:
+                    with self.db.write() as session:
+                        session.execute(update(SmsRow).where(mine).values(
+                            state="queued", next_attempt_at=at, claim_token=None, last_error=str(exc)[:2000]))
+                    log.warning("SMS %d to %s not sent (attempt %d), retry at %s: %s", row_id, phone, attempts,
+                                at.isoformat(timespec="seconds"), exc)
+                    continue
+                self._fail(mine, row_id, ticket_id, phone, f"gave up after {attempts} attempts: {exc}")
+                continue
+            except SmsPermanent as exc:
+                self._fail(mine, row_id, ticket_id, phone, str(exc))
+                continue
+            with self.db.write() as session:
+                session.execute(update(SmsRow).where(mine).values(
+                    state="sent", sent_at=self.clock(), claim_token=None, last_error=answer[:2000]))
+            log.info("SMS %d sent to %s (ticket %s)", row_id, phone, ticket_id)
+        return len(work)
+
+    def _fail(self, mine: Any, row_id: int, ticket_id: int | None, phone: str, error: str) -> None:
+        with self.db.write() as session:
+            done = session.execute(update(SmsRow).where(mine).values(state="failed", claim_token=None,
+                                                                     last_error=error[:2000]))
+            if done.rowcount and ticket_id is not None:
+                session.execute(insert(Event), [{
+                    "ticket_id": ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
+                    "old": None, "new": "sms", "message_id": None, "detail": f"SMS to {phone}: {error}"[:2000]}])
+        log.error("SMS %d to %s failed: %s", row_id, phone, error)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wakeup.clear()
+            try:
+                if self.run_once():
+                    continue
+            except Exception:  # the database may be away; the queue keeps everything
+                log.exception("SMS round failed")
+            self.wakeup.wait(self.retry.poll_seconds)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wakeup.set()
+        if self._thread:
+            self._thread.join(timeout)

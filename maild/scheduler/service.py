@@ -1,0 +1,122 @@
+"""APScheduler inside ``maild run``: thin jobs around :class:`~maild.scheduler.jobs.Jobs`.
+
+Three APScheduler jobs, each a one-line call with the injected clock:
+
+- ``leader`` (every ``scheduler.leader_retry_seconds``): take or keep the leader lock;
+  on gaining it, start the work jobs; on losing it, remove them.
+- ``poll`` (every ``scheduler.poll_seconds``, leader only, first run at once — that is
+  where a reminder missed while maild was down fires): run every job, then plan ``wake``.
+- ``wake`` (a date job, leader only): the earliest next-action time (or digest time)
+  the database knows of, so a reminder fires at its minute rather than at the next poll.
+
+APScheduler's own store is memory: the schedule is rebuilt from the ticket table at every
+run, so nothing in it needs to survive a restart — the tickets and the marks do.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from maild.config import Config
+from maild.scheduler.jobs import Jobs, RunResult
+from maild.scheduler.leader import LeaderLock, lock_for
+from maild.store.db import Database
+from maild.threading.signing import Signer
+
+log = logging.getLogger("maild.scheduler")
+
+
+class SchedulerService:
+    def __init__(self, jobs: Jobs, lock: LeaderLock, clock: Callable[[], datetime],
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self.jobs = jobs
+        self.lock = lock
+        self.clock = clock
+        self.on_queued = on_queued
+        self.settings = jobs.settings
+        self.leading = False
+        self._run_lock = threading.Lock()  # poll and wake never overlap
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- what the APScheduler jobs call ------------------------------------------------------
+    def leader_round(self) -> bool:
+        """Take or keep the lock; start or stop the work jobs accordingly."""
+        leading = self.lock.acquire(self.clock())
+        if leading and not self.leading:
+            log.info("scheduler: this instance is the leader")
+            self._add_work_jobs()
+        elif not leading and self.leading:
+            log.warning("scheduler: no longer the leader")
+            self._remove_work_jobs()
+        self.leading = leading
+        return leading
+
+    def run_once(self) -> RunResult:
+        """Every job once at the clock's now (the leader's poll; tests call it directly)."""
+        with self._run_lock:
+            now = self.clock()
+            result = self.jobs.run(now)
+            if result.queued:
+                self.on_queued()
+            if any((result.reminders, result.unaccepted, result.autoclosed, result.digests)):
+                log.info("scheduler: %d reminders, %d re-announcements, %d auto-closed, %d digests; %d queued",
+                         result.reminders, result.unaccepted, result.autoclosed, result.digests, result.queued)
+            return result
+
+    def _poll(self) -> None:
+        if not self.leading:
+            return
+        try:
+            self.run_once()
+        finally:
+            self._plan_wake()
+
+    def _plan_wake(self) -> None:
+        if self._scheduler is None or not self.leading:
+            return
+        now = self.clock()
+        at = self.jobs.next_due(now)
+        if at is None or at - now > timedelta(seconds=self.settings.poll_seconds):
+            return  # the next poll comes first
+        # The wall clock decides when APScheduler wakes; a second late is harmless.
+        self._scheduler.add_job(self._poll, "date", run_date=at + timedelta(seconds=0.5), id="wake",
+                                replace_existing=True, misfire_grace_time=None)
+
+    # -- APScheduler ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self._scheduler.add_job(self.leader_round, "interval", seconds=self.settings.leader_retry_seconds,
+                                id="leader", next_run_time=datetime.now(timezone.utc))
+        self._scheduler.start()
+
+    def _add_work_jobs(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.add_job(self._poll, "interval", seconds=self.settings.poll_seconds, id="poll",
+                                    replace_existing=True, next_run_time=datetime.now(timezone.utc))
+
+    def _remove_work_jobs(self) -> None:
+        if self._scheduler is None:
+            return
+        for job_id in ("poll", "wake"):
+            try:
+                self._scheduler.remove_job(job_id)
+            except Exception:  # noqa: BLE001 - JobLookupError: not scheduled
+                pass
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        self.lock.release()
+        self.leading = False
+
+
+def build(config: Config, db: Database, signer: Signer, clock: Callable[[], datetime],
+          on_queued: Callable[[], None] = lambda: None) -> SchedulerService:
+    """The service for ``maild run``, with the lock that fits the database."""
+    return SchedulerService(Jobs(config, db, signer), lock_for(db, config.scheduler.lease_seconds), clock, on_queued)
