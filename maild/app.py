@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from types import FrameType
 
@@ -64,7 +65,8 @@ class App:
             self.sender.start()
             smtp = self.config.outbound.smtp
             log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
-        sms_sender, scheduler = self._start_sms(), self._start_scheduler()
+        sms_sender = self._start_sms()
+        scheduler = self._start_scheduler(sms_sender.wakeup.set if sms_sender else None)
         log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
         try:
             stop.wait()
@@ -92,14 +94,18 @@ class App:
         sender.start()
         return sender
 
-    def _start_scheduler(self):  # noqa: ANN202 - SchedulerService | None
+    def _start_scheduler(self, wake_sms: Callable[[], None] | None):  # noqa: ANN202 - SchedulerService | None
         """Reminders, re-announcements, auto-close, digests (maild/scheduler/), leader only."""
         if not self.config.scheduler.enabled:
             return None
         from maild.scheduler.service import build
 
-        service = build(self.config, self.db, self.processor.signer, utc_now,
-                                  on_queued=self.sender.wakeup.set)
+        def wake() -> None:  # what a run queued leaves at once, not at the senders' next poll
+            self.sender.wakeup.set()
+            if wake_sms:
+                wake_sms()
+
+        service = build(self.config, self.db, self.processor.signer, utc_now, on_queued=wake)
         service.start()
         log.info("scheduler: started (leader election every %g s)", self.config.scheduler.leader_retry_seconds)
         return service

@@ -167,8 +167,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"  error        {problem}")
     from maild.scheduler.cli import describe
 
-    for line in describe(config):
+    lines, broken = describe(config)
+    for line in lines:
         print(line)
+    problems = [*problems, *broken]
     auth = config.security.agent_auth
     proof = (f"Authentication-Results from {', '.join(auth.trusted_authserv_ids)}" if auth.trusted_authserv_ids
              else "none (any mail From an agent's address runs commands)") + (" + DKIM" if auth.verify_dkim else "")

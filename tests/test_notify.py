@@ -296,3 +296,13 @@ def test_sms_rule_posts_the_rendered_body_to_the_gateway(tmp_path: Path, db_url:
         [row] = listing(session)
     assert (row.state, row.attempts) == ("sent", 2)
     env.app.db.dispose()
+
+
+def test_check_config_fails_on_a_rule_naming_a_missing_template(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from maild.cli import main
+
+    path = team_config(tmp_path, "sqlite:///x.db",
+                       triggers="triggers:\n  - {name: x, on: assigned, to: [Carla], template: nope}\n")
+    assert main(["--config", str(path), "check-config"]) == 78
+    assert "trigger x: template en/nope.j2 not found" in capsys.readouterr().out

@@ -313,3 +313,29 @@ def test_postgres_advisory_lock_one_leader_and_takeover_when_it_dies(pg_database
         b.release()
         one.dispose()
         two.dispose()
+
+
+def test_commands_by_mail_drive_assignment_notice_and_reminder(team: Env) -> None:
+    """The commands issue's /assign and /next, as agents send them, feed the triggers and the scheduler."""
+    tid = new_ticket(team)
+    notify = [r for r in outbox_rows(team) if r.to_addr == ANA][0]
+    reply_to = notify.reply_to.split("<")[1].rstrip(">")
+    mark = last_id(team)
+    team.process(mail("Re: " + notify.subject, f"Ana <{ANA}>", body="/assign bruno\n/next +2h\n/note visita\n",
+                      to=reply_to, headers={"In-Reply-To": notify.message_id}))
+    [assigned] = outbox_rows(team, mark)
+    assert (assigned.to_addr, assigned.subject) == (BRUNO, f"[Support #{tid}] Vistoria: assigned to you")
+    due = datetime.fromisoformat(team.ticket(tid)["next_action_at"])
+    clock = Clock(due - timedelta(minutes=1))
+    sched, mark = service(team, clock), last_id(team)
+    assert sched.run_once().reminders == 0
+    clock.set(due)
+    assert sched.run_once().reminders == 1 and [r.to_addr for r in reminders(team, mark)] == [BRUNO]
+    # Bruno moves the date with /next: a new reminder at the new time, once.
+    team.process(mail("Re: " + notify.subject, f"Bruno <{BRUNO}>", body="/next +1d\n/note remarcado\n",
+                      to=reply_to, headers={"In-Reply-To": notify.message_id}))
+    moved = datetime.fromisoformat(team.ticket(tid)["next_action_at"])
+    assert moved > due
+    clock.set(moved)
+    assert sched.run_once().reminders == 1 and sched.run_once().reminders == 0
+    assert len(reminders(team, mark)) == 2

@@ -97,8 +97,12 @@ def _sms_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     return 0
 
 
-def describe(config: Config) -> list[str]:
-    """check-config lines: what the scheduler and the triggers will do."""
+def describe(config: Config) -> tuple[list[str], list[str]]:
+    """check-config lines (what the scheduler and the triggers will do), and the problems:
+    a rule naming a template that does not exist or does not render."""
+    from maild.outbound.templates import SAMPLE, Renderer, TemplateError
+    from maild.notify.deliver import render_sms
+
     s = config.scheduler
     lines = []
     if s.enabled:
@@ -121,4 +125,17 @@ def describe(config: Config) -> list[str]:
                      f"{', '.join(rule.to)}{fallback} by {rule.channel}, template {rule.template or 'default'}")
     if config.sms:
         lines.append(f"  sms          {config.sms.method} {config.sms.url}")
-    return lines
+    renderer = Renderer(config.templates_path(), config.helpdesk.language)
+    problems = []
+    for rule in rules:
+        for event in rule.on:
+            try:
+                if rule.channel == "sms":
+                    render_sms(renderer, rule.template_for(event), SAMPLE)
+                else:
+                    renderer.render(rule.template_for(event), SAMPLE)
+            except TemplateError as exc:
+                problems.append(f"trigger {rule.name}: {exc}")
+    for problem in dict.fromkeys(problems):
+        lines.append(f"  error        {problem}")
+    return lines, problems
