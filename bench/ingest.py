@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -194,6 +195,8 @@ def main() -> None:
     print(f"first quarter    {first_q:.0f} mails/s   last quarter {last_q:.0f} mails/s   ratio {last_q / first_q:.2f}")
     print(f"peak RSS         {rss_mb:.0f} MB")
     assert messages == len(mails), "every mail must be stored"
+    expected = sum(1 for raw in mails if not re.search(rb"^Subject: (Re|RES): ", raw, re.M))
+    assert tickets == expected, f"{tickets} tickets, expected {expected}: a reply did not thread"
 
 
 if __name__ == "__main__":

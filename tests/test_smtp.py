@@ -113,3 +113,15 @@ def test_lmtp_answers_once_per_recipient(tmp_path: Path) -> None:
     assert len(Spool(env.app.spool.root).pending()) == 1
     env.app.db.dispose()
 
+
+
+def test_spool_keeps_arrival_order_when_the_clock_steps_back(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import maild.ingest.spool as spool_module
+
+    readings = iter([2_000_000_000_000_000_000, 1_000_000_000_000_000_000, 1_500_000_000_000_000_000])
+    monkeypatch.setattr(spool_module.time, "time_ns", lambda: next(readings))
+    spool = Spool(tmp_path / "spool")
+    for n in range(3):
+        spool.put(f"mail {n}".encode(), "smtp")
+    assert [entry.read() for entry in spool.pending()] == [b"mail 0", b"mail 1", b"mail 2"]

@@ -22,6 +22,17 @@ from pathlib import Path
 log = logging.getLogger("maild.spool")
 
 _counter = itertools.count()
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def _arrival_ns() -> int:
+    """Wall-clock nanoseconds, but never smaller than the previous value in this process:
+    file names sort in arrival order even when the system clock steps back."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Spool:
 
     def put(self, raw: bytes, channel: str) -> SpoolEntry:
         safe_channel = re.sub(r"[^a-z0-9_-]", "_", channel.lower())[:40] or "unknown"
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter):08d}.{safe_channel}.eml"
+        name = f"{_arrival_ns():020d}-{os.getpid()}-{next(_counter):08d}.{safe_channel}.eml"
         tmp = self.tmp / name
         with open(tmp, "wb") as handle:
             handle.write(raw)
