@@ -18,50 +18,27 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from maild.config import Config
 from maild.notify import sms
 from maild.notify.engine import AGENT, CUSTOMER, Delivery, TicketFacts
 from maild.outbound import outbox, policy, templates
-from maild.outbound.compose import OutboundMail, address, references_for
-from maild.store.models import Event as EventRow
-from maild.store.repo import messages
+from maild.outbound.compose import references_for
+from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.threading.signing import Signer
-from maild.threading.subject import find_tag
 
 log = logging.getLogger("maild.notify")
 
 NOTICE = "notice"  # outbox kind of an automatic mail to the customer (other than the ack)
-_LAST_IN = (select(messages.c.message_id, messages.c.references).where(
-    messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
-    .order_by(messages.c.id.desc()).limit(1))
-_NEW_MESSAGE = insert(messages)
-_NEW_EVENT = insert(EventRow.__table__)
 
 
-class Notifier:
+class Notifier(AutoMailer):
     """Built once from the Config; ``send`` runs per unit of work."""
 
     def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None) -> None:
-        helpdesk, out = config.helpdesk, config.outbound
-        self.renderer = renderer or templates.Renderer(config.templates_path(), helpdesk.language)
-        self.signer = signer
-        self.own = frozenset([helpdesk.address, *helpdesk.extra_addresses])
-        self.address = helpdesk.address
-        self.name = out.from_name or helpdesk.name
-        self.tag = helpdesk.subject_tag
-        self.language = helpdesk.language
-        self.zone = ZoneInfo(helpdesk.timezone)
-        limits = out.limits
-        self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
-                                (limits.per_address.count, limits.per_address.minutes),
-                                (limits.per_address_day.count, limits.per_address_day.minutes))
-        self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
-                                      limits.per_address_day.minutes)
-        self.lifetime = timedelta(hours=out.retry.give_up_hours)
-        self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+        super().__init__(config, signer, renderer)
+        self.zone = ZoneInfo(config.helpdesk.timezone)
         self.sms = config.sms  # type: ignore[attr-defined]
 
     # -- variables -----------------------------------------------------------------
@@ -129,7 +106,7 @@ class Notifier:
         if not verdict.ok:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
         rendered = self.renderer.render(d.template, v)
-        last = session.connection().execute(_LAST_IN, {"tid": facts.id}).first()
+        last = session.connection().execute(LAST_IN, {"tid": facts.id}).first()
         out = self.mail(NOTICE, "auto-generated", facts.id, rendered, to=(d.person.name, email), now=now,
                         in_reply_to=last.message_id if last else "",
                         references=references_for(last.references, last.message_id) if last else "")
@@ -156,44 +133,6 @@ class Notifier:
         sms.enqueue(session, ticket_id=facts.id, phone=phone, text=text, rule=d.rule, now=now,
                     expires_at=now + self.lifetime)
         return 1
-
-    # -- helpers ---------------------------------------------------------------------------
-    def mail(self, kind: str, auto_submitted: str, ticket_id: int | None, rendered: templates.Rendered, *,
-             to: tuple[str, str], now: datetime, from_name: str | None = None, in_reply_to: str = "",
-             references: str = "", attachments: tuple[Any, ...] = ()) -> OutboundMail:
-        subject = rendered.subject
-        reply_to = ""
-        if ticket_id is not None:
-            if find_tag(subject, self.tag) != ticket_id:  # an overridden template must not break threading
-                subject = f"[{self.tag} #{ticket_id}] {subject}".strip()
-            reply_to = address(self.name, self.signer.reply_address(ticket_id))
-        extra = {"attachments": attachments} if attachments else {}
-        return OutboundMail(
-            kind=kind, automatic=True, ticket_id=ticket_id, message_id=self.signer.message_id(ticket_id or 0),
-            envelope_from=self.address, recipients=(to[1],), from_header=address(from_name or self.name, self.address),
-            to_header=address(*to), reply_to=reply_to, subject=subject, body_text=rendered.body, date=now,
-            in_reply_to=in_reply_to, references=references, auto_submitted=auto_submitted, language=self.language,
-            **extra)
-
-    def enqueue_with_message(self, session: Session, out: OutboundMail, now: datetime, *, author: str,
-                             from_name: str) -> None:
-        """The outbox row and the ``out`` message the customer receives, on the ticket."""
-        outbox.enqueue(session, out, now, now + self.lifetime)
-        session.connection().execute(_NEW_MESSAGE, {
-            "ticket_id": out.ticket_id, "direction": "out", "message_id": out.message_id,
-            "in_reply_to": out.in_reply_to, "references": out.references, "from_addr": self.address,
-            "from_name": from_name[:200], "to_addrs": out.recipients[0], "cc_addrs": out.cc_header,
-            "subject": out.subject, "body_text": out.body_text, "body_html": None, "kind": out.kind,
-            "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
-        })
-
-    def held(self, session: Session, ticket_id: int, what: str, reason: str, cause: str | None,
-             now: datetime) -> int:
-        log.info("%s no %s on ticket %d: %s", cause or "scheduler", what, ticket_id, reason)
-        session.connection().execute(_NEW_EVENT, [{
-            "ticket_id": ticket_id, "at": now, "actor": "maild", "kind": "mail_held", "old": None, "new": what[:2000],
-            "message_id": cause, "detail": reason[:2000]}])
-        return 0
 
 
 def render_sms(renderer: templates.Renderer, name: str, variables: dict[str, Any]) -> str:

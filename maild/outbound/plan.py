@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild import catalog
@@ -27,11 +27,12 @@ from maild.notify.events import TRIGGER_INTENTS
 from maild.notify.planning import TriggerPlanner
 from maild.outbound import compose, outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
+from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.store import references
-from maild.store.models import Event, TicketRef
-from maild.store.repo import contacts, messages, participants, tickets
+from maild.store.models import TicketRef
+from maild.store.repo import participants, tickets
 from maild.threading.signing import Signer
-from maild.threading.subject import find_tag, strip_prefixes, tagged
+from maild.threading.subject import strip_prefixes, tagged
 
 log = logging.getLogger("maild.outbound")
 
@@ -43,11 +44,6 @@ _TICKET = (select(*notify_facts.COLUMNS,
            .where(tickets.c.id == bindparam("tid")))
 _CC = select(participants.c.email).where(participants.c.ticket_id == bindparam("tid"),
                                          participants.c.role == "cc").order_by(participants.c.id)
-_LAST_IN = (select(messages.c.message_id, messages.c.references).where(
-    messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
-    .order_by(messages.c.id.desc()).limit(1))
-_NEW_MESSAGE = insert(messages)
-_NEW_EVENT = insert(Event.__table__)
 
 
 @dataclass(frozen=True)
@@ -61,28 +57,14 @@ class _Ticket:
     listing: tuple[dict[str, Any], ...] = ()  # catalog items linked to the ticket (``_listing.j2``)
 
 
-class Planner:
+class Planner(AutoMailer):
     """Built once from the Config (renderer and statements cached); ``plan`` runs per mail."""
 
     def __init__(self, config: Config, signer: Signer, own_addresses: frozenset[str]) -> None:
-        helpdesk, out = config.helpdesk, config.outbound
-        self.renderer = templates.Renderer(config.templates_path(), helpdesk.language)
-        self.signer = signer
-        self.own = own_addresses
-        self.address = helpdesk.address
-        self.name = out.from_name or helpdesk.name
-        self.tag = helpdesk.subject_tag
-        self.language = helpdesk.language
+        super().__init__(config, signer, own_addresses=own_addresses)
+        helpdesk = config.helpdesk
         self.agents = {a.email: a for a in config.agents}
         self.agent_addresses = frozenset(config.agent_by_address())
-        limits = out.limits
-        self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
-                                (limits.per_address.count, limits.per_address.minutes),
-                                (limits.per_address_day.count, limits.per_address_day.minutes))
-        self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
-                                      limits.per_address_day.minutes)
-        self.lifetime = timedelta(hours=out.retry.give_up_hours)
-        self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
         self.control_address = helpdesk.control_address
         self.triggers = TriggerPlanner(config, signer, self.renderer)
         self.catalog = catalog.from_config(config)
@@ -124,12 +106,12 @@ class Planner:
             verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
                                                                      now), self.caps, now)
         if not verdict.ok:
-            return self._held(session, ticket, "acknowledgement", verdict.reason, mail, now)
+            return self.held(session, ticket.id, "acknowledgement", verdict.reason, mail.message_id, now)
         rendered = self.renderer.render(template, self._vars(ticket, mail, sender))
-        out = self._mail(compose.ACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
-                         cc=(), in_reply_to=mail.message_id,
+        out = self.mail(compose.ACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
+                        in_reply_to=mail.message_id,
                          references=references_for(" ".join(mail.references), mail.message_id), now=now)
-        self._enqueue(session, out, now, author=self.address, from_name=self.name)
+        self.enqueue_with_message(session, out, now, author=self.address, from_name=self.name)
         return 1
 
     def _relay(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
@@ -141,7 +123,7 @@ class Planner:
         cc = [e for e in c.execute(_CC, {"tid": ticket.id}).scalars()
               if e not in self.own and e not in self.agent_addresses and e != ticket.requester]
         cc = list(dict.fromkeys([*cc, *(e for e in intent.cc if e not in self.own and e != ticket.requester)]))
-        last = c.execute(_LAST_IN, {"tid": ticket.id}).first()
+        last = c.execute(LAST_IN, {"tid": ticket.id}).first()
         agent = sender.agent
         variables = self._vars(ticket, mail, sender)
         variables["message"]["text"] = intent.text.rstrip("\n")
@@ -151,11 +133,11 @@ class Planner:
             variables["message"]["text"] = "\n\n".join(t for t in (canned, intent.text.strip("\n")) if t)
         rendered = self.renderer.render(templates.AGENT_REPLY, variables)
         from_name = f"{variables['agent']['name']} ({self.name})"
-        out = self._mail(compose.REPLY, False, "", ticket, rendered, to=(ticket.requester_name, ticket.requester),
-                         cc=tuple(cc), in_reply_to=last.message_id if last else "",
+        out = self.mail(compose.REPLY, "", ticket.id, rendered, to=(ticket.requester_name, ticket.requester),
+                        cc=tuple(cc), automatic=False, in_reply_to=last.message_id if last else "",
                          references=references_for(last.references, last.message_id) if last else "",
                          now=now, from_name=from_name)
-        self._enqueue(session, out, now, author=sender.email, from_name=from_name)
+        self.enqueue_with_message(session, out, now, author=sender.email, from_name=from_name)
         return 1
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
@@ -165,14 +147,14 @@ class Planner:
             verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
                                                                      now), self.caps, now)
         if not verdict.ok:
-            return self._held(session, ticket, "command feedback", verdict.reason, mail, now)
+            return self.held(session, ticket.id, "command feedback", verdict.reason, mail.message_id, now)
         variables = self._vars(ticket, mail, sender)
         variables["feedback"] = {"subject": strip_prefixes(mail.subject) or tagged(ticket.subject, self.tag, ticket.id),
                                  "applied": list(intent.applied), "rejected": list(intent.rejected),
                                  "sent": intent.sent}
         rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
-        out = self._mail(compose.FEEDBACK, True, "auto-replied", ticket, rendered, to=(sender.name, sender.email),
-                         cc=(), in_reply_to=mail.message_id,
+        out = self.mail(compose.FEEDBACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
+                        in_reply_to=mail.message_id,
                          references=references_for(" ".join(mail.references), mail.message_id), now=now)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
@@ -221,36 +203,4 @@ class Planner:
                         "from_email": sender.email},
             "listing": [dict(item) for item in ticket.listing],
         }
-
-    def _mail(self, kind: str, automatic: bool, auto_submitted: str, ticket: _Ticket, rendered: templates.Rendered,
-              *, to: tuple[str, str], cc: tuple[str, ...], in_reply_to: str, references: str, now: datetime,
-              from_name: str | None = None) -> OutboundMail:
-        subject = rendered.subject
-        if find_tag(subject, self.tag) != ticket.id:  # an overridden template must not break threading
-            subject = f"[{self.tag} #{ticket.id}] {subject}".strip()
-        return OutboundMail(
-            kind=kind, automatic=automatic, ticket_id=ticket.id, message_id=self.signer.message_id(ticket.id),
-            envelope_from=self.address, recipients=(to[1], *cc),
-            from_header=address(from_name or self.name, self.address), to_header=address(*to),
-            cc_header=", ".join(cc), reply_to=address(self.name, self.signer.reply_address(ticket.id)),
-            subject=subject, body_text=rendered.body, date=now, in_reply_to=in_reply_to, references=references,
-            auto_submitted=auto_submitted, language=self.language)
-
-    def _enqueue(self, session: Session, out: OutboundMail, now: datetime, *, author: str, from_name: str) -> None:
-        """The outbox row, and the ``out`` message the customer receives, on the ticket."""
-        outbox.enqueue(session, out, now, now + self.lifetime)
-        session.connection().execute(_NEW_MESSAGE, {
-            "ticket_id": out.ticket_id, "direction": "out", "message_id": out.message_id,
-            "in_reply_to": out.in_reply_to, "references": out.references, "from_addr": self.address,
-            "from_name": from_name[:200], "to_addrs": out.recipients[0], "cc_addrs": out.cc_header,
-            "subject": out.subject, "body_text": out.body_text, "body_html": None, "kind": out.kind,
-            "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
-        })
-
-    def _held(self, session: Session, ticket: _Ticket, what: str, reason: str, mail: ParsedMail, now: datetime) -> int:
-        log.info("%s no %s on ticket %d: %s", mail.message_id, what, ticket.id, reason)
-        session.connection().execute(_NEW_EVENT, [{
-            "ticket_id": ticket.id, "at": now, "actor": "maild", "kind": "mail_held", "old": None, "new": what,
-            "message_id": mail.message_id, "detail": reason[:2000]}])
-        return 0
 

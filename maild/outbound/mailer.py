@@ -1,0 +1,98 @@
+"""Building and enqueuing maild's own mails, the same way for every producer of them.
+
+The per-mail planner (acknowledgements, relayed replies, command feedback) and the trigger
+notifier (notifications, reminders, digests) derive the same things from the config once
+— sender identity, subject tag, caps and their windows, how long a mail may wait — and
+build mails alike: a signed Message-ID and Reply-To, the ticket tag kept in the subject
+even when an admin's template drops it, an ``out`` message on the ticket for what the
+customer receives, and a ``mail_held`` history event for what the rules hold back.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from maild.config import Config
+from maild.outbound import outbox, policy, templates
+from maild.outbound.compose import OutboundMail, address
+from maild.store.models import Event
+from maild.store.repo import messages
+from maild.threading.signing import Signer
+from maild.threading.subject import find_tag
+
+log = logging.getLogger("maild.outbound")
+
+# The customer's last message on a ticket: what maild's mail to the customer replies to.
+LAST_IN = (select(messages.c.message_id, messages.c.references).where(
+    messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
+    .order_by(messages.c.id.desc()).limit(1))
+_NEW_MESSAGE = insert(messages)
+_NEW_EVENT = insert(Event.__table__)
+
+
+class AutoMailer:
+    """Built once from the Config; subclasses decide who gets which mail."""
+
+    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None,
+                 own_addresses: frozenset[str] | None = None) -> None:
+        helpdesk, out = config.helpdesk, config.outbound
+        self.renderer = renderer or templates.Renderer(config.templates_path(), helpdesk.language)
+        self.signer = signer
+        self.own = own_addresses if own_addresses is not None else frozenset(
+            [helpdesk.address, *helpdesk.extra_addresses])
+        self.address = helpdesk.address
+        self.name = out.from_name or helpdesk.name
+        self.tag = helpdesk.subject_tag
+        self.language = helpdesk.language
+        limits = out.limits
+        self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
+                                (limits.per_address.count, limits.per_address.minutes),
+                                (limits.per_address_day.count, limits.per_address_day.minutes))
+        self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
+                                      limits.per_address_day.minutes)
+        self.lifetime = timedelta(hours=out.retry.give_up_hours)
+        self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+
+    def mail(self, kind: str, auto_submitted: str, ticket_id: int | None, rendered: templates.Rendered, *,
+             to: tuple[str, str], now: datetime, cc: tuple[str, ...] = (), automatic: bool = True,
+             from_name: str | None = None, in_reply_to: str = "", references: str = "",
+             attachments: tuple[Any, ...] = ()) -> OutboundMail:
+        subject = rendered.subject
+        reply_to = ""
+        if ticket_id is not None:
+            if find_tag(subject, self.tag) != ticket_id:  # an overridden template must not break threading
+                subject = f"[{self.tag} #{ticket_id}] {subject}".strip()
+            reply_to = address(self.name, self.signer.reply_address(ticket_id))
+        extra = {"attachments": attachments} if attachments else {}
+        return OutboundMail(
+            kind=kind, automatic=automatic, ticket_id=ticket_id, message_id=self.signer.message_id(ticket_id or 0),
+            envelope_from=self.address, recipients=(to[1], *cc),
+            from_header=address(from_name or self.name, self.address), to_header=address(*to),
+            cc_header=", ".join(cc), reply_to=reply_to, subject=subject, body_text=rendered.body, date=now,
+            in_reply_to=in_reply_to, references=references, auto_submitted=auto_submitted, language=self.language,
+            **extra)
+
+    def enqueue_with_message(self, session: Session, out: OutboundMail, now: datetime, *, author: str,
+                             from_name: str) -> None:
+        """The outbox row, and the ``out`` message the customer receives, on the ticket."""
+        outbox.enqueue(session, out, now, now + self.lifetime)
+        session.connection().execute(_NEW_MESSAGE, {
+            "ticket_id": out.ticket_id, "direction": "out", "message_id": out.message_id,
+            "in_reply_to": out.in_reply_to, "references": out.references, "from_addr": self.address,
+            "from_name": from_name[:200], "to_addrs": out.recipients[0], "cc_addrs": out.cc_header,
+            "subject": out.subject, "body_text": out.body_text, "body_html": None, "kind": out.kind,
+            "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
+        })
+
+    def held(self, session: Session, ticket_id: int, what: str, reason: str, cause: str | None,
+             now: datetime) -> int:
+        """Record that the rules held a mail back (and why); counts as no mail queued."""
+        log.info("%s no %s on ticket %d: %s", cause or "scheduler", what, ticket_id, reason)
+        session.connection().execute(_NEW_EVENT, [{
+            "ticket_id": ticket_id, "at": now, "actor": "maild", "kind": "mail_held", "old": None,
+            "new": what[:2000], "message_id": cause, "detail": reason[:2000]}])
+        return 0
