@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from conftest import ROOT, Env, mail
+from conftest import ROOT, mail
 from maild.config import ConfigError, load_config
 from maild.notify.engine import AgentInfo, Directory, Event, TicketFacts, resolve
 from maild.notify.rules import DEFAULT_TRIGGERS, Rule

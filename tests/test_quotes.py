@@ -1,7 +1,6 @@
 """Cutting quoted history from an agent's reply: real client formats, never losing words."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -35,7 +35,7 @@ from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
 from maild.store import repo
 from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
-from maild.store.blobs import BlobStore, sha256
+from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.threading.match import Match, ThreadContext, thread
 from maild.threading.signing import Signer
