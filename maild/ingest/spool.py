@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from maild.loop import Loop, backoff
+
 log = logging.getLogger("maild.spool")
 
 _counter = itertools.count()
@@ -86,7 +88,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class SpoolWorker:
+class SpoolWorker(Loop):
+    thread_name = "spool-worker"
+
     """Drains the spool in a thread; a failing batch is retried with backoff, never dropped.
 
     Mails are committed in batches (one transaction, one fsync for up to ``batch`` mails):
@@ -100,9 +104,8 @@ class SpoolWorker:
         self.clock = clock
         self.batch = batch
         self.batch_bytes = batch_bytes
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.failures = 0
+        super().__init__(spool.wakeup)
 
     def _batches(self) -> Iterator[list[tuple[SpoolEntry, bytes]]]:
         current: list[tuple[SpoolEntry, bytes]] = []
@@ -124,7 +127,7 @@ class SpoolWorker:
         """Process everything pending now; return how many mails were committed."""
         done = 0
         for batch in self._batches():
-            if self._stop.is_set():
+            if self.stopping:
                 break
             try:
                 self.process_batch([(raw, entry.channel) for entry, raw in batch], self.clock())
@@ -138,19 +141,6 @@ class SpoolWorker:
         self.failures = 0
         return done
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.spool.wakeup.clear()
-            self.drain()
-            delay = min(60.0, 0.5 * 2 ** self.failures) if self.failures else 5.0
-            self.spool.wakeup.wait(delay)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="spool-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.spool.wakeup.set()
-        if self._thread:
-            self._thread.join(timeout)
+    def step(self) -> float:
+        self.drain()
+        return backoff(self.failures, 0.5) if self.failures else 5.0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from maild.loop import Loop
 from maild.store.db import Database
 from maild.store.models import Event, SmsRow
 
@@ -155,15 +155,15 @@ class HttpGateway:
             raise SmsTransient(f"{type(exc).__name__}: {exc}") from exc
 
 
-class SmsSender:
+class SmsSender(Loop):
+    thread_name = "sms-sender"
+
     """Like the mail sender: ``run_once`` is one round, ``start`` runs rounds in a thread."""
 
     def __init__(self, db: Database, gateway: HttpGateway, retry: Any, clock: Callable[[], datetime],
                  batch: int = 20) -> None:
         self.db, self.gateway, self.retry, self.clock, self.batch = db, gateway, retry, clock, batch
-        self.wakeup = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def run_once(self) -> int:
         now = self.clock()
@@ -206,22 +206,10 @@ class SmsSender:
                     "old": None, "new": "sms", "message_id": None, "detail": f"SMS to {phone}: {error}"[:2000]}])
         log.error("SMS %d to %s failed: %s", row_id, phone, error)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.wakeup.clear()
-            try:
-                if self.run_once():
-                    continue
-            except Exception:  # the database may be away; the queue keeps everything
-                log.exception("SMS round failed")
-            self.wakeup.wait(self.retry.poll_seconds)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wakeup.set()
-        if self._thread:
-            self._thread.join(timeout)
+    def step(self) -> float:
+        try:
+            if self.run_once():
+                return 0
+        except Exception:  # the database may be away; the queue keeps everything
+            log.exception("SMS round failed")
+        return float(self.retry.poll_seconds)

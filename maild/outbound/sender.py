@@ -19,7 +19,6 @@ import logging
 import smtplib
 import socket
 import ssl
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Protocol
 from sqlalchemy import insert
 
 from maild.config import OutboundSmtp, Retry
+from maild.loop import Loop
+from maild.loop import backoff as round_backoff
 from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.store.db import Database
@@ -140,7 +141,9 @@ def mail_of(row: OutboxRow) -> OutboundMail:
         attachments=attachments_of(row.attachments))
 
 
-class Sender:
+class Sender(Loop):
+    thread_name = "outbox-sender"
+
     """Delivers due outbox rows; ``run_once`` is one round, ``start`` runs rounds in a thread."""
 
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
@@ -151,9 +154,8 @@ class Sender:
         self.loop_value = loop_value
         self.clock = clock
         self.batch = batch
-        self.wakeup = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.failures = 0
+        super().__init__()
         self.token_prefix = uuid.uuid4().hex[:12]
 
     def run_once(self) -> int:
@@ -220,28 +222,14 @@ class Sender:
         log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(mail.recipients), error)
 
     # -- the thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            self.wakeup.clear()
-            try:
-                tried = self.run_once()
-                failures = 0
-            except Exception:  # the database may be away; the outbox keeps everything
-                failures += 1
-                log.exception("outbox round failed")
-                tried = 0
-            if tried:
-                continue
-            delay = min(60.0, self.retry.poll_seconds * 2 ** failures) if failures else self.retry.poll_seconds
-            self.wakeup.wait(delay)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wakeup.set()
-        if self._thread:
-            self._thread.join(timeout)
+    def step(self) -> float:
+        try:
+            tried = self.run_once()
+            self.failures = 0
+        except Exception:  # the database may be away; the outbox keeps everything
+            self.failures += 1
+            log.exception("outbox round failed")
+            tried = 0
+        if tried:
+            return 0
+        return round_backoff(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
