@@ -436,3 +436,26 @@ def test_feedback_is_rate_limited(cenv: Env) -> None:
 def test_smtp_listener_accepts_the_control_address(cenv: Env) -> None:
     table = cenv.app.recipients()
     assert table.accepts(CONTROL) and table.accepts(HELPDESK) and not table.accepts("other@support.example.com")
+
+
+def test_control_address_in_the_envelope_only_bcc_runs_the_commands(cenv: Env) -> None:
+    import smtplib
+
+    from conftest import free_port
+    from maild.app import utc_now
+    from maild.ingest.smtp import Listener, SpoolingHandler
+    from maild.ingest.spool import SpoolWorker
+
+    ids = [open_ticket(cenv, f"Pedido {n}") for n in range(2)]
+    port = free_port()
+    listener = Listener(SpoolingHandler(cenv.app.spool, cenv.app.recipients(), "smtp"), "127.0.0.1", port,
+                        lmtp=False, max_size=100000)
+    listener.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as smtp:  # To: the agent herself, Bcc: control
+            smtp.sendmail(AGENT, [CONTROL], mail("fechar", AGENT, body=f"close {ids[0]} {ids[1]}\n", to=AGENT))
+    finally:
+        listener.stop()
+    SpoolWorker(cenv.app.spool, cenv.app.processor.process_batch, utc_now).drain()
+    assert [cenv.ticket(i)["status"] for i in ids] == ["closed", "closed"]
+    assert len(cenv.tickets()) == 2

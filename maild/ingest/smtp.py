@@ -41,6 +41,12 @@ class RecipientTable:
         return bool(self._pattern and self._pattern.fullmatch(address.strip().strip("<>").lower()))
 
 
+def envelope_trace(recipients: list[str]) -> bytes:
+    """``X-Original-To:`` lines for the envelope recipients (all of them maild's own)."""
+    return b"".join(b"X-Original-To: " + r.strip().strip("<>").encode("utf-8", "replace") + b"\r\n"
+                    for r in recipients)
+
+
 class SpoolingHandler:
     def __init__(self, spool: Spool, recipients: RecipientTable, channel: str) -> None:
         self.spool = spool
@@ -59,6 +65,9 @@ class SpoolingHandler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        # As an MTA's local delivery does, record the envelope recipients: a Bcc to the
+        # control address or to a signed reply address then reaches the pipeline too.
+        raw = envelope_trace(envelope.rcpt_tos) + raw
         replies = len(envelope.rcpt_tos) if isinstance(server, LMTP) else 1
         try:
             loop = asyncio.get_running_loop()
