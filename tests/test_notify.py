@@ -166,6 +166,24 @@ def test_default_rules_on_a_conversation(tmp_path: Path, db_url: str) -> None:
     env.app.db.dispose()
 
 
+def test_a_flood_on_one_ticket_reaches_the_assignee_only_up_to_the_ticket_cap(tmp_path: Path, db_url: str) -> None:
+    env = team_env(tmp_path, db_url)
+    first = env.process(mail("Chave", f"Maria <{CUSTOMER}>", message_id="<f0@cliente.example>"))
+    set_ticket(env, first.ticket_id, assignee=BRUNO)
+    for n in range(1, 16):  # fifteen replies within a few minutes
+        env.process(mail("Re: Chave", CUSTOMER, message_id=f"<f{n}@cliente.example>",
+                         headers={"In-Reply-To": "<f0@cliente.example>"}), advance=timedelta(seconds=10))
+    to_bruno = [r for r in outbox_rows(env) if r.to_addr == BRUNO]
+    assert len(to_bruno) == env.config.outbound.limits.per_ticket.count == 10
+    held = [e for e in env.ticket(first.ticket_id)["events"] if e["kind"] == "mail_held"]
+    assert held and "about this ticket" in held[-1]["detail"]
+    # Later, the window has passed: Bruno hears of the next reply again.
+    env.process(mail("Re: Chave", CUSTOMER, message_id="<f99@cliente.example>",
+                     headers={"In-Reply-To": "<f0@cliente.example>"}), advance=timedelta(minutes=15))
+    assert len([r for r in outbox_rows(env) if r.to_addr == BRUNO]) == 11
+    env.app.db.dispose()
+
+
 def test_customer_rules_respect_consent_through_the_policy(tmp_path: Path, db_url: str) -> None:
     rules_yaml = """\
     triggers:

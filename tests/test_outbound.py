@@ -181,6 +181,19 @@ def _robot_answer(received: Received, sender: str, n: int) -> bytes:
     return mail("Your message", sender, message_id=f"<robot-{n}@robot.example>", body="Received, thanks.\n")
 
 
+def test_caps_count_per_recipient_so_agent_notices_never_use_up_the_customers(env: Env) -> None:
+    from maild.outbound import outbox
+
+    customer = "maria@cliente.example.com.br"
+    first = env.process(mail("Chave", customer))
+    queued = [(r.kind, r.to_addr) for r in rows(env)]
+    assert ("ack", customer) in queued and ("notify", AGENT) in queued
+    windows = env.app.processor.planner.windows
+    with env.app.db.read() as session:
+        for address in (customer, AGENT):
+            assert outbox.recent(session, address, first.ticket_id, windows, env.now).on_ticket == 1
+
+
 def test_a_robot_answering_every_mail_is_stopped_by_the_caps(env: Env, sink: Sink) -> None:
     robot = "alerts@monitor.example"
     sender = sender_for(env, sink.port)

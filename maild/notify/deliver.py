@@ -85,9 +85,11 @@ class Notifier(AutoMailer):
         email = d.person.email
         verdict = policy.recipient_allowed(email, self.own)
         if verdict.ok:
-            recent = outbox.recent(session, email, None, self.windows, now)
+            recent = outbox.recent(session, email, facts.id, self.windows, now)
             if recent.undeliverable_until is not None and recent.undeliverable_until > now:
                 verdict = policy.Verdict(False, f"{email} bounced permanently")
+            else:
+                verdict = policy.within_ticket_cap(email, recent, self.caps)
         if not verdict.ok:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
         rendered = self.renderer.render(d.template, v)

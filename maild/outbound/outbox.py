@@ -33,7 +33,9 @@ _RECENT = select(
                                outbox.c.created_at > bindparam("short")).scalar_subquery().label("short"),
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("day")).scalar_subquery().label("day"),
-    select(func.count()).where(outbox.c.ticket_id == bindparam("tid"), outbox.c.automatic.is_(True),
+    # Per recipient, as the other caps: mail to the agents never uses up the customer's.
+    select(func.count()).where(outbox.c.ticket_id == bindparam("tid"), outbox.c.to_addr == bindparam("addr"),
+                               outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("since")).scalar_subquery().label("on_ticket"),
     select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
     .scalar_subquery().label("undeliverable_until"),

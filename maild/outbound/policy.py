@@ -7,7 +7,12 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
      bulk or list mail, a bounce, or maild's own mail coming back (loop);
   4. an address a permanent bounce marked undeliverable, until that expires;
   5. a contact who withdrew consent or is blocked;
-  6. past the sliding-window caps: per ticket, per address, per address and day.
+  6. past the sliding-window caps, all per recipient: about one ticket, to the address,
+     to the address per day.
+
+Agents receive as many notifications as the desk produces (no per-address caps), but
+never more than the per-ticket cap about one ticket, so a loop on one ticket cannot
+flood an agent's mailbox.
 
 An agent's reply relayed to the customer is not automatic and is not held back by these
 rules (a person decided to send it).
@@ -38,7 +43,7 @@ class RecentMail:
 
     to_address: int = 0  # within per_address minutes
     to_address_day: int = 0  # within per_address_day minutes
-    on_ticket: int = 0  # within per_ticket minutes
+    on_ticket: int = 0  # to this address about this ticket, within per_ticket minutes
     undeliverable_until: datetime | None = None
     consent: bool = True
     blocked: bool = False
@@ -91,4 +96,13 @@ def within_caps(address: str, recent: RecentMail, caps: Caps, now: datetime) -> 
     ):
         if count >= limit:
             return Verdict(False, f"cap reached: {count} automatic mails per {label} in {minutes} min (limit {limit})")
+    return OK
+
+
+def within_ticket_cap(address: str, recent: RecentMail, caps: Caps) -> Verdict:
+    """The per-ticket cap alone: what holds back notifications to agents."""
+    limit, minutes = caps.per_ticket
+    if recent.on_ticket >= limit:
+        return Verdict(False, f"cap reached: {recent.on_ticket} automatic mails to {address} about this ticket "
+                              f"in {minutes} min (limit {limit})")
     return OK
