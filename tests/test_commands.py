@@ -459,3 +459,63 @@ def test_control_address_in_the_envelope_only_bcc_runs_the_commands(cenv: Env) -
     SpoolWorker(cenv.app.spool, cenv.app.processor.process_batch, utc_now).drain()
     assert [cenv.ticket(i)["status"] for i in ids] == ["closed", "closed"]
     assert len(cenv.tickets()) == 2
+
+
+# -- the control address runs the trigger rules -------------------------------------------------
+def since(env: Env, mark: int) -> list[tuple[str, str, int | None]]:
+    """(kind, to, ticket) of the outbox rows after ``mark``, the control report left out."""
+    return [(r.kind, r.to_addr, r.ticket_id) for r in outbox(env) if r.id > mark and r.ticket_id is not None]
+
+
+def last_id(env: Env) -> int:
+    return max((r.id for r in outbox(env)), default=0)
+
+
+def test_control_close_tells_each_assignee_once_and_not_the_actor(cenv: Env) -> None:
+    a, b = open_ticket(cenv, "Pedido A"), open_ticket(cenv, "Pedido B")
+    control(cenv, f"assign {a} {b} bruno\n")
+    mark = last_id(cenv)
+    control(cenv, f"close {a} {b}\n")
+    assert since(cenv, mark) == [("notify", BRUNO, a), ("notify", BRUNO, b)]  # status_changed; Ana acted
+    rows = [r for r in outbox(cenv) if r.id > mark and r.ticket_id is not None]
+    assert all(r.subject.endswith(": closed") and f"new -> closed ({AGENT})" in r.body_text for r in rows)
+    assert report(cenv).to_addr == AGENT
+    mark = last_id(cenv)
+    control(cenv, f"close {a}\n")  # already closed: nothing changed, nobody is told
+    assert since(cenv, mark) == []
+
+
+def test_control_assign_sends_the_assigned_notice(cenv: Env) -> None:
+    a, b = open_ticket(cenv, "Pedido A"), open_ticket(cenv, "Pedido B")
+    mark = last_id(cenv)
+    control(cenv, f"assign {a} bruno\nassign {b} me\n")
+    [row] = [r for r in outbox(cenv) if r.id > mark and r.ticket_id is not None]
+    assert (row.kind, row.to_addr, row.ticket_id) == ("notify", BRUNO, a)
+    assert row.subject.endswith(": assigned to you") and f"(by {AGENT})" in row.body_text
+    # Two lines about one ticket: one merged delivery set, so Bruno gets one mail (the assignment).
+    mark = last_id(cenv)
+    control(cenv, f"assign {b} bruno\nstatus {b} aguardando cliente\n")
+    [row] = [r for r in outbox(cenv) if r.id > mark and r.ticket_id is not None]
+    assert (row.to_addr, row.ticket_id) == (BRUNO, b) and row.subject.endswith(": assigned to you")
+
+
+def test_control_new_ticket_notifies_like_a_mailed_in_one_except_the_actor(cenv: Env) -> None:
+    mailed = open_ticket(cenv, "Pedido por e-mail")
+    assert since(cenv, 0) == [("ack", CUSTOMER, mailed), ("notify", AGENT, mailed), ("notify", BRUNO, mailed)]
+    mark = last_id(cenv)
+    control(cenv, 'new joao@cliente.example "Visita ao apto 31"\nLigou pedindo visita no sábado.\n')
+    phone = max(t["id"] for t in cenv.tickets())
+    assert since(cenv, mark) == [("notice", "joao@cliente.example", phone), ("notify", BRUNO, phone)]
+    rows = {r.to_addr: r for r in outbox(cenv) if r.id > mark and r.ticket_id == phone}
+    ack, notify = rows["joao@cliente.example"], rows[BRUNO]
+    assert ack.subject == f"Re: [Support #{phone}] Visita ao apto 31" and "opened ticket" in ack.body_text
+    assert "Ligou" not in ack.body_text  # the request is an internal note
+    assert notify.subject == f"[Support #{phone}] Visita ao apto 31" and "Ligou pedindo visita" in notify.body_text
+    assert [m["direction"] for m in cenv.ticket(phone)["messages"]] == ["note", "out"]
+
+
+def test_control_new_ticket_respects_the_outbound_switches(tmp_path: Path, db_url: str) -> None:
+    env = build(tmp_path, db_url, outbound={"acknowledge": False, "notify_agents": False})
+    control(env, 'new joao@cliente.example "Visita"\n')
+    assert since(env, 0) == [] and report(env).to_addr == AGENT
+    env.app.db.dispose()

@@ -7,6 +7,7 @@ Runs only for mails that carry commands; ordinary mail never reaches this module
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,16 +32,26 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+@dataclass
+class Applied:
+    """What :func:`apply_ops` did: notes for feedback (e.g. a clone's id), and the history
+    entries it wrote as (ticket id, kind, old, new) — what trigger rules hear about."""
+
+    notes: list[str] = field(default_factory=list)
+    changes: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)
+
+
 class _Writer:
     def __init__(self, session: Session, actor: str, message_id: str | None, now: datetime) -> None:
         self.c = session.connection()
         self.actor, self.message_id, self.now = actor, message_id, now
-        self.notes: list[str] = []
+        self.done = Applied()
 
     def event(self, ticket_id: int, kind: str, old: Any = None, new: Any = None, detail: str = "") -> None:
         self.c.execute(insert(events), {"ticket_id": ticket_id, "at": self.now, "actor": self.actor, "kind": kind,
                                         "old": _text(old), "new": _text(new), "message_id": self.message_id,
                                         "detail": detail[:2000]})
+        self.done.changes.append((ticket_id, kind, _text(old), _text(new)))
 
     def touch(self, ticket_id: int, **values: Any) -> None:
         self.c.execute(update(tickets).where(tickets.c.id == ticket_id).values(updated_at=self.now, **values))
@@ -141,7 +152,7 @@ class _Writer:
         self._link_row(ticket_id, new_id, "cloned_to")
         self.event(new_id, "created", None, "new", f"clone of #{ticket_id}")
         self.event(ticket_id, "cloned", None, f"#{new_id}", f"cloned as #{new_id}")
-        self.notes.append(f"cloned as #{new_id}")
+        self.done.notes.append(f"cloned as #{new_id}")
 
     def new_ticket(self, op: ops.NewTicket, requester_id: int, origin: str) -> int:
         return self.c.execute(insert(tickets).returning(tickets.c.id), {
@@ -151,8 +162,8 @@ class _Writer:
 
 
 def apply_ops(session: Session, ticket_id: int, changes: Sequence[ops.Op], *, actor: str,
-              message_id: str | None, now: datetime) -> list[str]:
-    """Carry out ``changes`` on ticket ``ticket_id``; return notes for feedback (e.g. a clone's id)."""
+              message_id: str | None, now: datetime) -> Applied:
+    """Carry out ``changes`` on ticket ``ticket_id``; return the notes and history entries."""
     w = _Writer(session, actor, message_id, now)
     fields = [op for op in changes if isinstance(op, ops.SetField)]
     if fields:
@@ -181,7 +192,7 @@ def apply_ops(session: Session, ticket_id: int, changes: Sequence[ops.Op], *, ac
         elif isinstance(op, ops.ReleaseDraft):
             w.c.execute(update(messages).where(messages.c.id == op.message_pk, messages.c.direction == "draft")
                         .values(direction="drafted"))
-    return w.notes
+    return w.done
 
 
 def open_ticket(session: Session, op: ops.NewTicket, requester_id: int, *, actor: str, message_id: str | None,

@@ -2,6 +2,10 @@
 one out — the :mod:`maild.commands.control` result applied in the mail's transaction and
 answered with one report mail. Never opens a ticket for the mail itself.
 
+What the mail changed runs the trigger rules like a command in a reply would: per ticket,
+one merged delivery set (``status_changed``, ``assigned``; ``ticket_created`` for ``new``),
+the agent who sent it left out.
+
 Refused (kept as raw mail, no answer): automatic mail (auto-replies, bounces, lists, loops),
 and mail from anyone but an (authenticated) agent — so a stranger learns nothing, not
 even that the address exists. A redelivered control mail (same Message-ID) runs nothing twice.
@@ -23,6 +27,8 @@ from maild.commands.queries import CommandReads
 from maild.commands.workflow import Workflow
 from maild.ingest.identify import Sender
 from maild.mail import Classification, Kind, ParsedMail
+from maild.notify.engine import Event
+from maild.notify.events import Change, change_events
 from maild.store import repo
 from maild.store.models import Message, RawMail
 
@@ -68,30 +74,51 @@ class ControlMailbox:
         assert actor is not None
         reads = CommandReads(session)
         sections: list[control.Section] = []
+        changed: dict[int, list[Change]] = {}  # per ticket, in order: the history this mail wrote
+        opened: dict[int, str] = {}  # tickets opened with `new`: their request text
         lines = control.command_lines(mail.subject, mail.body_text)[:200]
         for n, (line, extra) in enumerate(lines):
             result = control.run_line(line, extra, workflow=self.workflow, actor=actor, lookup=reads, now=now,
                                       tz=self.tz, max_lines=self.max_lines)
             section = result.sections[0]
             for _index, ticket_id, changes in result.changes:
-                notes = apply_ops(session, ticket_id, changes, actor=sender.email, message_id=mail.message_id,
-                                  now=now)
-                section = replace(section, applied=(*section.applied, *(f"#{ticket_id}: {x}" for x in notes)))
+                done = apply_ops(session, ticket_id, changes, actor=sender.email, message_id=mail.message_id,
+                                 now=now)
+                for tid, what, old, new in done.changes:
+                    changed.setdefault(tid, []).append((what, old, new))
+                section = replace(section, applied=(*section.applied, *(f"#{ticket_id}: {x}" for x in done.notes)))
             for _index, new in result.new_tickets:
-                section = replace(section, applied=(*section.applied, self._open(session, new, sender, mail, raw_id,
-                                                                                n, now)))
+                ticket_id = self._open(session, new, sender, mail, raw_id, n, now)
+                opened[ticket_id] = new.text
+                changed.setdefault(ticket_id, [])
+                section = replace(section, applied=(
+                    *section.applied,
+                    f"opened [{self.tag} #{ticket_id}]; write to the customer with that tag in the subject"))
             sections.append(section)
         if not sections:
             sections.append(control.EMPTY)
         applied = sum(len(s.applied) for s in sections)
         rejected = sum(len(s.rejected) for s in sections)
-        queued = self.planner.control_report(session, mail=mail, sender=sender, sections=sections, now=now)
+        queued = self._notify(session, changed, opened, sender, mail.message_id, now)
+        queued += self.planner.control_report(session, mail=mail, sender=sender, sections=sections, now=now)
         log.info("%s control mail from %s: %d commands, %d done, %d rejected", mail.message_id, sender.email,
                  len(sections), applied, rejected)
         return ControlOutcome("control", f"control: {len(sections)} command(s), {rejected} rejected", queued)
 
+    def _notify(self, session: Session, changed: dict[int, list[Change]], opened: dict[int, str], sender: Sender,
+                mail_id: str, now: datetime) -> int:
+        """The trigger rules, once per ticket for everything this mail did to it (``assign 12
+        bruno`` and ``close 12`` on two lines: one delivery set), after all lines ran."""
+        queued = 0
+        for ticket_id, changes in changed.items():
+            events = [Event("ticket_created")] if ticket_id in opened else []
+            events += change_events(changes, status=ticket_id not in opened)
+            queued += self.planner.triggers.plan_changes(session, ticket_id, events, sender=sender, mail_id=mail_id,
+                                                         now=now, text=opened.get(ticket_id, ""))
+        return queued
+
     def _open(self, session: Session, new: ops.NewTicket, sender: Sender, mail: ParsedMail, raw_id: int, n: int,
-              now: datetime) -> str:
+              now: datetime) -> int:
         """``new customer@x "Subject"``: the ticket, the request text as its first message (a note)."""
         requester = repo.contact_id_for(session, new.requester, "", now)
         ticket_id = open_ticket(session, new, requester, actor=sender.email, message_id=mail.message_id, now=now)
@@ -101,4 +128,4 @@ class ControlMailbox:
                 from_addr=sender.email, from_name=sender.name[:200], subject=new.subject,
                 body_text=new.text.strip("\n") + "\n", kind="normal", channel="control", author=sender.email,
                 raw_id=raw_id, created_at=now))
-        return f"opened [{self.tag} #{ticket_id}]; write to the customer with that tag in the subject"
+        return ticket_id

@@ -7,11 +7,16 @@
   command's ``SetField("assignee", agent)`` op;
 - ``status_changed``: a history event ``status`` from one status to another.
 
+:func:`change_events` derives the last two from a ticket's history entries; the control
+address uses it for the changes it writes (:mod:`maild.commands.mailbox`).
+
 The order matters: rules are read event by event, and a person already reached by an
 earlier event's rule is not mailed again for a later one (a customer reply that also
 moves the status gives the assignee one mail, the reply).
 """
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from maild.ingest.decide import ACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Decision
 from maild.notify.engine import Event
@@ -31,18 +36,31 @@ def events_of(decision: Decision, sender_is_agent: bool) -> list[Event]:
             events.append(Event("agent_replied"))
     else:
         return events
-    for spec in decision.events:
-        if spec.kind in ASSIGN_KINDS and spec.new and spec.new != spec.old:
-            events.append(Event("assigned", spec.old, spec.new))
+    changes: list[Change] = [(spec.kind, spec.old, spec.new) for spec in decision.events]
     # Commands (/assign, /take, [assign=…]) carry their changes as ops (maild.commands.ops).
-    for op in getattr(decision, "ops", ()):
-        if getattr(op, "field", None) == "assignee" and getattr(op, "value", None):
-            if not any(e.name == "assigned" for e in events):
-                events.append(Event("assigned", None, str(op.value)))
-    for spec in decision.events:
-        if spec.kind == "status" and spec.new and spec.new != spec.old and decision.action is Action.APPEND:
-            events.append(Event("status_changed", spec.old, spec.new))
-    return events
+    changes += [("assignee", None, str(op.value)) for op in getattr(decision, "ops", ())
+                if getattr(op, "field", None) == "assignee" and getattr(op, "value", None)]
+    return events + change_events(changes, status=decision.action is Action.APPEND)
+
+
+# A ticket history entry as (kind, old, new), e.g. ("status", "new", "closed").
+Change = tuple[str, str | None, str | None]
+
+
+def change_events(changes: Iterable[Change], *, status: bool = True) -> list[Event]:
+    """``assigned`` then ``status_changed`` from one unit of work's history entries on one
+    ticket, each as its net change: ``close 12`` then ``reopen 12`` is one move, from the
+    first old value to the last new one; back where it started is none. ``status=False``:
+    a new ticket's status is part of ``ticket_created``."""
+    first: dict[str, str | None] = {}
+    last: dict[str, str | None] = {}
+    for kind, old, new in changes:
+        name = "assigned" if kind in ASSIGN_KINDS else "status_changed" if kind == "status" and status else None
+        if name is not None:
+            first.setdefault(name, old)
+            last[name] = new
+    return [Event(name, first[name], last[name]) for name in ("assigned", "status_changed")
+            if last.get(name) and last[name] != first[name]]
 
 
 def _normal(decision: Decision) -> bool:

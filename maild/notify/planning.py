@@ -1,4 +1,5 @@
-"""Trigger rules for one mail, inside its transaction (called by :mod:`maild.outbound.plan`).
+"""Trigger rules for one mail, inside its transaction (called by :mod:`maild.outbound.plan`,
+and per ticket by :mod:`maild.commands.mailbox` for what a control mail changed).
 
 The mail's Decision names its events (:mod:`maild.notify.events`); the rules
 (:mod:`maild.notify.engine`) turn them into one merged list of deliveries, and
@@ -21,6 +22,7 @@ from maild.ingest.identify import Sender
 from maild.notify.deliver import Notifier
 from maild.notify.engine import CUSTOMER, Delivery, Directory, Event, TicketFacts, resolve
 from maild.notify.events import events_of
+from maild.notify.facts import ticket_facts
 from maild.outbound import templates
 from maild.threading.signing import Signer
 
@@ -36,6 +38,8 @@ class TriggerPlanner:
         self.notifier = Notifier(config, signer, renderer)
         self.listens = frozenset(e for rule in self.rules for e in rule.on)
         self.name = config.outbound.from_name or config.helpdesk.name
+        self.acknowledge = config.outbound.acknowledge
+        self.notify_agents = config.outbound.notify_agents
 
     def events(self, decision: Decision, sender: Sender) -> list[Event]:
         """The events rules listen to; cheap, and empty for most mail that tells nobody."""
@@ -63,7 +67,7 @@ class TriggerPlanner:
             if d.event.name == "ticket_created" and d.person.kind == CUSTOMER and d.channel == "email":
                 if ACK in whats:
                     queued += ack(d.template)
-                elif sender.is_agent:  # a ticket an agent opened for the customer (control address)
+                elif sender.is_agent:  # an agent's mail opened it: no mail of the customer's to answer
                     rest.append(d)
                 continue
             if d.person.kind != CUSTOMER and (
@@ -71,9 +75,42 @@ class TriggerPlanner:
                     or (d.event.name == "customer_replied" and NOTIFY_REPLY not in whats)):
                 continue  # outbound.notify_agents: false
             rest.append(d)
-        if rest:
-            variables = self.notifier.variables(facts, message, {"actor": sender.email, "actor_name": sender.name})
-            variables.update(extra)
-            queued += self.notifier.send(session, rest, facts, now, variables=variables, cause=mail_id,
-                                         from_name=f"{sender.name or sender.email} via {self.name}")
-        return queued
+        return queued + self._send(session, rest, facts, sender, message, extra, mail_id, now)
+
+    def plan_changes(self, session: Session, ticket_id: int, events: list[Event], *, sender: Sender,
+                     mail_id: str, now: datetime, text: str = "") -> int:
+        """Changes an agent made without a mail on the ticket (the control address): the
+        events of one ticket, read against the ticket as it is now, as one merged delivery
+        set with the agent left out. ``text``: a new ticket's request, for the agents only
+        (it is an internal note). The customer's acknowledgement of a ticket opened for
+        them goes through the notifier (consent, caps), as no mail of theirs is answered."""
+        events = [e for e in events if e.name in self.listens]
+        facts = ticket_facts(session, ticket_id) if events else None
+        if facts is None:
+            return 0
+        deliveries = [d for d in resolve(events, facts, self.rules, self.directory, sender.email)
+                      if not self._switched_off(d)]
+        agents = [d for d in deliveries if d.person.kind != CUSTOMER]
+        customer = [d for d in deliveries if d.person.kind == CUSTOMER]
+        message = {"subject": facts.subject, "text": text.strip("\n"), "from_name": sender.name,
+                   "from_email": sender.email}
+        extra = {"listing": []}
+        return self._send(session, customer, facts, sender, {**message, "text": ""}, extra, mail_id, now) + \
+            self._send(session, agents, facts, sender, message, extra, mail_id, now)
+
+    def _switched_off(self, d: Delivery) -> bool:
+        """``outbound.acknowledge`` / ``outbound.notify_agents`` for events no mail decided."""
+        if d.event.name != "ticket_created":
+            return False
+        if d.person.kind == CUSTOMER:
+            return d.channel == "email" and not self.acknowledge
+        return not self.notify_agents
+
+    def _send(self, session: Session, deliveries: list[Delivery], facts: TicketFacts, sender: Sender,
+              message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime) -> int:
+        if not deliveries:
+            return 0
+        variables = self.notifier.variables(facts, message, {"actor": sender.email, "actor_name": sender.name})
+        variables.update(extra)
+        return self.notifier.send(session, deliveries, facts, now, variables=variables, cause=mail_id,
+                                  from_name=f"{sender.name or sender.email} via {self.name}")
