@@ -194,6 +194,12 @@ def test_caps_count_per_recipient_so_agent_notices_never_use_up_the_customers(en
             assert outbox.recent(session, address, first.ticket_id, windows, env.now).on_ticket == 1
 
 
+def test_an_agent_who_opens_a_ticket_by_mail_gets_no_acknowledgement_of_it(env: Env) -> None:
+    outcome = env.process(mail("Pedido por telefone do Sr. João", AGENT))
+    assert outcome.status == "created"
+    assert [(r.kind, r.to_addr) for r in rows(env) if r.to_addr == AGENT] == []
+
+
 def test_a_robot_answering_every_mail_is_stopped_by_the_caps(env: Env, sink: Sink) -> None:
     robot = "alerts@monitor.example"
     sender = sender_for(env, sink.port)

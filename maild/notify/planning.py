@@ -67,8 +67,8 @@ class TriggerPlanner:
             if d.event.name == "ticket_created" and d.person.kind == CUSTOMER and d.channel == "email":
                 if ACK in whats:
                     queued += ack(d.template)
-                elif sender.is_agent:  # an agent's mail opened it: no mail of the customer's to answer
-                    rest.append(d)
+                elif sender.is_agent and d.person.email != sender.email:
+                    rest.append(d)  # an agent opened it for someone else: no customer mail to answer
                 continue
             if d.person.kind != CUSTOMER and (
                     (d.event.name == "ticket_created" and NOTIFY_NEW not in whats and not sender.is_agent)
