@@ -12,16 +12,9 @@ from conftest import AGENT, HELPDESK, free_port, mail, write_config
 from smtpsink import Sink
 from test_commands import CONTROL, CUSTOMER, commands_config
 from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle, text
+from test_outbound_e2e import deliver, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
