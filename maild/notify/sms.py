@@ -29,12 +29,13 @@ from typing import Any, Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.loop import Loop
 from maild.store.db import Database
 from maild.store.models import Event, SmsRow
+from maild.store.queue import claim_due
 
 log = logging.getLogger("maild.sms")
 sms_outbox = SmsRow.__table__
@@ -100,15 +101,8 @@ def recent_count(session: Session, phone: str, since: datetime) -> int:
 
 
 def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[SmsRow]:
-    due = or_(and_(SmsRow.state == "queued", SmsRow.next_attempt_at <= now),
-              and_(SmsRow.state == "claimed", SmsRow.claimed_at < stale_before))
-    ids = list(session.scalars(select(SmsRow.id).where(due).order_by(SmsRow.id).limit(limit)
-                               .with_for_update(skip_locked=True)))
-    if not ids:
-        return []
-    session.execute(update(SmsRow).where(SmsRow.id.in_(ids)).values(
-        state="claimed", claim_token=token, claimed_at=now, attempts=SmsRow.attempts + 1))
-    return list(session.scalars(select(SmsRow).where(SmsRow.id.in_(ids)).order_by(SmsRow.id)))
+    """Take up to ``limit`` due rows for this sender; a stale claim counts as due."""
+    return claim_due(session, SmsRow, token, now, stale_before, limit)
 
 
 def listing(session: Session, limit: int = 200) -> list[SmsRow]:

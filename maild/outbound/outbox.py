@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.outbound.compose import OutboundMail, attachments_json
 from maild.outbound.policy import RecentMail
 from maild.store.models import AddressStatus, Contact, Message, OutboxRow
+from maild.store.queue import claim_due
 
 outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__table__, Contact.__table__,
                                         Message.__table__)
@@ -79,15 +80,7 @@ def recent(session: Session, address: str, ticket_id: int | None, windows: Windo
 
 def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[OutboxRow]:
     """Take up to ``limit`` due rows for this sender; a stale claim counts as due."""
-    due = or_(and_(OutboxRow.state == "queued", OutboxRow.next_attempt_at <= now),
-              and_(OutboxRow.state == "claimed", OutboxRow.claimed_at < stale_before))
-    ids = list(session.scalars(select(OutboxRow.id).where(due).order_by(OutboxRow.id).limit(limit)
-                               .with_for_update(skip_locked=True)))
-    if not ids:
-        return []
-    session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(
-        state="claimed", claim_token=token, claimed_at=now, attempts=OutboxRow.attempts + 1))
-    return list(session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)))
+    return claim_due(session, OutboxRow, token, now, stale_before, limit)
 
 
 def _mine(row_id: int, token: str):  # noqa: ANN202 - a WHERE clause
