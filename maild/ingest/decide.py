@@ -6,7 +6,7 @@ in, and the Decision says what the store must do in one transaction.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -142,7 +142,13 @@ def decide(
                                          "no command was run"),) if forged else ()
     if ticket is None:
         return _create(mail, sender, match, policy, rules, interp=interp, flags=flags)
-    return _append(sender, match, ticket, policy, now, rules, mail, interp, flags)
+    decision = _append(sender, match, ticket, policy, now, rules, mail, interp, flags)
+    if match.joins and decision.action is Action.APPEND and not sender.is_agent:
+        # On the thread by the thread's own say (see maild.threading.match): a Cc participant
+        # from now on, so the agent's answer reaches them as well as the requester.
+        decision = replace(decision, rules=(*decision.rules, f"joins:{match.joins}"),
+                           ops=(*decision.ops, command_ops.AddParticipant(sender.email, "cc")))
+    return decision
 
 
 def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: tuple[str, ...]) -> Decision:

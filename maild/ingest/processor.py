@@ -237,7 +237,8 @@ class Processor:
             kind, sender = as_customer_mail(kind, form), form.sender
         lookup = repo.SessionLookup(session)
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
-                                     self.policy.subject_tag))
+                                     self.policy.subject_tag, machine=kind.kind in (Kind.BOUNCE, Kind.AUTO_REPLY),
+                                     agent_address=sender.email in self.agents))
         if form is not None and match.rule != "duplicate":
             match = Match("new", None, detail=form.origin)
         state = repo.ticket_state(session, match.ticket_id)

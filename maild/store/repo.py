@@ -29,6 +29,8 @@ _REQUESTER_EMAIL = (select(contacts.c.email).select_from(tickets.join(contacts, 
                     .where(tickets.c.id == bindparam("tid")))
 _PARTICIPANT = select(participants.c.id).where(participants.c.ticket_id == bindparam("tid"),
                                                participants.c.email == bindparam("email"))
+_ADDRESSEES = select(messages.c.to_addrs, messages.c.cc_addrs).where(
+    messages.c.ticket_id == bindparam("tid"), messages.c.message_id.in_(bindparam("mids", expanding=True)))
 _RAW_SEEN = select(raw_mails.c.ticket_id, raw_mails.c.message_id).where(raw_mails.c.sha256 == bindparam("sha"))
 _TICKET_STATE = select(tickets.c.status, tickets.c.closed_at).where(tickets.c.id == bindparam("tid"))
 _CONTACT = select(contacts.c.id, contacts.c.name, contacts.c.blocked).where(contacts.c.email == bindparam("email"))
@@ -73,6 +75,15 @@ class SessionLookup:
         if self.conn.execute(_REQUESTER_EMAIL, {"tid": ticket_id}).scalar() == email:
             return True
         return self.conn.execute(_PARTICIPANT, {"tid": ticket_id, "email": email}).first() is not None
+
+    def requester_of(self, ticket_id: int) -> str | None:
+        return self.conn.execute(_REQUESTER_EMAIL, {"tid": ticket_id}).scalar()
+
+    def addressed_in(self, ticket_id: int, email: str, message_ids: Sequence[str]) -> bool:
+        if not message_ids:
+            return False
+        rows = self.conn.execute(_ADDRESSEES, {"tid": ticket_id, "mids": list(message_ids)[:100]}).all()
+        return any(email in (a.strip().lower() for a in f"{r.to_addrs},{r.cc_addrs}".split(",")) for r in rows)
 
 
 def raw_seen(session: Session, digest: str) -> tuple[int | None, str | None] | None:

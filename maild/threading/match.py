@@ -7,7 +7,15 @@
                  anyone else gets a new ticket that refers to n (no hijacking)
 5. new           a new ticket
 
-Subject text alone never threads a mail.
+Subject text alone never threads a mail. Rules 2 and 3 find a ticket from what a mail
+client copies (a reply address, message-ids), which anyone holding a forwarded mail has
+too; so a sender may join the ticket they name only when they belong on it (``_belongs``):
+an agent, the requester, a Cc participant, someone the thread itself addressed (To/Cc of
+a named message: the customer's Cc, an agent's ``/cc``), or someone writing to the
+requester too (a reply-all the requester receives anyway) — the last two become Cc
+participants. Anyone else opens a new ticket that refers to the named one, so an agent's
+answer goes to the person who wrote, never to another customer. Bounces and auto-replies
+(``machine``) are only recorded on the named ticket and send nothing: no check.
 """
 from __future__ import annotations
 
@@ -31,6 +39,12 @@ class ThreadLookup(Protocol):
 
     def is_participant(self, ticket_id: int, email: str) -> bool: ...
 
+    def requester_of(self, ticket_id: int) -> str | None: ...
+
+    def addressed_in(self, ticket_id: int, email: str, message_ids: Sequence[str]) -> bool:
+        """Whether one of these stored messages of the ticket was sent To/Cc ``email``."""
+        ...
+
 
 @dataclass(frozen=True)
 class Match:
@@ -38,6 +52,7 @@ class Match:
     ticket_id: int | None
     refers_to: int | None = None  # a ticket the mail named but may not join
     detail: str = ""
+    joins: str = ""  # why a sender not yet on the ticket becomes a Cc participant of it
 
     @property
     def is_new(self) -> bool:
@@ -52,6 +67,29 @@ class ThreadContext:
     lookup: ThreadLookup
     signer: Signer
     subject_tag: str
+    machine: bool = False  # a bounce or auto-reply: recorded where it points, never answered
+    # From an agent's configured address, even unproven (then it is customer mail without
+    # commands, flagged): staff, so it stays on the ticket it answers rather than opening one.
+    agent_address: bool = False
+
+
+def _named(mail: ParsedMail) -> list[str]:
+    """The message-ids a mail answers, most recent first: In-Reply-To, then References."""
+    named = list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))
+    return [m for m in named if m != mail.message_id]
+
+
+def _belongs(ctx: ThreadContext, ticket: int, rule: str, detail: str = "") -> Match:
+    """The ticket a reply address or message-id named, if this sender may join it (see above)."""
+    if ctx.sender_is_agent or ctx.agent_address or ctx.machine or ctx.lookup.is_participant(ticket, ctx.sender):
+        return Match(rule, ticket, detail=detail)
+    if ctx.lookup.addressed_in(ticket, ctx.sender, _named(ctx.mail)):
+        return Match(rule, ticket, detail=detail, joins="addressed by a message of the ticket")
+    requester = ctx.lookup.requester_of(ticket)
+    if requester and requester in {a.email for a in (*ctx.mail.to, *ctx.mail.cc)}:
+        return Match(rule, ticket, detail=detail, joins="wrote to the requester too")
+    how = "reply address" if rule == "reply_address" else "In-Reply-To/References"
+    return Match("new", None, refers_to=ticket, detail=f"{how} of #{ticket} from a non-participant")
 
 
 Rule = Callable[[ThreadContext], Match | None]
@@ -67,25 +105,23 @@ def _reply_address(ctx: ThreadContext) -> Match | None:
     for address in recipients:
         ticket = ctx.signer.ticket_from_address(address)
         if ticket is not None and (live := ctx.lookup.resolve_ticket(ticket)) is not None:
-            return Match("reply_address", live, detail=address)
+            return _belongs(ctx, live, "reply_address", address)
     return None
 
 
 def _headers(ctx: ThreadContext) -> Match | None:
-    # Most recent first: In-Reply-To, then References from newest to oldest.
-    named = list(dict.fromkeys([*ctx.mail.in_reply_to, *reversed(ctx.mail.references)]))
-    named = [m for m in named if m != ctx.mail.message_id]
+    named = _named(ctx.mail)
     if not named:
         return None
     ticket = ctx.lookup.ticket_of_any(named)
     if ticket is not None:
         live = ctx.lookup.resolve_ticket(ticket)
         if live is not None:
-            return Match("headers", live)
+            return _belongs(ctx, live, "headers")
     for message_id in named:
         signed = ctx.signer.ticket_from_message_id(message_id)
         if signed is not None and (live := ctx.lookup.resolve_ticket(signed)) is not None:
-            return Match("headers", live, detail="signed message-id")
+            return _belongs(ctx, live, "headers", "signed message-id")
     return None
 
 
