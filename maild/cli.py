@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from maild.config import Config, ConfigError, config_path, load_config
+from maild.text import escape_c1, for_terminal, one_line
 
 EX_OK = 0
 EX_USAGE = 64
@@ -225,18 +226,20 @@ def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
     if args.json:
         _print_json(data)
         return EX_OK
-    print(f"#{data['id']} {data['subject']}")
-    print(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
-          f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
+    say = _line
+    say(f"#{data['id']} {data['subject']}")
+    say(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
+        f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
     for m in data["messages"]:
-        print(f"\n--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
-        print(m["body_text"].rstrip()[:4000])
+        print()
+        say(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
+        print(for_terminal(m["body_text"].rstrip()[:4000]))
         for a in m["attachments"]:
-            print(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            say(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
     print("\nhistory:")
     for e in data["events"]:
         change = f"{e['old'] or ''} -> {e['new']}" if e["old"] or e["new"] else ""
-        print(f"  {e['at'][:19]} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
+        say(f"  {e['at'][:19]} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
     return EX_OK
 
 
@@ -325,8 +328,13 @@ def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_OK if current == head else EX_CONFIG
 
 
+def _line(text: str) -> None:
+    """One line of terminal output made of stored mail text: controls never reach the terminal."""
+    print(one_line(text))
+
+
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write(escape_c1(json.dumps(data, ensure_ascii=False, indent=2)))
     sys.stdout.write("\n")
 
 
@@ -336,7 +344,7 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: An
         return
     print("  ".join(name.ljust(width) for name, width in columns).rstrip())
     for row in rows:
-        values = [str(v if v is not None else "-") for v in cells(row)]
+        values = [one_line(str(v if v is not None else "-")) for v in cells(row)]
         print("  ".join(v[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip())
 
 

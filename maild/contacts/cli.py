@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from maild.config import Config
+from maild.contacts.csvfile import formula_escape
+from maild.text import escape_c1, one_line
 
 T = TypeVar("T")
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 65, 66, 78
@@ -135,8 +137,9 @@ def _export(config: Config, args: argparse.Namespace, path: Path) -> int:
         writer.writerow(["email", "name", "phone", "groups", "consent", "blocked", "tickets", "created_at",
                          "updated_at"])
         for r in rows:
-            writer.writerow([r["email"], r["name"], r["phone"], "|".join(r["groups"]), "yes" if r["consent"] else "no",
-                             "yes" if r["blocked"] else "no", r["tickets"], r["created_at"], r["updated_at"]])
+            writer.writerow([formula_escape(str(cell)) for cell in (
+                r["email"], r["name"], r["phone"], "|".join(r["groups"]), "yes" if r["consent"] else "no",
+                "yes" if r["blocked"] else "no", r["tickets"], r["created_at"], r["updated_at"])])
     finally:
         if args.output:
             out.close()
@@ -154,14 +157,15 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"maild: no contact {args.address}", file=sys.stderr)
         return EX_DATAERR
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print(escape_c1(json.dumps(data, ensure_ascii=False, indent=2)))
         return EX_OK
-    print(f"{data['name'] or '(no name)'} <{data['email']}>")
-    print(f"  phone {data['phone'] or '-'}  groups {', '.join(data['groups']) or '-'}  "
-          f"consent {'yes' if data['consent'] else 'no'}  blocked {'yes' if data['blocked'] else 'no'}")
-    print(f"  since {data['created_at'][:10]}, {data['tickets']} ticket(s)")
+    say = _line
+    say(f"{data['name'] or '(no name)'} <{data['email']}>")
+    say(f"  phone {data['phone'] or '-'}  groups {', '.join(data['groups']) or '-'}  "
+        f"consent {'yes' if data['consent'] else 'no'}  blocked {'yes' if data['blocked'] else 'no'}")
+    say(f"  since {data['created_at'][:10]}, {data['tickets']} ticket(s)")
     for t in data["ticket_list"]:
-        print(f"  #{t['id']:<5} {t['status']:<16} {(t['updated_at'] or '')[:16].replace('T', ' ')}  {t['subject']}")
+        say(f"  #{t['id']:<5} {t['status']:<16} {(t['updated_at'] or '')[:16].replace('T', ' ')}  {t['subject']}")
     return EX_OK
 
 
@@ -243,3 +247,8 @@ def _catalog_show(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"maild: not in the catalog: {', '.join(missing)}", file=sys.stderr)
         return EX_DATAERR
     return EX_OK
+
+
+def _line(text: str) -> None:
+    """One line of terminal output made of stored text: controls never reach the terminal."""
+    print(one_line(text))

@@ -27,6 +27,7 @@ from flufl.bounce import scan_message
 from maild.ingest.decode import decode_bytes, decode_words, safe_filename
 from maild.ingest.htmltext import html_to_text
 from maild.mail import Address, Attachment, DeliveryReport, ParsedMail, QuarantineError
+from maild.text import one_line
 
 Message = email.message.Message
 
@@ -41,6 +42,14 @@ _KNOWN_HEADER = re.compile(
     rb"^(return-path|received|from|message-id|date|subject|to|delivered-to|mime-version)[ \t]*:", re.I | re.M
 )
 _HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+# An encoded word stands in for text of the display name only (RFC 2047 §5: never part of
+# an addr-spec). Hidden behind these marks while the address list is parsed, its decoded
+# "<", "@", "," or CR LF cannot be taken for address syntax.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?]*\?=")
+_HIDDEN = re.compile("\ue000(\\d+)\ue001")
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:\"@\x00-\x1f\x7f-\x9f\ue000\ue001]+@"
+                        r"[^\s<>()\[\]\\,;:\"@\x00-\x1f\x7f-\x9f\ue000\ue001]+")
+_ANGLE_ADDR = re.compile(r"<\s*([^<>\s]+)\s*>")
 _MAX_PARTS = 5000
 _FEED_CHUNK = 1 << 20
 _MAX_DEPTH = 200
@@ -64,7 +73,7 @@ def parse(raw: bytes) -> ParsedMail:
     mail = ParsedMail(
         message_id=message_ids[0] if message_ids else _synthetic_id(raw),
         synthetic_message_id=not message_ids,
-        subject=headers.get("subject", ""),
+        subject=one_line(headers.get("subject", "")),
         from_=from_[0] if from_ else None,
         reply_to=_addresses(msg, "reply-to"),
         to=_addresses(msg, "to"),
@@ -164,16 +173,35 @@ def _all_raw(msg: Message, name: str) -> list[str]:
 
 
 def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
+    """The mailboxes of every ``name`` header: a real addr-spec each, or none at all.
+
+    What the list parser makes of hostile input is checked rather than trusted: an
+    "address" that is not a plain addr-spec, that came out of an encoded word, or that is
+    an unquoted name standing before ``<addr>`` is dropped; a mailbox the parser could not
+    split (an unbalanced quote) keeps its one ``<addr-spec>`` when it has exactly one.
+    """
     found: list[Address] = []
     for value in _all_raw(msg, name):
+        words: list[str] = []
+
+        def hide(m: re.Match[str]) -> str:
+            words.append(m.group(0))
+            return f"\ue000{len(words) - 1}\ue001"
+
+        hidden = _ENCODED_WORD.sub(hide, value)
         try:
-            pairs = email.utils.getaddresses([value])
-        except Exception:  # pathological quoting: fall back to bare addresses
-            pairs = [("", m) for m in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value)]
-        for display, addr in pairs:
-            addr = addr.strip().strip("<>").lower()
-            if "@" in addr:
-                found.append(Address(name=decode_words(display).strip(), email=addr))
+            pairs = email.utils.getaddresses([hidden])
+        except Exception:  # pathological quoting: only what angle brackets say
+            pairs = []
+        mailboxes = [(display, addr.strip().strip("<>").strip()) for display, addr in pairs]
+        good = [(display, addr) for display, addr in mailboxes if _ADDR_SPEC.fullmatch(addr)
+                and not (not display and re.search(re.escape(addr) + r"\s*<", hidden))]  # `x@y <real@z>`
+        if not good and any(addr for _, addr in mailboxes) or not pairs:
+            angles = [a for a in _ANGLE_ADDR.findall(hidden) if _ADDR_SPEC.fullmatch(a)]
+            good = [("", angles[0])] if len(angles) == 1 else []
+        for display, addr in good:
+            shown = _HIDDEN.sub(lambda m: words[int(m.group(1))], display)
+            found.append(Address(name=" ".join(one_line(decode_words(shown)).split()), email=addr.lower()))
     return tuple(found)
 
 

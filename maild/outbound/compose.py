@@ -15,6 +15,8 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from maild.text import one_line
+
 LOOP_HEADER = "X-Maild-Loop"  # the inbound classify stage drops mail that carries it back
 
 ACK, REPLY, NOTIFY, FEEDBACK = "ack", "reply", "notify", "feedback"
@@ -68,7 +70,7 @@ def address(name: str, addr: str) -> str:
     Cheap on purpose (it runs for every acknowledgement): a name of word characters and
     spaces is written as is, anything else as an RFC 5322 quoted string.
     """
-    name = " ".join(name.split())
+    name = " ".join(one_line(name).split())  # no CR LF (a header of its own) nor terminal controls
     if not name:
         return addr
     if _PLAIN_NAME.fullmatch(name):
@@ -96,7 +98,8 @@ def to_bytes(mail: OutboundMail, loop_value: str) -> bytes:
         msg["Cc"] = mail.cc_header
     if mail.reply_to:
         msg["Reply-To"] = mail.reply_to
-    msg["Subject"] = mail.subject
+    # The subject comes from customer text: one line, no controls, whatever a template did.
+    msg["Subject"] = one_line(mail.subject)
     msg["Date"] = email.utils.format_datetime(mail.date)
     msg["Message-ID"] = mail.message_id
     if mail.in_reply_to:
