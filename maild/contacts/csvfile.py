@@ -17,6 +17,19 @@ from pathlib import Path
 from maild.forms.extract import norm_label
 
 DELIMITERS = (";", ",", "\t", "|")
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV Injection"):
+# written with a leading apostrophe, which spreadsheets show as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_escape(cell: str) -> str:
+    """The cell as a spreadsheet must read it: a would-be formula gets a leading ``'``."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def formula_unescape(cell: str) -> str:
+    """Undo :func:`formula_escape`: a ``'`` before a formula character is ours, not data."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 class CsvError(Exception):

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from maild.contacts import book
-from maild.contacts.csvfile import Row, read_rows
+from maild.contacts.csvfile import Row, formula_unescape, read_rows
 from maild.forms.extract import norm_label
 
 ALIASES = {
@@ -61,6 +61,8 @@ def _flag(value: str | None) -> bool | None | str:
 
 def check(row: Row, key: Callable[[str], str]) -> book.ContactData | str:
     """The contact a row describes, or why it is rejected."""
+    # A file ``contacts export`` wrote: its apostrophes before formula characters go.
+    row = Row(row.line, {k: formula_unescape(v) for k, v in row.values.items()}, row.extra, row.width, row.expected)
     if row.width > row.expected:
         return f"{row.width} fields where the header has {row.expected} (an unquoted delimiter in a value?)"
     raw = row.values.get("email", "").strip().strip("<>").strip()
