@@ -120,7 +120,7 @@ TOP_POST: dict[str, Callable[[str, str], str]] = {
     "indented": indented, "rewrapped": rewrapped, "forwarded": forwarded,
     "thunderbird_forward": thunderbird_forward, "html_only": html_only,
 }
-COMMANDS = "/take\n/status aguardando cliente"
+COMMANDS = "/take\n/status aguardando resposta"
 
 
 def written_lines(n: str) -> list[str]:
