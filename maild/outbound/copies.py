@@ -52,18 +52,27 @@ def runs(lines: Sequence[str], known: str, min_chars: int, quoted_any_length: bo
     found: list[tuple[int, int]] = []
     i = 0
     while i < len(lines):
-        if not norms[i] or norms[i] not in known:
+        at = known.find(norms[i]) if norms[i] else -1
+        if at < 0:
             i += 1
             continue
-        joined, end, j = norms[i], i, i + 1
+        size, end, j = len(norms[i]), i, i + 1
         while j < len(lines):
             if not norms[j]:
                 j += 1
                 continue
-            longer = f"{joined} {norms[j]}"
-            if longer not in known:
-                break
-            joined, end, j = longer, j, j + 1
+            piece = f" {norms[j]}"
+            # Usually the next line simply continues where the match stands: checked in place,
+            # so a long copy costs linear time; otherwise look for the longer text elsewhere.
+            if known.startswith(piece, at + size):
+                size += len(piece)
+            else:
+                elsewhere = known.find(known[at:at + size] + piece)
+                if elsewhere < 0:
+                    break
+                at, size = elsewhere, size + len(piece)
+            end, j = j, j + 1
+        joined = known[at:at + size]
         quoted = quoted_any_length and all(lines[k].lstrip().startswith(">") for k in range(i, end + 1) if norms[k])
         if (len(joined) >= min_chars or quoted) and not (exclude and joined in exclude):
             found.append((_envelope_start(lines, i), end))
