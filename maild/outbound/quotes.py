@@ -40,7 +40,6 @@ from maild.outbound.attribution import (
 )
 
 
-
 @dataclass(frozen=True)
 class Reply:
     text: str
