@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from maild.ingest.identify import Sender
 from maild.mail import Classification, Kind, ParsedMail
-from maild.outbound.quotes import latest_reply
+from maild.outbound.quotes import KnownTexts, latest_reply, remove_internal
 from maild.threading.match import Match
 from maild.threading.subject import ticket_subject
 
@@ -119,9 +119,11 @@ def decide(
     bounced: Bounced | None = None,
     interp: Interpretation | None = None,
     forged: str = "",
+    known: KnownTexts = KnownTexts(),
 ) -> Decision:
     """``interp``: the commands the mail carries (:mod:`maild.commands.stage`), if any;
-    ``forged``: why a mail from an agent's address was not trusted (it is customer mail then)."""
+    ``forged``: why a mail from an agent's address was not trusted (it is customer mail then);
+    ``known``: for agent mail on a ticket, the texts of maild's mails there (:mod:`maild.store.sent`)."""
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
     if forged:
         rules = (*rules, "agent:forged")
@@ -142,7 +144,7 @@ def decide(
                                          "no command was run"),) if forged else ()
     if ticket is None:
         return _create(mail, sender, match, policy, rules, interp=interp, flags=flags)
-    decision = _append(sender, match, ticket, policy, now, rules, mail, interp, flags)
+    decision = _append(sender, match, ticket, policy, now, rules, mail, interp, flags, known)
     if match.joins and decision.action is Action.APPEND and not sender.is_agent:
         # On the thread by the thread's own say (see maild.threading.match): a Cc participant
         # from now on, so the agent's answer reaches them as well as the requester.
@@ -203,9 +205,9 @@ def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
 
 def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, now: datetime,
             rules: tuple[str, ...], mail: ParsedMail, interp: Interpretation | None = None,
-            flags: tuple[EventSpec, ...] = ()) -> Decision:
+            flags: tuple[EventSpec, ...] = (), known: KnownTexts = KnownTexts()) -> Decision:
     if sender.is_agent:
-        return _agent_mail(mail, ticket, rules, policy, interp)
+        return _agent_mail(mail, ticket, rules, policy, interp, known)
     notify = (Outgoing(NOTIFY_REPLY),) if policy.notify_agents else ()
     plan = interp.plan if interp else None
     wanted = plan.status if plan is not None and plan.status else None  # a keyword marked anyone
@@ -231,7 +233,7 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
 
 
 def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], policy: Policy,
-                interp: Interpretation | None) -> Decision:
+                interp: Interpretation | None, known: KnownTexts = KnownTexts()) -> Decision:
     """An agent's mail on a ticket: its commands (:mod:`maild.commands`), then what the text is.
 
     * ``/note`` / ``/log``: the text is an internal note, never sent;
@@ -240,6 +242,13 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
     * otherwise the text (quoted history cut, see :mod:`maild.outbound.quotes`) and/or a
       ``/canned`` answer is relayed to the customer from the helpdesk address, and the
       ticket moves to ``workflow.transitions.agent_reply`` unless a command set a status.
+      A reply whose only new lines were commands (the rest a copy of maild's mail) relays
+      nothing and moves no status: it was a command mail.
+
+    The copy of the maild mail being answered (``known.answered``) is cut exactly. Before
+    relaying, any run of text maild sent only to agents (``known.internal``) that is still
+    there is removed and the history says so; if nothing is left, the reply is held and
+    the agent is told.
 
     A mail with any rejected command is not relayed (a misspelt ``/note`` must not reach
     the customer); the valid commands are applied, and the agent gets one feedback mail
@@ -260,14 +269,14 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
     if plan.mode in (NOTE, LOG):
         direction, reason = "note", "internal note by agent" if plan.mode == NOTE else "interaction recorded"
         written = "\n".join(([plan.note_text] if plan.note_text else []) + [text.strip("\n")]).strip("\n") + "\n"
-        body = latest_reply(written).text
+        body = latest_reply(written, known.answered).text
         rules = (*rules, f"agent:{plan.mode}")
         events.append(EventSpec("note", detail="internal note, not sent") if plan.mode == NOTE else
                       EventSpec("interaction", detail="an interaction elsewhere (phone, chat), recorded"))
         if extras:
             rejected.append(f"{' and '.join(extras)}: nothing is sent with /{plan.mode}")
     elif plan.mode == DRAFT:
-        draft = latest_reply(text).text
+        draft = latest_reply(text, known.answered).text
         if extras:
             rejected.append(f"{' and '.join(extras)}: give them with /send, not with /draft")
         if not draft.strip():
@@ -278,12 +287,12 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
             ops.append(command_ops.DraftPending(True))
             events.append(EventSpec("draft", detail="reply saved as a draft, not sent (/send sends it)"))
     elif plan.mode == SEND and plan.draft is not None:
-        more = latest_reply(text).text if text.strip() else ""
+        more = latest_reply(text, known.answered).text if text.strip() else ""
         relay_text = plan.draft[1].rstrip("\n") + ("\n\n" + more if more.strip() else "\n")
         if not rejected:
             ops += [command_ops.ReleaseDraft(plan.draft[0]), command_ops.DraftPending(False)]
     else:
-        reply = latest_reply(text)
+        reply = latest_reply(text, known.answered)
         if reply.text.strip() or plan.canned:
             relay_text = reply.text if reply.text.strip() else ""
             rules = (*rules, f"agent:reply:{reply.how}")
@@ -291,6 +300,19 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
             rejected.append("the reply is empty; nothing was sent")
             rules = (*rules, "agent:empty")
             reason = "empty agent reply"
+    if relay_text is not None and not rejected and known.internal:
+        relay_text, removed = remove_internal(relay_text, known)
+        if removed and not relay_text.strip() and not plan.canned:
+            relay_text = None
+            rejected.append("the reply held only text of maild's internal mails to agents; "
+                            "nothing was sent to the customer")
+            rules, reason = (*rules, "agent:held:internal"), "agent reply held: only internal text"
+            events.append(EventSpec("privacy", detail=f"reply held: its {removed} line(s) were all text of maild's "
+                                                      "internal mails to agents; nothing was relayed"))
+        elif removed:
+            rules = (*rules, "agent:internal-removed")
+            events.append(EventSpec("privacy", detail=f"{removed} line(s) of maild's internal mails to agents "
+                                                      "removed from the reply before relaying"))
     if relay_text is not None and not rejected:
         outgoing.append(Outgoing(RELAY, text=relay_text, cc=plan.cc, canned=plan.canned))
         sent = True

@@ -33,7 +33,7 @@ from maild.mail import Classification, Kind, ParsedMail, QuarantineError
 from maild.outbound import outbox
 from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
-from maild.store import repo
+from maild.store import repo, sent
 from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
@@ -247,8 +247,12 @@ class Processor:
             interp = self.interpreter.interpret(mail.subject, mail.body_text, sender.email, sender.is_agent,
                                                 state.id if state else None, state.status if state else None,
                                                 _LazyReads(session), now)
+        # An agent's reply is compared with what maild sent on the ticket (the quoted copy of
+        # the mail it answers is cut exactly; internal text is never relayed).
+        known = sent.known_texts(session, state.id, sent.answered_ids(mail)) \
+            if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else sent.KnownTexts()
         decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
-                          now, self._bounced(session, kind), interp=interp, forged=forged)
+                          now, self._bounced(session, kind), interp=interp, forged=forged, known=known)
         decision = attach(decision, form)
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,

@@ -1,55 +1,127 @@
 """What an agent actually wrote: the reply without the quoted history below it.
 
-The maintained ``email-reply-parser`` (GitHub's algorithm) does the common work: ``>``
-quotes, English "On … wrote:" lines, signatures and "Sent from my …". A thin fallback then
-cuts the attribution lines and Outlook header blocks the library does not know (Portuguese
-"Em … escreveu:", "-----Mensagem original-----", "De: … Enviado: …", and the German, French,
-Spanish and Italian forms).
+First, exactly: maild knows the text of the mail being answered (its own notification,
+reminder or relayed reply, found by In-Reply-To / References), so the copy of it inside
+the reply is found by comparison and removed wherever it sits — ``>``-quoted, indented,
+unquoted below an attribution line in any language or none, re-wrapped by the client,
+inside a forwarded block, or the text of an HTML blockquote (see :mod:`maild.outbound.copies`).
 
-Two safety rules: if the agent wrote *between or below* quoted lines (an inline reply), the
-whole text is kept, quotes and all, rather than lose their words; and if cutting would
-leave nothing, the whole text is kept too.
+Then, by the usual signs: the maintained ``email-reply-parser`` (GitHub's algorithm) does
+the common work: ``>`` quotes, English "On … wrote:" lines, signatures and "Sent from my …".
+A thin fallback then cuts the attribution lines and Outlook header blocks the library does
+not know (Portuguese "Em … escreveu:", "-----Mensagem original-----", "De: … Enviado: …",
+and the German, French, Spanish and Italian forms; :mod:`maild.outbound.attribution`).
+
+Safety rules: if the agent wrote *between or below* quoted lines of an unknown mail (an
+inline reply), the whole text is kept, quotes and all, rather than lose their words; if
+cutting would leave nothing of a text that does not start with a quote, the whole text is
+kept too. Never when the text is a copy of maild's own mail: a reply whose only new lines
+were commands is empty, not "the whole quoted notification".
+
+:func:`remove_internal` is the last guard before relaying: lines of text maild sent only
+to agents on the ticket never reach the customer, whatever the cutting missed.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from email_reply_parser import EmailReplyParser
 
-_ATTRIBUTION_START = re.compile(r"^\s*(on|em|am|le|el|il|op|på|den|w dniu)\b", re.I)
-_ATTRIBUTION_VERB = re.compile(
-    r"\b(wrote|escreveu|schrieb|a\s+écrit|escribió|ha\s+scritto|schreef|skrev|napisał|kirjoitti|írta)\b", re.I)
-_DELIMITER = re.compile(r"^\s*(--|__)\s*$")
-_SEPARATOR = re.compile(
-    r"^\s*(-{2,}\s*(original message|mensagem original|mensaje original|ursprüngliche nachricht"
-    r"|message d'origine|messaggio originale|oorspronkelijk bericht|forwarded message|mensagem encaminhada)\s*-{2,}"
-    r"|_{20,})\s*$", re.I)
-_HEADER_LINE = re.compile(
-    r"^\s*\*?(from|de|von|van|da|från|sent|enviado|enviada em|enviada|gesendet|envoyé|inviato|date|data|datum"
-    r"|verzonden|to|para|an|aan|à|a|cc|subject|assunto|asunto|betreff|objet|oggetto|onderwerp)\s*\*?\s*:", re.I)
-_FROM_LINE = re.compile(r"^\s*\*?(from|de|von|van|da|från)\s*\*?\s*:", re.I)
+from maild.outbound import copies
+from maild.outbound.attribution import (
+    ATTRIBUTION_VERB as _ATTRIBUTION_VERB,
+    DELIMITER as _DELIMITER,
+    SEPARATOR as _SEPARATOR,
+    attribution_length as _attribution_length,
+    header_block_starts,
+    is_loose_attribution,
+)
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
-    how: str  # cut | inline (kept whole) | whole (nothing to cut, or nothing left after cutting) | empty
+    # cut | inline (kept whole) | whole (nothing to cut, or nothing left after cutting) | empty
+    # | known (the copy of maild's own mail was removed)
+    how: str
 
 
-def latest_reply(body: str) -> Reply:
-    """The new text of a reply; see the module docstring for the rules."""
+@dataclass(frozen=True)
+class KnownTexts:
+    """Texts of a ticket's mails, as the cutter and the guard compare a reply with them."""
+
+    answered: tuple[str, ...] = ()  # the maild mail(s) this reply answers: their copy is cut exactly
+    internal: tuple[str, ...] = ()  # what maild sent only to agents on the ticket: never relayed
+    public: tuple[str, ...] = ()  # what the customer wrote or received: no secret, never removed as internal
+
+
+# A copy of the answered mail counts from this length (or when every line is ">"-quoted);
+# shorter matches are as likely the agent's own "Obrigado," as a quote.
+_COPY_MIN_CHARS = 20
+# The guard removes runs of internal text from this length: one notification line is longer.
+INTERNAL_MIN_CHARS = 30
+
+
+def latest_reply(body: str, answered: Sequence[str] = ()) -> Reply:
+    """The new text of a reply; ``answered``: the text(s) of maild's mail(s) it answers.
+
+    See the module docstring for the rules.
+    """
     text = body.replace("\r\n", "\n").replace("\r", "\n")
+    spans = copies.runs(text.split("\n"), copies.stream(answered), _COPY_MIN_CHARS) if answered else []
+    if not spans:
+        return _cut(text)
+    rest, _ = copies.remove(text, spans)
+    if not rest.strip():
+        return Reply("", "empty")  # nothing but the copy of maild's mail: nothing new was written
+    reply = _cut(rest)
+    if not reply.text.strip() or reply.how == "whole" and not _cut_text(rest).strip():
+        return Reply("", "empty")  # what is left is only quote lines and attributions
+    return Reply(reply.text, "known")
+
+
+def remove_internal(text: str, known: KnownTexts) -> tuple[str, int]:
+    """``text`` without runs of lines maild sent only to agents (not also seen by the customer);
+    and how many lines went."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    spans = copies.runs(lines, copies.stream(known.internal), INTERNAL_MIN_CHARS, quoted_any_length=False,
+                        exclude=copies.stream(known.public))
+    if not spans:
+        return text, 0
+    rest, removed = copies.remove("\n".join(lines), spans)
+    return (rest + "\n" if rest.strip() else ""), removed
+
+
+def _cut(text: str) -> Reply:
+    """The cutting by the usual signs (no known text to compare with)."""
     whole = text.strip("\n")
     if _inline_reply(text):
         return Reply(whole + "\n", "inline")
-    visible = EmailReplyParser.parse_reply(text)
-    cut = _cut_headers(visible).strip("\n")
+    cut = _cut_text(text).strip("\n")
     if not cut.strip():
-        if all(line.strip().startswith(">") for line in text.split("\n") if line.strip()):
-            return Reply("", "empty")  # nothing but quotes: nothing new was written
+        if _starts_with_quote(text):
+            return Reply("", "empty")  # nothing but quoted history: nothing new was written
         return Reply(whole + "\n", "whole")
     return Reply(cut + "\n", "cut" if cut.strip() != whole.strip() else "whole")
+
+
+def _cut_text(text: str) -> str:
+    return _cut_headers(EmailReplyParser.parse_reply(text))
+
+
+def _starts_with_quote(text: str) -> bool:
+    """Is the first written line a ``>`` quote, an attribution line, a separator or a header block?
+
+    Everything below it is then history, so cutting that leaves nothing is right.
+    """
+    lines = text.split("\n")
+    i = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if i is None:
+        return True
+    return (lines[i].lstrip().startswith(">") or bool(_attribution_length(lines, i)) or bool(_SEPARATOR.match(lines[i]))
+            or header_block_starts(lines, i) or is_loose_attribution(lines[i]))
 
 
 def _cut_headers(text: str) -> str:
@@ -58,7 +130,7 @@ def _cut_headers(text: str) -> str:
     for i, line in enumerate(lines):
         if _SEPARATOR.match(line):
             return "\n".join(lines[:i])
-        if _FROM_LINE.match(line) and sum(bool(_HEADER_LINE.match(x)) for x in lines[i:i + 5]) >= 2:
+        if header_block_starts(lines, i):
             return "\n".join(lines[:i])
         if _attribution_length(lines, i):
             return "\n".join(lines[:i])
@@ -71,17 +143,6 @@ def _cut_headers(text: str) -> str:
     return text
 
 
-def _attribution_length(lines: list[str], i: int) -> int:
-    """How many lines an "On <date>, <name> wrote:" attribution starting at line i spans (0: none)."""
-    if not _ATTRIBUTION_START.match(lines[i]):
-        return 0
-    for end in range(i, min(i + 3, len(lines))):
-        chunk = " ".join(x.strip() for x in lines[i:end + 1])
-        if chunk.endswith(":") and _ATTRIBUTION_VERB.search(chunk) and len(chunk) < 400:
-            return end - i + 1
-    return 0
-
-
 def _inline_reply(text: str) -> bool:
     """True when unquoted text follows a ``>`` quote before any separator or header block."""
     seen_quote = False
@@ -92,7 +153,7 @@ def _inline_reply(text: str) -> bool:
             skip -= 1
             continue
         if _SEPARATOR.match(line) or _DELIMITER.match(line) or (
-                _FROM_LINE.match(line) and sum(bool(_HEADER_LINE.match(x)) for x in lines[i:i + 5]) >= 2):
+                header_block_starts(lines, i)):
             return False
         stripped = line.strip()
         if stripped.startswith(">"):
