@@ -71,7 +71,7 @@ class Processor:
         self.db = db
         self.blobs = blobs
         helpdesk = config.helpdesk
-        self.signer = Signer(helpdesk.resolved_secret(), helpdesk.local_part, helpdesk.domain)
+        self.signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
         self.agents = config.agent_by_address()
         self.own_addresses = frozenset([helpdesk.address, *helpdesk.extra_addresses])
         self.loop_value = helpdesk.address
