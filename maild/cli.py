@@ -172,10 +172,12 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(line)
     problems = [*problems, *broken]
     auth = config.security.agent_auth
-    proof = (f"Authentication-Results from {', '.join(auth.trusted_authserv_ids)}" if auth.trusted_authserv_ids
-             else "none (any mail From an agent's address runs commands)") + (" + DKIM" if auth.verify_dkim else "")
     print(f"  commands     control address {helpdesk.control_address or '-'}; {len(config.keywords)} subject "
-          f"keyword(s); statuses {', '.join(s.name for s in config.workflow.statuses)}; agent proof: {proof}")
+          f"keyword(s); statuses {', '.join(s.name for s in config.workflow.statuses)}")
+    print(f"  agent proof  {auth.describe()}")
+    if not auth.require_proof:
+        print("  WARNING      security.agent_auth.require_proof is false: a forged From runs /cc, /assign, "
+              "/close and mails the customer from the helpdesk address", file=sys.stderr)
     if helpdesk.secret_env:
         print(f"  secret       from ${helpdesk.secret_env}")
     elif helpdesk.secret:
