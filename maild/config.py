@@ -20,6 +20,7 @@ from maild.ingest.imap_config import ImapAccount
 from maild.notify.rules import Rule, check_rules
 from maild.notify.sms import SmsGateway
 from maild.scheduler.settings import Scheduler
+from maild.secret import is_placeholder, load_or_create, secret_file
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
 ENV_CONFIG = "MAILD_CONFIG"
@@ -82,12 +83,25 @@ class Helpdesk(_Strict):
     def _secret(self) -> Helpdesk:
         if self.secret_env and not os.environ.get(self.secret_env):
             raise ValueError(f"secret_env names {self.secret_env!r}, which is not set")
+        if self.secret_env and is_placeholder(os.environ[self.secret_env]):
+            raise ValueError(f"${self.secret_env} holds a published placeholder: anyone could forge reply "
+                             "addresses; set a random value (e.g. `openssl rand -base64 32`)")
         return self
 
-    def resolved_secret(self) -> bytes:
+    @field_validator("secret")
+    @classmethod
+    def _not_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and is_placeholder(value):
+            raise ValueError(f"{value!r} is a published placeholder: anyone could forge reply addresses and "
+                             "agent proof; delete the line (maild then generates a random key and keeps it "
+                             "beside the database) or set secret_env")
+        return value
+
+    def configured_secret(self) -> bytes | None:
+        """The key the file names (``secret_env`` first), or None: then maild keeps its own."""
         if self.secret_env:
             return os.environ[self.secret_env].encode()
-        return (self.secret or f"maild-insecure-default:{self.address}").encode()
+        return self.secret.encode() if self.secret else None
 
     @property
     def local_part(self) -> str:
@@ -274,6 +288,15 @@ class Config(_Strict):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.path(url[len(prefix):]))
         return url
+
+    def signing_secret(self) -> bytes:
+        """The key for reply addresses and Message-IDs; generated and kept on first use
+        when the file names none (:mod:`maild.secret`)."""
+        return self.helpdesk.configured_secret() or load_or_create(self.secret_path())
+
+    def secret_path(self) -> Path:
+        """Where maild keeps the key it generated (used only without secret/secret_env)."""
+        return secret_file(self, self.storage.path)
 
     def templates_path(self) -> Path | None:
         if self.outbound.templates_dir:

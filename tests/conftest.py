@@ -173,6 +173,16 @@ def sqlite_env(tmp_path: Path) -> Iterator[Env]:
     built.app.db.dispose()
 
 
+# A test config that trusts the MX's Authentication-Results, and an agent mail header it writes.
+TRUSTING_MX = "security:\n  agent_auth:\n    trusted_authserv_ids: [mx.support.example.com]\n"
+AGENT_AR = {"Authentication-Results": "mx.support.example.com; dkim=pass header.d=support.example.com"}
+
+
+def agent_address(env: Env, ticket_id: int, agent: str = AGENT) -> str:
+    """The Reply-To of maild's mail to ``agent`` about a ticket: replying there proves it is them."""
+    return env.app.processor.planner.reply_address(ticket_id, agent)
+
+
 def mail(subject: str = "Hello", sender: str = "maria@cliente.example.com.br", body: str = "Body text\n",
          message_id: str | None = None, to: str = HELPDESK, headers: dict[str, str] | None = None) -> bytes:
     """A small well-formed mail for tests that do not need a fixture file."""

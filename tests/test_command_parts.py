@@ -7,10 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.commands.auth import AgentAuthenticator, aligned, parse_authentication_results
+from maild.commands.auth import AgentAuthenticator, parse_authentication_results
 from maild.commands.grammar import parse_when, split_commands, starts_with_command
 from maild.commands.keywords import AGENT, CUSTOMER, MANAGER, KeywordTable
 from maild.commands.settings import AgentAuth, KeywordAction
+from maild.threading.signing import Signer
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 SP = ZoneInfo("America/Sao_Paulo")
@@ -90,21 +91,48 @@ def test_authentication_results_parsing() -> None:
     assert (dkim.authserv_id, dkim.method, dkim.result, dkim.props["header.d"]) == ("mx.acme.test", "dkim", "pass",
                                                                                    "acme.test")
     assert spf.props["smtp.mailfrom"] == "ana@acme.test"
-    assert aligned("mail.acme.test", "ana@acme.test") and not aligned("acme.test.evil", "ana@acme.test")
 
 
 def _mail(ar: str) -> bytes:
     return (f"Authentication-Results: {ar}\r\nFrom: ana@acme.test\r\nSubject: x\r\n\r\n/close\r\n").encode()
 
 
-def test_agent_auth_needs_a_trusted_aligned_pass() -> None:
-    auth = AgentAuthenticator(AgentAuth(trusted_authserv_ids=["mx.acme.test"]))
-    assert auth.check(_mail("mx.acme.test; dkim=pass header.d=acme.test"), "ana@acme.test").ok
-    assert auth.check(_mail("mx.acme.test; dmarc=pass header.from=acme.test"), "ana@acme.test").ok
-    assert not auth.check(_mail("mx.acme.test; dkim=pass header.d=evil.test"), "ana@acme.test").ok
-    assert not auth.check(_mail("other.test; dkim=pass header.d=acme.test"), "ana@acme.test").ok
-    assert not auth.check(_mail("mx.acme.test; spf=softfail smtp.mailfrom=acme.test"), "ana@acme.test").ok
-    assert AgentAuthenticator(AgentAuth()).check(b"From: x@y\r\n\r\n", "ana@acme.test").ok  # not configured
+SIGNER = Signer(b"k", "support", "acme.test")
+
+
+@pytest.mark.parametrize(("agent", "ar", "ok"), [
+    ("ana@acme.test", "mx.acme.test; dkim=pass header.d=acme.test", True),
+    ("ana@acme.test", "mx.acme.test; dmarc=pass header.from=acme.test", True),
+    ("ana@acme.test", "MX.acme.test (comment); dkim=pass (2048-bit) header.d=ACME.test", True),
+    ("ana@acme.test", "mx.acme.test; spf=pass smtp.mailfrom=ana@acme.test", False),  # SPF alone: the envelope
+    ("ana@acme.test", "mx.acme.test; spf=pass smtp.mailfrom=acme.test; dkim=none", False),
+    ("ana@support.acme.test", "mx.acme.test; dkim=pass header.d=acme.test", False),  # a parent domain
+    ("ana@acme.test", "mx.acme.test; dkim=pass header.d=mail.acme.test", False),  # a subdomain
+    ("ana@acme.test", "mx.acme.test; dmarc=pass header.from=acme.test.evil", False),
+    ("ana@acme.test", "mx.acme.test; dkim=pass header.d=evil.test", False),
+    ("ana@acme.test", "other.test; dkim=pass header.d=acme.test", False),  # an untrusted authserv-id
+    ("ana@acme.test", "mx.acme.test; dkim=fail header.d=acme.test; dmarc=fail header.from=acme.test", False),
+])
+def test_authentication_results_prove_only_a_trusted_exact_domain_pass(agent: str, ar: str, ok: bool) -> None:
+    auth = AgentAuthenticator(AgentAuth(trusted_authserv_ids=["mx.acme.test"]), SIGNER)
+    verdict = auth.check(_mail(ar), agent, ["support@acme.test"])
+    assert verdict.ok is ok and (verdict.proof == "authentication_results" if ok else "signed reply" in verdict.reason)
+
+
+def test_proof_is_required_by_default_and_the_signed_reply_address_is_proof() -> None:
+    auth = AgentAuthenticator(AgentAuth(), SIGNER, "control@acme.test")
+    plain = _mail("mx.acme.test; dkim=pass header.d=acme.test")  # no authserv-id trusted: ignored
+    assert not auth.check(plain, "ana@acme.test", ["support@acme.test"]).ok
+    mine = SIGNER.agent_reply_address(42, "ana@acme.test")
+    assert auth.check(plain, "ana@acme.test", ["support@acme.test", mine.upper()]).proof == "reply_address"
+    assert not auth.check(plain, "bruno@acme.test", [mine]).ok  # another agent's address proves nothing
+    assert not auth.check(plain, "ana@acme.test", [SIGNER.reply_address(42)]).ok  # the customer's neither
+    assert not auth.check(plain, "ana@acme.test", [mine[:-12] + "aaaa@acme.test"]).ok
+    control = SIGNER.agent_control_address("control@acme.test", "ana@acme.test")
+    assert control.startswith("control+") and auth.check(plain, "ana@acme.test", [control]).ok
+    assert not auth.check(plain, "bruno@acme.test", [control]).ok
+    off = AgentAuthenticator(AgentAuth(require_proof=False), SIGNER)
+    assert off.check(plain, "ana@acme.test", []).proof == "not_required"
 
 
 def test_dkim_signature_verified_with_dkimpy() -> None:
@@ -126,8 +154,9 @@ def test_dkim_signature_verified_with_dkimpy() -> None:
 
     raw = b"From: Ana <ana@acme.test>\r\nTo: support@x.test\r\nSubject: close\r\nMessage-ID: <1@acme.test>\r\n\r\n/close\r\n"
     signed = dkim.sign(raw, b"s1", b"acme.test", private, include_headers=[b"From", b"To", b"Subject"]) + raw
-    auth = AgentAuthenticator(AgentAuth(verify_dkim=True), dnsfunc=dnsfunc)
-    assert auth.check(signed, "ana@acme.test").ok
-    assert not auth.check(signed.replace(b"/close", b"/assign mallory"), "ana@acme.test").ok
-    assert not auth.check(raw, "ana@acme.test").ok
-    assert not auth.check(signed, "ana@other.test").ok
+    auth = AgentAuthenticator(AgentAuth(verify_dkim=True), SIGNER, dnsfunc=dnsfunc)
+    assert auth.check(signed, "ana@acme.test", []).proof == "dkim"
+    assert not auth.check(signed.replace(b"/close", b"/assign mallory"), "ana@acme.test", []).ok
+    assert not auth.check(raw, "ana@acme.test", []).ok
+    assert not auth.check(signed, "ana@other.test", []).ok
+    assert not auth.check(signed, "ana@support.acme.test", []).ok  # the parent domain's key is not the agent's

@@ -65,6 +65,8 @@ def open_ticket(env: Env, subject: str = "Vazamento no banheiro", sender: str = 
 
 
 def agent(env: Env, ticket: int, body: str, sender: str = AGENT, subject: str = "", **kw: Any) -> Any:
+    """A reply to the notification about ``ticket``: to its Reply-To, the sender's signed address."""
+    kw.setdefault("to", env.app.processor.planner.reply_address(ticket, sender))
     return env.process(mail(subject or f"Re: [Support #{ticket}] Vazamento", sender, body=body, **kw))
 
 
@@ -335,7 +337,7 @@ def test_manager_keyword_refused_for_an_agent(cenv: Env) -> None:
 def test_forged_agent_mail_changes_nothing(tmp_path: Path, db_url: str) -> None:
     env = build(tmp_path, db_url, security={"agent_auth": {"trusted_authserv_ids": ["mx.support.example.com"]}})
     t = open_ticket(env)
-    forged = agent(env, t, "/close\n/assign bruno\nFechando.\n", headers={
+    forged = agent(env, t, "/close\n/assign bruno\nFechando.\n", to=HELPDESK, headers={
         "Authentication-Results": "mx.support.example.com; dkim=fail header.d=support.example.com; spf=fail "
                                   "smtp.mailfrom=ana@support.example.com"})
     ticket = env.ticket(t)
@@ -345,25 +347,32 @@ def test_forged_agent_mail_changes_nothing(tmp_path: Path, db_url: str) -> None:
     assert forged.ticket_id != t and stored["links"] == [{"ticket": t, "kind": "refers_to"}]
     assert stored["messages"][0]["direction"] == "in" and stored["status"] == "new"
     [flag] = events(env, forged.ticket_id, "flagged")
-    assert AGENT == flag["actor"] and "no DKIM/SPF pass aligned" in flag["detail"]
+    assert AGENT == flag["actor"] and "no DKIM or DMARC pass for exactly support.example.com" in flag["detail"]
     assert relays(env) == [] and feedback(env) == []
     # In reply to the notification (threads by In-Reply-To): still customer mail, no command run.
     notify = next(r for r in outbox(env) if r.kind == "notify" and r.ticket_id == t)
-    forged = agent(env, t, "/close\n/assign bruno\n", headers={"In-Reply-To": notify.message_id})
+    forged = agent(env, t, "/close\n/assign bruno\n", to=HELPDESK, headers={"In-Reply-To": notify.message_id})
     assert forged.ticket_id == t and env.ticket(t)["status"] == "waiting_agent" and env.ticket(t)["assignee"] is None
     assert env.ticket(t)["messages"][-1]["direction"] == "in" and events(env, t, "flagged")
     # A header from a server that is not trusted proves nothing either.
-    agent(env, t, "/close\n", headers={"Authentication-Results": "evil.example; dkim=pass header.d=support.example.com",
-                                       "In-Reply-To": notify.message_id})
+    agent(env, t, "/close\n", to=HELPDESK, headers={
+        "Authentication-Results": "evil.example; dkim=pass header.d=support.example.com",
+        "In-Reply-To": notify.message_id})
     assert env.ticket(t)["status"] == "waiting_agent"
-    agent(env, t, "/close\n", headers={"Authentication-Results": TRUSTED_AR})
+    agent(env, t, "/close\n", to=HELPDESK, headers={"Authentication-Results": TRUSTED_AR})
     assert env.ticket(t)["status"] == "closed"
     env.app.db.dispose()
 
 
 # -- the control address ----------------------------------------------------------------------
 def control(env: Env, body: str, subject: str = "comandos", sender: str = AGENT, **kw: Any) -> Any:
-    return env.process(mail(subject, sender, body=body, to=CONTROL, **kw))
+    """A mail to the control address; from an agent, to the Reply-To of the reports they get."""
+    kw.setdefault("to", control_reply(env, sender) if sender in (AGENT, BRUNO) else CONTROL)
+    return env.process(mail(subject, sender, body=body, **kw))
+
+
+def control_reply(env: Env, agent_address: str = AGENT) -> str:
+    return env.app.processor.signer.agent_control_address(CONTROL, agent_address)
 
 
 def report(env: Env) -> OutboxRow:
@@ -407,13 +416,16 @@ def test_control_from_a_customer_or_a_forged_agent_runs_nothing(tmp_path: Path, 
     env = build(tmp_path, db_url, security={"agent_auth": {"trusted_authserv_ids": ["mx.support.example.com"]}})
     t = open_ticket(env)
     assert control(env, f"close {t}\n", sender=CUSTOMER).status == "ignored"
-    assert control(env, f"close {t}\n").status == "ignored"  # no Authentication-Results
-    assert env.ticket(t)["status"] == "new" and [r for r in outbox(env) if r.ticket_id is None] == []
-    ok = control(env, f"close {t}\n", headers={"Authentication-Results": TRUSTED_AR}, message_id="<c1@x>")
+    assert control(env, f"close {t}\n", to=CONTROL).status == "ignored"  # no Authentication-Results
+    # The real agent is told once why; the customer hears nothing.
+    assert env.ticket(t)["status"] == "new" and [(r.kind, r.to_addr) for r in outbox(env) if r.ticket_id is None] \
+        == [("proof", AGENT)]
+    ok = control(env, f"close {t}\n", to=CONTROL, headers={"Authentication-Results": TRUSTED_AR},
+                 message_id="<c1@x>")
     assert ok.status == "control" and env.ticket(t)["status"] == "closed"
-    again = control(env, f"close {t}\nstats\n", headers={"Authentication-Results": TRUSTED_AR, "X-Relay": "2"},
-                    message_id="<c1@x>")
-    assert again.status == "duplicate" and len([r for r in outbox(env) if r.ticket_id is None]) == 1
+    again = control(env, f"close {t}\nstats\n", to=CONTROL,
+                    headers={"Authentication-Results": TRUSTED_AR, "X-Relay": "2"}, message_id="<c1@x>")
+    assert again.status == "duplicate" and len([r for r in outbox(env) if r.ticket_id is None]) == 2
     env.app.db.dispose()
 
 
@@ -453,7 +465,8 @@ def test_control_address_in_the_envelope_only_bcc_runs_the_commands(cenv: Env) -
     listener.start()
     try:
         with smtplib.SMTP("127.0.0.1", port) as smtp:  # To: the agent herself, Bcc: control
-            smtp.sendmail(AGENT, [CONTROL], mail("fechar", AGENT, body=f"close {ids[0]} {ids[1]}\n", to=AGENT))
+            smtp.sendmail(AGENT, [control_reply(cenv)], mail("fechar", AGENT, body=f"close {ids[0]} {ids[1]}\n",
+                                                             to=AGENT))
     finally:
         listener.stop()
     SpoolWorker(cenv.app.spool, cenv.app.processor.process_batch, utc_now).drain()

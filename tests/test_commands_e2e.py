@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
 
 from conftest import AGENT, HELPDESK, free_port, mail, write_config
-from smtpsink import Sink
+from smtpsink import Received, Sink
 from test_commands import CONTROL, CUSTOMER, commands_config
 from test_e2e import Daemon, wait_for
 from test_outbound_e2e import deliver, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
@@ -33,6 +34,11 @@ def show(daemon: Daemon, ticket: int) -> dict:
     return json.loads(daemon.cli("tickets", "show", str(ticket), "--json").stdout)
 
 
+def reply_to(received: Received) -> str:
+    """Where a mail client sends the answer to this mail."""
+    return parseaddr(str(received.message["Reply-To"]))[1]
+
+
 def test_draft_send_and_control_address_over_real_smtp(daemon: Daemon, sink: Sink) -> None:
     sink.start()
     daemon.start()
@@ -43,17 +49,22 @@ def test_draft_send_and_control_address_over_real_smtp(daemon: Daemon, sink: Sin
     assert ticket["subject"] == "Infiltração no teto" and ticket["tags"] == ["urgente"] and ticket["priority"] == "high"
     settle(sink, daemon)
     before = len(sink.to(CUSTOMER))
+    # Ana answers the notification she got: to its Reply-To, her own signed address.
+    [notice] = sink.to(AGENT)
+    mine = reply_to(notice)
+    assert mine.startswith("support+a1-")
 
     # The agent saves a draft: nothing reaches the customer.
     deliver(daemon.port, mail("Re: [Support #1] Infiltração no teto", f"Ana <{AGENT}>", message_id="<a-1@s.example>",
-                              body="/draft\n/tag +orcamento\nOlá Maria, o orçamento é R$ 800.\n"), AGENT)
+                              to=mine, body="/draft\n/tag +orcamento\nOlá Maria, o orçamento é R$ 800.\n"), AGENT,
+            to=mine)
     wait_for(lambda: show(daemon, 1)["draft_pending"], 30, "the draft")
     settle(sink, daemon)
     assert len(sink.to(CUSTOMER)) == before
 
     # /send releases it: the customer gets it once, from the helpdesk, with no command in it.
     deliver(daemon.port, mail("Re: [Support #1] Infiltração no teto", f"Ana <{AGENT}>", message_id="<a-2@s.example>",
-                              body="/send\n"), AGENT)
+                              to=mine, body="/send\n"), AGENT, to=mine)
     wait_for(lambda: len(sink.to(CUSTOMER)) > before, 30, "the released draft")
     settle(sink, daemon)
     [draft] = sink.to(CUSTOMER)[before:]
@@ -63,8 +74,16 @@ def test_draft_send_and_control_address_over_real_smtp(daemon: Daemon, sink: Sin
     assert detail["status"] == "waiting_customer" and detail["draft_pending"] is False
     assert detail["tags"] == ["orcamento", "urgente"]
 
-    # The control address: close and stats in one mail, answered with a report.
+    # The control address: Ana's first mail there proves nothing, so it runs nothing and she
+    # is told how to prove it; she answers that notice, and the commands run.
+    told = len(sink.to(AGENT))
     deliver(daemon.port, mail("ops", f"Ana <{AGENT}>", to=CONTROL, body="close 1\nstats\n"), AGENT, to=CONTROL)
+    wait_for(lambda: len(sink.to(AGENT)) > told, 30, "the notice")
+    proof = sink.to(AGENT)[-1]
+    assert "no proof" in proof.message["Subject"] and show(daemon, 1)["status"] == "waiting_customer"
+    signed = reply_to(proof)
+    assert signed.startswith("control+") and signed in text(proof)
+    deliver(daemon.port, mail("Re: ops", f"Ana <{AGENT}>", to=signed, body="close 1\nstats\n"), AGENT, to=signed)
     wait_for(lambda: sink.to(AGENT) and "Closed (closed): 1" in text(sink.to(AGENT)[-1]), 30, "the report")
     report = sink.to(AGENT)[-1]
     assert report.message["Auto-Submitted"] == "auto-replied" and report.message["X-Maild-Loop"] == HELPDESK

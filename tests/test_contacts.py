@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, select
 
-from conftest import AGENT, Env, make_env, mail
+from conftest import AGENT, Env, agent_address, make_env, mail
 from maild.contacts.forget import forget
 from maild.store.models import Contact, Erasure, OutboxRow
 from test_forms import FALE_CONOSCO, FORMS, form_mail
@@ -128,7 +128,7 @@ def _maria_everywhere(env: Env) -> tuple[int, int]:
                        subtype="pdf", filename="contrato-maria.pdf")
     own = env.process(msg.as_bytes())
     env.process(mail(f"Re: [Support #{own.ticket_id}] Contrato", f"Ana <{AGENT}>",
-                     body="Recebemos, Maria. Obrigado!\n"))
+                     body="Recebemos, Maria. Obrigado!\n", to=agent_address(env, own.ticket_id)))
     other = mail("Condomínio", "Pedro <pedro@x.example>", body=f"Copiei a Maria ({MARIA.upper()}) aqui.\n")
     other = other.replace(b"To: ", f"Cc: Maria <{MARIA}>\r\nTo: ".encode(), 1)
     theirs = env.process(other)

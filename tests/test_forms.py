@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from conftest import AGENT, Env, make_env, mail
+from conftest import AGENT, Env, agent_address, make_env, mail
 from maild.store.models import Contact, OutboxRow
 
 SITE = "no-reply@imobiliaria.example.com.br"
@@ -336,7 +336,8 @@ def test_agent_reply_with_listing_shows_the_items_to_the_customer(tmp_path: Path
     try:
         first = env.process(mail("Procuro casa", "Bia <bia@cliente.example.com.br>"))
         env.process(mail(f"Re: [Support #{first.ticket_id}] Procuro casa", f"Ana <{AGENT}>",
-                         body="/listing CA-77\nBia, esta casa combina com o que procura.\n"))
+                         body="/listing CA-77\nBia, esta casa combina com o que procura.\n",
+                         to=agent_address(env, first.ticket_id)))
         [reply] = [r for r in outbox(env) if r.kind == "reply"]
         assert reply.to_addr == "bia@cliente.example.com.br"
         assert "Bia, esta casa combina com o que procura." in reply.body_text

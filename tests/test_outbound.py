@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import AGENT, HELPDESK, Env, make_env, mail
+from conftest import AGENT, AGENT_AR, HELPDESK, TRUSTING_MX, Env, agent_address, make_env, mail
 from maild.config import OutboundSmtp, Retry
 from maild.outbound.sender import Sender, SmtpTransport
 from maild.store.models import AddressStatus, OutboxRow
@@ -133,7 +133,8 @@ def test_agent_reply_is_relayed_with_the_customers_thread(env: Env, sink: Sink) 
 
 def test_agent_note_is_never_sent(env: Env) -> None:
     first = env.process(mail("Conta", CUSTOMER))
-    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="/note\nCliente liga amanhã.\n"))
+    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="/note\nCliente liga amanhã.\n",
+                     to=agent_address(env, first.ticket_id)))
     assert [r.kind for r in rows(env)] == ["ack", "notify"]
     ticket = env.ticket(first.ticket_id)
     assert ticket["messages"][-1]["direction"] == "note"
@@ -143,8 +144,9 @@ def test_agent_note_is_never_sent(env: Env) -> None:
 
 def test_unknown_command_and_empty_reply_get_feedback_not_a_relay(env: Env) -> None:
     first = env.process(mail("Conta", CUSTOMER))
-    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="/frobnicate now\nhello\n"))
-    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="\n> only a quote\n"))
+    to = agent_address(env, first.ticket_id)
+    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="/frobnicate now\nhello\n", to=to))
+    env.process(mail(f"Re: [Support #{first.ticket_id}] Conta", AGENT, body="\n> only a quote\n", to=to))
     kinds = [r.kind for r in rows(env)]
     assert kinds == ["ack", "notify", "feedback", "feedback"]
     feedback = [r for r in rows(env) if r.kind == "feedback"]
@@ -194,10 +196,12 @@ def test_caps_count_per_recipient_so_agent_notices_never_use_up_the_customers(en
             assert outbox.recent(session, address, first.ticket_id, windows, env.now).on_ticket == 1
 
 
-def test_an_agent_who_opens_a_ticket_by_mail_gets_no_acknowledgement_of_it(env: Env) -> None:
-    outcome = env.process(mail("Pedido por telefone do Sr. João", AGENT))
+def test_an_agent_who_opens_a_ticket_by_mail_gets_no_acknowledgement_of_it(tmp_path: Path, db_url: str) -> None:
+    env = make_env(tmp_path, db_url, security=TRUSTING_MX)  # a new mail's proof: the MX's DKIM result
+    outcome = env.process(mail("Pedido por telefone do Sr. João", AGENT, headers=AGENT_AR))
     assert outcome.status == "created"
     assert [(r.kind, r.to_addr) for r in rows(env) if r.to_addr == AGENT] == []
+    env.app.db.dispose()
 
 
 def test_a_robot_answering_every_mail_is_stopped_by_the_caps(env: Env, sink: Sink) -> None:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from conftest import AGENT, HELPDESK, Env, mail
+from conftest import AGENT, AGENT_AR, HELPDESK, TRUSTING_MX, Env, make_env, mail
 
 
 def test_new_mail_opens_a_ticket_for_the_customer(env: Env) -> None:
@@ -78,10 +79,12 @@ def test_subject_tag_from_a_stranger_opens_a_linked_ticket(env: Env) -> None:
     assert links == [{"ticket": first.ticket_id, "kind": "refers_to"}]
 
 
-def test_subject_tag_from_an_agent_threads(env: Env) -> None:
+def test_subject_tag_from_an_agent_threads(tmp_path: Path, db_url: str) -> None:
+    env = make_env(tmp_path, db_url, security=TRUSTING_MX)  # the agent proven by the MX's DKIM result
     first = env.process(mail("Chave do apartamento"))
-    outcome = env.process(mail(f"Re: [Support #{first.ticket_id}] Chave", f"Ana <{AGENT}>"))
+    outcome = env.process(mail(f"Re: [Support #{first.ticket_id}] Chave", f"Ana <{AGENT}>", headers=AGENT_AR))
     assert outcome.ticket_id == first.ticket_id
+    env.app.db.dispose()
 
 
 def test_subject_text_alone_never_threads(env: Env) -> None:

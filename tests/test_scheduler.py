@@ -332,8 +332,9 @@ def test_commands_by_mail_drive_assignment_notice_and_reminder(team: Env) -> Non
     clock.set(due)
     assert sched.run_once().reminders == 1 and [r.to_addr for r in reminders(team, mark)] == [BRUNO]
     # Bruno moves the date with /next: a new reminder at the new time, once.
-    team.process(mail("Re: " + notify.subject, f"Bruno <{BRUNO}>", body="/next +1d\n/note remarcado\n",
-                      to=reply_to, headers={"In-Reply-To": notify.message_id}))
+    # ... answering the notice he got (its Reply-To is his own signed address).
+    team.process(mail("Re: " + assigned.subject, f"Bruno <{BRUNO}>", body="/next +1d\n/note remarcado\n",
+                      to=assigned.reply_to.split("<")[1].rstrip(">"), headers={"In-Reply-To": assigned.message_id}))
     moved = datetime.fromisoformat(team.ticket(tid)["next_action_at"])
     assert moved > due
     clock.set(moved)

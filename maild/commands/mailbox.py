@@ -7,8 +7,11 @@ one merged delivery set (``status_changed``, ``assigned``; ``ticket_created`` fo
 the agent who sent it left out.
 
 Refused (kept as raw mail, no answer): automatic mail (auto-replies, bounces, lists, loops),
-and mail from anyone but an (authenticated) agent — so a stranger learns nothing, not
-even that the address exists. A redelivered control mail (same Message-ID) runs nothing twice.
+and mail from anyone but a proven agent (:mod:`maild.commands.auth`) — so a stranger learns
+nothing, not even that the address exists. Mail From an agent's address without proof runs
+nothing either; the real agent (not the sender) gets one notice a day saying how to prove
+it: the report mails carry the agent's signed ``control+<sig>@`` address as Reply-To.
+A redelivered control mail (same Message-ID) runs nothing twice.
 """
 from __future__ import annotations
 
@@ -53,10 +56,14 @@ class ControlMailbox:
         self.domain = config.helpdesk.domain
 
     def addressed(self, mail: ParsedMail) -> bool:
-        """Does the mail name the control address (To, Cc, Delivered-To)? A cheap scan."""
-        address = self.address
-        return any(a.email == address for a in mail.to) or any(a.email == address for a in mail.cc) \
-            or address in mail.delivered_to
+        """Does the mail name the control address, or an agent's signed ``control+<sig>@``
+        form of it (To, Cc, Delivered-To)? A cheap scan."""
+        local, _, domain = self.address.partition("@")
+        for address in [*(a.email for a in (*mail.to, *mail.cc)), *mail.delivered_to]:
+            mine, _, their_domain = address.lower().rpartition("@")
+            if their_domain == domain and (mine == local or mine.startswith(local + "+")):
+                return True
+        return False
 
     def process(self, session: Session, *, mail: ParsedMail, kind: Classification, sender: Sender, forged: str,
                 raw_id: int, now: datetime) -> ControlOutcome:

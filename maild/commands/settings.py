@@ -84,14 +84,17 @@ class Commands(_Strict):
 
 
 class AgentAuth(_Strict):
-    """Proof that a mail from an agent's address really comes from the agent.
+    """Proof that a mail from an agent's address really comes from the agent
+    (:mod:`maild.commands.auth`, docs/COMMANDS.md).
 
-    With ``trusted_authserv_ids`` set, an agent's mail runs commands only when an
-    ``Authentication-Results`` header from one of these servers shows DKIM or SPF ``pass``
-    aligned with the agent's domain (your MX must remove such headers arriving from outside).
-    ``verify_dkim`` also checks a DKIM signature of the agent's domain with dkimpy (DNS).
+    ``require_proof`` (on by default): an agent's mail runs commands only with proof. A
+    reply to the agent's signed reply address is always proof; ``trusted_authserv_ids``
+    adds ``Authentication-Results`` from these servers (DKIM or DMARC pass for exactly the
+    agent's domain; your MX must remove such headers arriving from outside);
+    ``verify_dkim`` adds a DKIM signature of the agent's domain checked with dkimpy (DNS).
     """
 
+    require_proof: bool = True
     trusted_authserv_ids: list[str] = []
     verify_dkim: bool = False
 
@@ -99,6 +102,19 @@ class AgentAuth(_Strict):
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [v.strip().lower() for v in value if v.strip()]
+
+    def describe(self) -> str:
+        """What check-config prints: which proofs are accepted."""
+        if not self.require_proof:
+            return ("OFF (require_proof: false): anyone who writes From an agent's address runs commands and "
+                    "has text relayed to customers")
+        proofs = ["a reply to the agent's signed reply address"]
+        if self.trusted_authserv_ids:
+            proofs.append(f"DKIM/DMARC pass for the agent's exact domain in Authentication-Results from "
+                          f"{', '.join(self.trusted_authserv_ids)}")
+        if self.verify_dkim:
+            proofs.append("a valid DKIM signature of the agent's exact domain")
+        return "required: " + "; or ".join(proofs)
 
 
 class Security(_Strict):

@@ -180,7 +180,7 @@ def _forget(config: Config, args: argparse.Namespace, path: Path) -> int:
     blobs = BlobStore(config.path(config.storage.path))
     actor = f"cli:{getpass.getuser()}"
     with db.write() as session:
-        report = forget(session, blobs, email, secret=config.helpdesk.resolved_secret(), now=_now(), actor=actor,
+        report = forget(session, blobs, email, secret=config.signing_secret(), now=_now(), actor=actor,
                         progress=_progress)
     delete_files(report.files_to_delete)
     if db.is_sqlite:

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from maild.commands.auth import AgentAuthenticator
+from maild.commands.auth import AgentAuthenticator, AuthVerdict
 from maild.commands.mailbox import ControlMailbox
 from maild.commands.queries import CommandReads
 from maild.commands.stage import Interpreter
@@ -63,6 +63,7 @@ class _Prepared:
     failure: str
     attachments: list[StoredAttachment]
     blob_paths: list[Path]
+    proof: AuthVerdict | None = None  # for mail From an agent's address: is it really the agent?
 
 
 class Processor:
@@ -71,7 +72,7 @@ class Processor:
         self.db = db
         self.blobs = blobs
         helpdesk = config.helpdesk
-        self.signer = Signer(helpdesk.resolved_secret(), helpdesk.local_part, helpdesk.domain)
+        self.signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
         self.agents = config.agent_by_address()
         self.own_addresses = frozenset([helpdesk.address, *helpdesk.extra_addresses])
         self.loop_value = helpdesk.address
@@ -86,7 +87,10 @@ class Processor:
         # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.
         workflow = Workflow.from_config(config)
         self.interpreter = Interpreter(workflow, config.keywords, helpdesk.timezone, self.planner.canned_names())
-        self.agent_auth = AgentAuthenticator(config.security.agent_auth)
+        self.agent_auth = AgentAuthenticator(config.security.agent_auth, self.signer, helpdesk.control_address)
+        if not self.agent_auth.enabled:
+            log.warning("security.agent_auth.require_proof is false: mail From an agent's address runs commands "
+                        "without proof")
         self.control = ControlMailbox(config, workflow, self.planner) if helpdesk.control_address else None
         self.address_key = AddressKey(config.contacts)
         self.forms = FormMatcher(config.forms, self.address_key)
@@ -185,7 +189,22 @@ class Processor:
         mail, failure = self._parse(raw)
         attachments = self._store_attachments(mail) if mail else []
         paths = [self.blobs.raw_path(digest), *(self.blobs.attachment_path(a.sha256) for a in attachments)]
-        return _Prepared(raw, channel, digest, mail, failure, attachments, paths)
+        return _Prepared(raw, channel, digest, mail, failure, attachments, paths, self._proof(raw, mail))
+
+    def _proof(self, raw: bytes, mail: ParsedMail | None) -> AuthVerdict | None:
+        """The agent proof, decided here, outside the transaction: DKIM may ask the DNS.
+        None: the sender is no agent (or the mail did not parse)."""
+        if mail is None:
+            return None
+        try:
+            sender = identify(mail, self.agents)
+            if sender.agent is None:
+                return None
+            recipients = [a.email for a in (*mail.to, *mail.cc)] + list(mail.delivered_to)
+            return self.agent_auth.check(raw, sender.agent.email, recipients)
+        except Exception as exc:  # noqa: BLE001 - fail closed; the transaction quarantines a real bug
+            log.exception("%s agent proof could not be checked", mail.message_id)
+            return AuthVerdict(False, f"the proof could not be checked ({type(exc).__name__})")
 
     def _parse(self, raw: bytes) -> tuple[ParsedMail | None, str]:
         try:
@@ -217,19 +236,23 @@ class Processor:
 
         kind = classify(mail, self.own_addresses, self.loop_value)
         sender = identify(mail, self.agents)
-        forged = ""
-        if sender.is_agent and self.agent_auth.enabled:
-            verdict = self.agent_auth.check(raw, sender.email)
-            if not verdict.ok:
-                forged = verdict.reason
-                log.warning("%s From %s names an agent but %s: customer mail, no command run",
-                            mail.message_id, sender.email, forged)
-                sender = Sender(sender.email, sender.name)
+        forged, claimed = "", sender.agent
+        proof = item.proof
+        why = proof.reason if proof is not None else "not checked"
+        if claimed is not None and (proof is None or not proof.ok):
+            forged = f"it carries no proof ({why})"
+            log.warning("%s From %s names an agent but %s: customer mail, no command run",
+                        mail.message_id, sender.email, forged)
+            sender = Sender(sender.email, sender.name)
         if self.control is not None and self.control.addressed(mail):
             done = self.control.process(session, mail=mail, kind=kind, sender=sender, forged=forged, raw_id=raw_id,
                                         now=now)
+            queued = done.queued
+            if forged and claimed is not None and kind.kind is Kind.NORMAL:
+                queued += self.planner.proof_notice(session, agent=claimed, ticket_id=None, mail=mail,
+                                                    reason=why, now=now)
             finish_raw(session, raw_id, "processed" if done.status == "control" else "ignored", done.reason, None)
-            return Outcome(done.status, None, mail.message_id, done.reason, done.queued)
+            return Outcome(done.status, None, mail.message_id, done.reason, queued)
         sender = self.address_key.customer(sender)
         # A website form: the customer is the form's e-mail field, and each form is a new request.
         form = self.forms.recognise(mail, kind, sender)
@@ -238,7 +261,8 @@ class Processor:
         lookup = repo.SessionLookup(session)
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
                                      self.policy.subject_tag, machine=kind.kind in (Kind.BOUNCE, Kind.AUTO_REPLY),
-                                     agent_address=sender.email in self.agents))
+                                     agent_address=sender.email in self.agents,
+                                     agent=sender.agent.email if sender.agent else ""))
         if form is not None and match.rule != "duplicate":
             match = Match("new", None, detail=form.origin)
         state = repo.ticket_state(session, match.ticket_id)
@@ -261,6 +285,10 @@ class Processor:
         if decision.action in (Action.CREATE, Action.APPEND):
             queued = self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
                                               ticket_id=ticket_id, now=now)
+            if forged and claimed is not None and ticket_id is not None and kind.kind in (Kind.NORMAL, Kind.LIST):
+                # The real agent hears of it (once a day per ticket): a forger learns nothing.
+                queued += self.planner.proof_notice(session, agent=claimed, ticket_id=ticket_id, mail=mail,
+                                                    reason=why, now=now)
         if kind.kind is Kind.LOOP:
             log.warning("%s dropped: maild's own mail came back (%s)", mail.message_id, " ".join(kind.reasons))
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")

@@ -3,7 +3,8 @@
 The per-mail planner (acknowledgements, relayed replies, command feedback) and the trigger
 notifier (notifications, reminders, digests) derive the same things from the config once
 — sender identity, subject tag, caps and their windows, how long a mail may wait — and
-build mails alike: a signed Message-ID and Reply-To, the ticket tag kept in the subject
+build mails alike: a signed Message-ID and Reply-To (for an agent, the agent's own signed
+reply address, so answering it proves who wrote: :mod:`maild.commands.auth`), the ticket tag kept in the subject
 even when an admin's template drops it, an ``out`` message on the ticket for what the
 customer receives, and a ``mail_held`` history event for what the rules hold back.
 """
@@ -56,6 +57,16 @@ class AutoMailer:
                                       limits.per_address_day.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
+        # Any address of an agent → the agent's configured address, which signatures name.
+        self.agent_of = {address: agent.email for agent in config.agents for address in agent.addresses}
+
+    def reply_address(self, ticket_id: int, recipient: str) -> str:
+        """Where a reply to maild's mail about a ticket goes: the agent's signed address for
+        an agent, the ticket's signed address for anyone else."""
+        agent = self.agent_of.get(recipient.lower())
+        if agent is not None:
+            return self.signer.agent_reply_address(ticket_id, agent)
+        return self.signer.reply_address(ticket_id)
 
     def mail(self, kind: str, auto_submitted: str, ticket_id: int | None, rendered: templates.Rendered, *,
              to: tuple[str, str], now: datetime, cc: tuple[str, ...] = (), automatic: bool = True,
@@ -66,7 +77,7 @@ class AutoMailer:
         if ticket_id is not None:
             if find_tag(subject, self.tag) != ticket_id:  # an overridden template must not break threading
                 subject = f"[{self.tag} #{ticket_id}] {subject}".strip()
-            reply_to = address(self.name, self.signer.reply_address(ticket_id))
+            reply_to = address(self.name, self.reply_address(ticket_id, to[1]))
         extra = {"attachments": attachments} if attachments else {}
         return OutboundMail(
             kind=kind, automatic=automatic, ticket_id=ticket_id, message_id=self.signer.message_id(ticket_id or 0),

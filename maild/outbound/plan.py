@@ -25,7 +25,7 @@ from maild.mail import Classification, ParsedMail
 from maild.notify import facts as notify_facts
 from maild.notify.events import TRIGGER_INTENTS
 from maild.notify.planning import TriggerPlanner
-from maild.outbound import compose, outbox, policy, templates
+from maild.outbound import compose, outbox, policy, proof, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.store import references
@@ -182,15 +182,23 @@ class Planner(AutoMailer):
                 "rejected": any(s.rejected for s in sections)},
         })
         control = self.control_address or self.address
+        agent = self.agent_of.get(sender.email)
+        reply_to = self.signer.agent_control_address(control, agent) if agent and self.control_address else control
         out = OutboundMail(
             kind=compose.FEEDBACK, automatic=True, ticket_id=None, message_id=self.signer.message_id(0),
             envelope_from=self.address, recipients=(sender.email,), from_header=address(self.name, control),
             to_header=address(sender.name, sender.email), subject=rendered.subject, body_text=rendered.body,
             date=now, in_reply_to=mail.message_id,
-            references=references_for(" ".join(mail.references), mail.message_id), reply_to=control,
+            references=references_for(" ".join(mail.references), mail.message_id), reply_to=reply_to,
             auto_submitted="auto-replied", language=self.language)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
+
+    def proof_notice(self, session: Session, *, agent: Any, ticket_id: int | None, mail: ParsedMail, reason: str,
+                     now: datetime) -> int:
+        """Tell the real agent that a mail in their name carried no proof (:mod:`maild.outbound.proof`)."""
+        return proof.queue_notice(self, session, agent=agent, ticket_id=ticket_id, mail=mail, reason=reason,
+                                  control=self.control_address, now=now)
 
     # -- helpers ---------------------------------------------------------------------------
     def _vars(self, ticket: _Ticket, mail: ParsedMail, sender: Sender) -> dict[str, Any]:

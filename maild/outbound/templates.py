@@ -57,7 +57,9 @@ REMINDER = "reminder"
 NOTIFY_UNACCEPTED = "notify_unaccepted"
 AUTOCLOSE = "autoclose"
 DIGEST = "digest"
-NAMES = (*NAMES, NOTIFY_AGENT_REPLY, NOTIFY_STATUS, NOTIFY_ASSIGNED, REMINDER, NOTIFY_UNACCEPTED, AUTOCLOSE, DIGEST)
+PROOF_MISSING = "proof_missing"  # to an agent: a mail in their name carried no proof (maild/outbound/proof.py)
+NAMES = (*NAMES, NOTIFY_AGENT_REPLY, NOTIFY_STATUS, NOTIFY_ASSIGNED, REMINDER, NOTIFY_UNACCEPTED, AUTOCLOSE, DIGEST,
+         PROOF_MISSING)
 SAMPLE["ticket"] = {**SAMPLE["ticket"], "priority": "normal", "category": "Vendas", "subcategory": "Aluguel",
                     "assignee": "ana@example.com", "tags": ["vip"], "next_action_at": "2026-12-01 14:00"}
 SAMPLE.update({
@@ -65,6 +67,9 @@ SAMPLE.update({
               "actor_name": "Ana"},
     "recipient": {"name": "Bruno", "email": "bruno@example.com"},
     "autoclose": {"days": 14},
+    "proof": {"agent": "ana@example.com", "where": "[Support #42]", "control": False,
+              "reason": "not sent to the agent's signed reply address",
+              "reply_address": "support+a42-abcdefghijklmnop@example.com", "subject": "Re: [Support #42] Leaking pipe"},
     "digest": {"date": "2026-12-01", "total": 3, "upcoming_days": 14,
                "counts": [{"status": "new", "count": 1}, {"status": "waiting_agent", "count": 2}],
                "mine": [{"id": 42, "tag": "[Support #42]", "subject": "Leaking pipe", "status": "waiting_agent",

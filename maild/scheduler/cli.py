@@ -70,7 +70,7 @@ def _run_once(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.threading.signing import Signer
 
     helpdesk = config.helpdesk
-    signer = Signer(helpdesk.resolved_secret(), helpdesk.local_part, helpdesk.domain)
+    signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
     result = Jobs(config, _db(config), signer).run(utc_now())
     if args.json:
         print(json.dumps(result.__dict__))

@@ -1,7 +1,8 @@
 """Which ticket a mail belongs to: an ordered table of rules, first match wins.
 
 1. duplicate     the Message-ID is already stored: a redelivery, nothing changes
-2. reply_address a signed ``support+<ticket>-<sig>@`` address among the recipients
+2. reply_address a signed ``support+<ticket>-<sig>@`` address among the recipients, or
+                 (for a proven agent) that agent's ``support+a<ticket>-<sig>@``
 3. headers       In-Reply-To / References name a stored (or signed) message
 4. subject_tag   ``[TAG #n]``, honoured only for agents and participants of ticket n;
                  anyone else gets a new ticket that refers to n (no hijacking)
@@ -71,6 +72,7 @@ class ThreadContext:
     # From an agent's configured address, even unproven (then it is customer mail without
     # commands, flagged): staff, so it stays on the ticket it answers rather than opening one.
     agent_address: bool = False
+    agent: str = ""  # the configured address of a proven agent: their signed reply addresses count
 
 
 def _named(mail: ParsedMail) -> list[str]:
@@ -104,6 +106,8 @@ def _reply_address(ctx: ThreadContext) -> Match | None:
     recipients = [a.email for a in (*ctx.mail.to, *ctx.mail.cc)] + list(ctx.mail.delivered_to)
     for address in recipients:
         ticket = ctx.signer.ticket_from_address(address)
+        if ticket is None and ctx.agent:
+            ticket = ctx.signer.agent_reply_ticket(address, ctx.agent)
         if ticket is not None and (live := ctx.lookup.resolve_ticket(ticket)) is not None:
             return _belongs(ctx, live, "reply_address", address)
     return None

@@ -2,6 +2,12 @@
 
 ``support+42-k3j5x9q2ab@example.com`` and ``<maild.42.<random>.<sig>@example.com>``
 name ticket 42; only someone who holds ``helpdesk.secret`` can forge them.
+
+An agent's own reply address, ``support+a42-<sig>@example.com``, also names the agent:
+the signature covers the ticket and the agent's (configured, lower-case) address, so a
+reply sent to it from that address proves the agent wrote it (only mail maild sent to
+that agent carries it). ``control+<sig>@example.com`` does the same for the control
+address. These signatures are longer: they grant the right to run commands.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 
 _SIG_LEN = 10
+_AGENT_SIG_LEN = 16  # 80 bits: guessing one by mail is hopeless
 
 
 @dataclass(frozen=True)
@@ -21,9 +28,9 @@ class Signer:
     local_part: str
     domain: str
 
-    def _sig(self, text: str) -> str:
+    def _sig(self, text: str, length: int = _SIG_LEN) -> str:
         digest = hmac.new(self.secret, text.encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest).decode().lower()[:_SIG_LEN]
+        return base64.b32encode(digest).decode().lower()[:length]
 
     # reply addresses --------------------------------------------------------------
     def reply_address(self, ticket_id: int) -> str:
@@ -37,6 +44,31 @@ class Signer:
         ticket_id = int(found.group(1))
         ok = hmac.compare_digest(found.group(2), self._sig(f"ticket:{ticket_id}"))
         return ticket_id if ok else None
+
+    # an agent's own addresses ---------------------------------------------------------
+    def agent_reply_address(self, ticket_id: int, agent: str) -> str:
+        """The Reply-To of maild's mail to ``agent`` about a ticket (``agent``: the configured address)."""
+        sig = self._sig(f"agent-reply:{ticket_id}:{agent.lower()}", _AGENT_SIG_LEN)
+        return f"{self.local_part}+a{ticket_id}-{sig}@{self.domain}"
+
+    def agent_reply_ticket(self, address: str, agent: str) -> int | None:
+        """The ticket ``address`` names, if it is ``agent``'s signed reply address."""
+        pattern = (rf"{re.escape(self.local_part)}\+a(\d{{1,12}})-([a-z2-7]{{{_AGENT_SIG_LEN}}})"
+                   rf"@{re.escape(self.domain)}")
+        found = re.fullmatch(pattern, address.strip().lower())
+        if not found:
+            return None
+        ticket_id = int(found.group(1))
+        expected = self._sig(f"agent-reply:{ticket_id}:{agent.lower()}", _AGENT_SIG_LEN)
+        return ticket_id if hmac.compare_digest(found.group(2), expected) else None
+
+    def agent_control_address(self, control: str, agent: str) -> str:
+        """The Reply-To of a control report to ``agent``: ``control+<sig>@domain``."""
+        local, _, domain = control.lower().partition("@")
+        return f"{local}+{self._sig(f'agent-control:{control.lower()}:{agent.lower()}', _AGENT_SIG_LEN)}@{domain}"
+
+    def is_agent_control_address(self, address: str, control: str, agent: str) -> bool:
+        return hmac.compare_digest(address.strip().lower(), self.agent_control_address(control, agent))
 
     # message ids --------------------------------------------------------------------
     def message_id(self, ticket_id: int) -> str:
