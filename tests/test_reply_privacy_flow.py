@@ -72,8 +72,8 @@ def test_text_on_top_reaches_the_customer_without_any_line_of_the_notification(e
 def test_pasted_internal_text_is_removed_before_relaying_and_the_history_says_so(env: Env) -> None:
     t, notice = open_ticket(env)
     # No threading headers, the notification pasted below without any attribution: only the
-    # subject tag ties it to the ticket, and nothing says "quote".
-    env.process(mail(f"Re: {notice.subject}", f"Ana <{AGENT}>",
+    # agent's reply address ties it to the ticket, and nothing says "quote".
+    env.process(mail(f"Re: {notice.subject}", f"Ana <{AGENT}>", to=notice.reply_to,
                      body=f"Oi Maria, já estamos vendo.\n\n{notice.body_text}"))
     [relay] = sent_to_customer(env)
     sent = {norm(line) for line in relay.body_text.split("\n")}
@@ -86,7 +86,7 @@ def test_pasted_internal_text_is_removed_before_relaying_and_the_history_says_so
 def test_a_reply_of_only_internal_text_is_held_and_the_agent_told(env: Env) -> None:
     t, notice = open_ticket(env)
     head = "\n".join(notice.body_text.split("\n")[:2])  # "New ticket … from …" and "Reply to this mail …"
-    env.process(mail(f"Re: {notice.subject}", f"Ana <{AGENT}>", body=f"{head}\n"))
+    env.process(mail(f"Re: {notice.subject}", f"Ana <{AGENT}>", body=f"{head}\n", to=notice.reply_to))
     assert sent_to_customer(env) == []
     [fb] = [r for r in rows(env) if r.kind == "feedback"]
     assert fb.to_addr == AGENT and "internal mails" in fb.body_text
