@@ -244,3 +244,23 @@ def test_attempt_log_names_are_digests_only(tmp_path: Path) -> None:
     assert AttemptLog(tmp_path).count(digest) == 2
     log.clear(digest)
     assert AttemptLog(tmp_path).count(digest) == 0
+
+
+def test_a_conflict_that_persists_is_quarantined_on_the_third_round(sqlite_env: Env,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import maild.ingest.processor as processor
+
+    real = processor.apply_decision
+    calls: list[str] = []
+
+    def apply_decision(session, **kwargs):  # noqa: ANN001, ANN202
+        if kwargs["mail"].subject == "Conflito":
+            calls.append("conflict")
+            raise sa_exc.IntegrityError("INSERT INTO contacts", {}, Exception("UNIQUE constraint failed"))
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(processor, "apply_decision", apply_decision)
+    outcomes = sqlite_env.app.processor.process_batch([(mail("Conflito"), "smtp"), (mail("Normal"), "smtp")],
+                                                      sqlite_env.now)
+    assert [o.status for o in outcomes] == ["quarantined", "created"] and len(calls) == 3
+    assert "IntegrityError" in outcomes[0].reason

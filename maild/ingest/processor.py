@@ -8,6 +8,7 @@ committed nothing (the channel then asks for a retry).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
@@ -124,7 +125,7 @@ class Processor:
         outcomes: list[Outcome | None] = [None] * len(prepared)
         failed: dict[int, BaseException] = {}
         busy = 0  # rounds lost to the database itself; each round lost to a mail sets one aside
-        while True:
+        for rounds in itertools.count():
             todo = [i for i, outcome in enumerate(outcomes) if outcome is None and i not in failed]
             if not todo:
                 break
@@ -133,7 +134,8 @@ class Processor:
                 with self.db.write() as session:
                     for i in todo:
                         current = i
-                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=busy == 2)
+                        # From the third round on, a conflict that persists is this mail's own.
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds >= 2)
                     current = None
             except Exception as exc:
                 for i in todo:
