@@ -229,3 +229,13 @@ def test_leftover_tmp_files_of_dead_processes_are_removed(tmp_path: Path) -> Non
     (spool.tmp / "junk").write_bytes(b"?")
     assert spool.clean_tmp() == 2
     assert list(spool.tmp.iterdir()) == [live]
+
+
+def test_check_config_explains_the_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import write_config
+    from maild.cli import main
+
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", max_size="1000")
+    assert main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "100 sessions (20 per IP), 4000 bytes of DATA in flight; a mail failing 5 times is quarantined" in out
