@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from types import FrameType
 
 from maild.config import Config
+from maild.ingest.attempts import AttemptLog
+from maild.ingest.limits import SessionLimits
 from maild.ingest.processor import Processor
 from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
@@ -30,7 +32,7 @@ class App:
         self.db.ensure_schema(config.database.auto_migrate if migrate is None else migrate)
         self.blobs = BlobStore(config.path(config.storage.path))
         self.spool = Spool(config.path(config.spool.path))
-        self.processor = Processor(config, self.db, self.blobs)
+        self.processor = Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
         self.sender = Sender(self.db, transport or SmtpTransport(config.outbound.smtp), config.outbound.retry,
                              config.helpdesk.address, utc_now)
         self.processor.on_outbound = self.sender.wakeup.set
@@ -50,16 +52,19 @@ class App:
             signal.signal(signal.SIGTERM, _on_signal)
             signal.signal(signal.SIGINT, _on_signal)
 
-        worker = SpoolWorker(self.spool, self.processor.process_batch, utc_now)
-        worker.drain()  # what a crash left in the spool goes first
-        worker.start()
+        self.spool.clean_tmp()
+        # The listener opens first: what a crash or a stop left in the spool is drained by
+        # the worker thread in the background (oldest first), while new mail is accepted.
         listener = None
         smtp = self.config.smtp_server
         if smtp.enabled:
             handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
-            listener = Listener(handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size)
+            listener = Listener(handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
+                                SessionLimits.from_config(smtp))
             listener.start()
             log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
+        worker = SpoolWorker(self.spool, self.processor.process_batch, utc_now)
+        worker.start()
         imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()

@@ -130,6 +130,9 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     if smtp.enabled:
         print(f"  listener     {'LMTP' if smtp.lmtp else 'SMTP'} on {smtp.host}:{smtp.port}, "
               f"max {smtp.max_message_size} bytes, accepts {helpdesk.address} and {helpdesk.local_part}+…@{helpdesk.domain}")
+        print(f"  limits       {smtp.max_connections} sessions ({smtp.max_connections_per_ip} per IP), "
+              f"{smtp.inflight_budget} bytes of DATA in flight; a mail failing {config.spool.max_attempts} times "
+              f"is quarantined")
     for account in config.imap:
         print(f"  imap         {account.name}: {account.username}@{account.host}:{account.port} {account.folder}")
     for agent in config.agents:

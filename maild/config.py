@@ -130,6 +130,16 @@ class SmtpServer(_Strict):
     port: int = Field(default=2525, ge=0, le=65535)
     lmtp: bool = False
     max_message_size: int = Field(default=50 * 1024 * 1024, gt=0)
+    # What a real MTA limits (maild/ingest/limits.py): sessions at once, in all and per
+    # client IP (beyond: 421), and the bytes of DATA held at once across sessions
+    # (beyond: 452, the client retries); 0 = four times max_message_size.
+    max_connections: int = Field(default=100, ge=1)
+    max_connections_per_ip: int = Field(default=20, ge=1)
+    max_inflight_bytes: int = Field(default=0, ge=0)
+
+    @property
+    def inflight_budget(self) -> int:
+        return self.max_inflight_bytes or 4 * self.max_message_size
 
 
 class Agent(_Strict):
@@ -165,6 +175,9 @@ class Workflow(_Strict):
 
 class Spool(_Strict):
     path: str = "var/spool"
+    # A mail whose processing failed this many times is quarantined with its last reason
+    # (counted on disk, across restarts) instead of being retried forever.
+    max_attempts: int = Field(default=5, ge=1)
 
 
 class OutboundSmtp(_Strict):

@@ -9,6 +9,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# A processing outcome status: this mail failed and nothing of it was committed; the
+# channel keeps it and offers it again (the processor counts the attempts).
+RETRY = "retry"
+
 
 @dataclass(frozen=True)
 class Address:

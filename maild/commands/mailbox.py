@@ -33,6 +33,7 @@ from maild.mail import Classification, Kind, ParsedMail
 from maild.notify.engine import Event
 from maild.notify.events import Change, change_events
 from maild.store import repo
+from maild.store.keys import header_hash
 from maild.store.models import Message, RawMail
 
 log = logging.getLogger("maild.control")
@@ -73,7 +74,8 @@ class ControlMailbox:
             why = f"control address: {sender.email} is not an agent" + (f" ({forged})" if forged else "")
             log.warning("%s refused: %s", mail.message_id, why)
             return ControlOutcome("ignored", why)
-        earlier = session.scalar(select(RawMail.id).where(RawMail.message_id == mail.message_id,
+        earlier = session.scalar(select(RawMail.id).where(RawMail.message_id_hash == header_hash(mail.message_id),
+                                                          RawMail.message_id == mail.message_id,
                                                           RawMail.id != raw_id, RawMail.status == "processed"))
         if earlier is not None:
             return ControlOutcome("duplicate", "control mail already carried out")

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from maild.contacts import book
 from maild.store.blobs import BlobStore, sha256
+from maild.store.keys import header_hash
 from maild.store.models import (
     AddressStatus,
     AttachmentRow,
@@ -182,6 +183,8 @@ def _scrub_everywhere(session: Session, email: str, pattern: re.Pattern[str]) ->
             values = {name: pattern.sub(ERASED, value) for name, value in zip(columns, row[1:])
                       if isinstance(value, str) and pattern.search(value)}
             if values:
+                if "message_id" in values and "message_id_hash" in table.c:
+                    values["message_id_hash"] = header_hash(values["message_id"])  # the lookup key follows
                 session.execute(update(table).where(pk == row[0]).values(**values))
                 changed += 1
     return changed
@@ -220,7 +223,7 @@ def _rewrite_raw(session: Session, blobs: BlobStore, email: str, pattern: re.Pat
         digest = sha256(new)
         blobs.put_raw(new, digest)
         session.execute(update(raw_mails).where(raw_mails.c.id == row.id).values(
-            sha256=digest, size=len(new), **({"message_id": None} if row.id in erase_ids else {})))
+            sha256=digest, size=len(new), **({"message_id": None, "message_id_hash": None} if row.id in erase_ids else {})))
         if digest != row.sha256:
             report.files_to_delete.append(path)
 

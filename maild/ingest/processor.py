@@ -8,13 +8,14 @@ committed nothing (the channel then asks for a retry).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from maild.commands.auth import AgentAuthenticator, AuthVerdict
@@ -25,11 +26,12 @@ from maild.commands.workflow import Workflow
 from maild.config import Config
 from maild.contacts.normalize import AddressKey
 from maild.forms.match import FormMatcher, as_customer_mail, attach
+from maild.ingest.attempts import AttemptLog
 from maild.ingest.classify import classify
 from maild.ingest.decide import Action, Bounced, Policy, decide
 from maild.ingest.identify import Sender, identify
 from maild.ingest.parse import parse
-from maild.mail import Classification, Kind, ParsedMail, QuarantineError
+from maild.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.outbound import outbox
 from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
@@ -37,17 +39,22 @@ from maild.store import repo, sent
 from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
+from maild.store.errors import ErrorClass, classify_db_error
 from maild.threading.match import Match, ThreadContext, thread
 from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.processor")
 
-__all__ = ["LOOP_HEADER", "Outcome", "Processor"]
+__all__ = ["LOOP_HEADER", "RETRY", "MailFailed", "Outcome", "Processor"]
+
+
+class MailFailed(Exception):
+    """This mail failed and was kept for a retry (``process``: the channel asks again)."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # created | appended | duplicate | ignored | quarantined
+    status: str  # created | appended | duplicate | ignored | quarantined | retry
     ticket_id: int | None
     message_id: str | None
     reason: str = ""
@@ -67,10 +74,12 @@ class _Prepared:
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: BlobStore) -> None:
+    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
+        self.attempts = attempts or AttemptLog(config.path(config.spool.path) / "attempts")
+        self.max_attempts = config.spool.max_attempts
         helpdesk = config.helpdesk
         self.signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
         self.agents = config.agent_by_address()
@@ -99,42 +108,80 @@ class Processor:
         self.on_outbound: Callable[[], None] = lambda: None
 
     def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
-        return self.process_batch([(raw, channel)], now)[0]
+        outcome = self.process_batch([(raw, channel)], now)[0]
+        if outcome.status == RETRY:
+            raise MailFailed(outcome.reason)
+        return outcome
 
     def process_batch(self, items: Sequence[tuple[bytes, str]], now: datetime) -> list[Outcome]:
         """Process several mails in one transaction (one commit, one fsync), each in its
         own savepoint, so one mail's failure never takes another's work with it.
 
-        Returns one Outcome per item, in order; raises only if nothing could be
-        committed (the caller keeps every item for a retry).
+        Returns one Outcome per item, in order. An item whose own failure could not even
+        be quarantined comes back as ``retry`` (nothing of it committed; the channel keeps
+        it) until it has failed ``spool.max_attempts`` times, then it is quarantined.
+        Raises only for a database that is unwell (:func:`classify_db_error` says
+        TRANSIENT) and nothing was committed: the caller keeps every item for a retry.
         """
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         # The rows about to be committed name these blobs: make them durable first.
         self.blobs.flush(path for item in prepared for path in item.blob_paths)
         outcomes: list[Outcome | None] = [None] * len(prepared)
-        for attempt in range(3):
-            todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        failed: dict[int, BaseException] = {}
+        busy = 0  # rounds lost to the database itself; each round lost to a mail sets one aside
+        for rounds in itertools.count():
+            todo = [i for i, outcome in enumerate(outcomes) if outcome is None and i not in failed]
             if not todo:
                 break
+            current: int | None = None
             try:
                 with self.db.write() as session:
                     for i in todo:
-                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=attempt == 2)
-            except OperationalError:
-                if attempt == 2:
-                    raise
-                log.warning("database busy, retrying %d mails", len(todo))
+                        current = i
+                        # From the third round on, a conflict that persists is this mail's own.
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds >= 2)
+                    current = None
+            except Exception as exc:
                 for i in todo:
-                    outcomes[i] = None
+                    outcomes[i] = None  # rolled back
+                if classify_db_error(exc) is ErrorClass.TRANSIENT or current is None:
+                    busy += 1
+                    if busy == 3:
+                        raise
+                    log.warning("database busy, retrying %d mails: %s", len(todo), _reason(exc))
+                    continue
+                # This mail's failure escaped its own quarantine: set it aside, commit the rest.
+                failed[current] = exc
+        for i, exc in failed.items():
+            outcomes[i] = self._failed_again(prepared[i], now, exc)
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(outcomes):
             raise RuntimeError("some mails could not be committed")
         if any(outcome.queued for outcome in done):
             self.on_outbound()
         for outcome, mail in zip(done, prepared):
+            if outcome.status != RETRY:
+                self.attempts.clear(mail.digest)
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
                      outcome.ticket_id, outcome.reason)
         return done
+
+    def _failed_again(self, item: _Prepared, now: datetime, exc: BaseException) -> Outcome:
+        """Count one more failure of this mail; at ``max_attempts`` quarantine it with the
+        reason, in a transaction of its own holding only what cannot fail (no header)."""
+        reason = f"processing failed: {_reason(exc)}"
+        count = self.attempts.failed(item.digest, reason)
+        label = item.mail.message_id if item.mail else f"sha256:{item.digest[:12]}"
+        if count < self.max_attempts:
+            log.error("%s failed (attempt %d of %d), kept for a retry", label, count, self.max_attempts, exc_info=exc)
+            return Outcome(RETRY, None, item.mail.message_id if item.mail else None, reason)
+        log.error("%s failed %d times; quarantined: %s", label, count, reason)
+        reason = f"failed {count} times; last: {reason}"
+        with self.db.write() as session:
+            if repo.raw_seen(session, item.digest) is None:
+                record_raw(session, digest=item.digest, size=len(item.raw), channel=item.channel, now=now,
+                           status="quarantined", reason=reason, message_id=None)
+        return Outcome("quarantined", None, item.mail.message_id if item.mail else None, reason)
 
     def reprocess(self, items: Sequence[tuple[str, str]], now: datetime) -> list[Outcome]:
         """Run quarantined mails (sha256, channel) through the pipeline again, e.g. after
@@ -158,21 +205,22 @@ class Processor:
                 return self._decide_and_apply(session, item, now)
         except IntegrityError as exc:
             # A concurrent writer stored the same contact or message first: the next
-            # round sees its row and threads onto it.
+            # round sees its row and threads onto it. Still failing on the last round,
+            # the conflict is this mail's own.
             return self._quarantine(session, item, now, exc) if last_try else None
-        except (OperationalError, InterfaceError):
-            raise  # the database itself is unwell: the whole batch is retried later
         except Exception as exc:
-            # A bug, or data the database refuses, in this one mail: keep it quarantined
-            # with the reason and let the rest of the batch through, rather than stalling
-            # the spool behind it forever.
+            if classify_db_error(exc) is ErrorClass.TRANSIENT:
+                raise  # the database itself is unwell: the whole batch is retried later
+            # A bug, or data the database refuses (a value too long, a program limit), in
+            # this one mail: keep it quarantined with the reason and let the rest of the
+            # batch through, rather than stalling the spool behind it forever.
             return self._quarantine(session, item, now, exc)
 
     def _quarantine(self, session: Session, item: _Prepared, now: datetime, exc: Exception) -> Outcome:
         message_id = item.mail.message_id if item.mail else None
         log.error("%s could not be processed; quarantined", message_id or f"sha256:{item.digest[:12]}",
                   exc_info=exc)
-        reason = f"processing failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        reason = f"processing failed: {_reason(exc)}"
         with session.begin_nested():
             if repo.raw_seen(session, item.digest) is None:
                 record_raw(session, digest=item.digest, size=len(item.raw), channel=item.channel, now=now,
@@ -301,6 +349,11 @@ class Processor:
             return None
         row = outbox.sent_for(session, kind.bounced_message_ids)
         return Bounced(row.id, row.ticket_id, row.to_addr) if row else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
 
 
 class _LazyReads:

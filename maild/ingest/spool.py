@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from maild.loop import Loop, backoff
+from maild.mail import RETRY
 
 log = logging.getLogger("maild.spool")
 
@@ -59,10 +61,14 @@ class Spool:
         safe_channel = re.sub(r"[^a-z0-9_-]", "_", channel.lower())[:40] or "unknown"
         name = f"{_arrival_ns():020d}-{os.getpid()}-{next(_counter):08d}.{safe_channel}.eml"
         tmp = self.tmp / name
-        with open(tmp, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not also keep half a mail
+            raise
         final = self.new / name
         os.rename(tmp, final)
         _fsync_dir(self.new)
@@ -79,6 +85,30 @@ class Spool:
     def done(self, entry: SpoolEntry) -> None:
         entry.path.unlink(missing_ok=True)
 
+    def clean_tmp(self) -> int:
+        """Remove partial files a dead process left in ``tmp/`` (it never acknowledged
+        them); files of a live writer, e.g. another maild on the same spool, stay."""
+        removed = 0
+        for path in self.tmp.iterdir():
+            writer = path.name.split("-", 2)[1] if path.name.count("-") >= 2 else ""
+            if writer.isdigit() and (int(writer) == os.getpid() or _alive(int(writer))):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.warning("removed %d partial spool files left by a stopped process", removed)
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -88,16 +118,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class SpoolWorker(Loop):
-    thread_name = "spool-worker"
+class HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
 
+
+class SpoolWorker(Loop):
     """Drains the spool in a thread; a failing batch is retried with backoff, never dropped.
 
     Mails are committed in batches (one transaction, one fsync for up to ``batch`` mails):
-    every one of them was already durable in the spool when it was acknowledged.
+    every one of them was already durable in the spool when it was acknowledged. A mail
+    the processor hands back as ``retry`` stays in the spool for the next round (with
+    backoff) while the mails after it go on; the processor quarantines it after its
+    last attempt.
     """
 
-    def __init__(self, spool: Spool, process_batch: Callable[[list[tuple[bytes, str]], datetime], Sequence[object]],
+    thread_name = "spool-worker"
+
+    def __init__(self, spool: Spool, process_batch: Callable[[list[tuple[bytes, str]], datetime], Sequence[HasStatus]],
                  clock: Callable[[], datetime], batch: int = 64, batch_bytes: int = 32 * 1024 * 1024) -> None:
         self.spool = spool
         self.process_batch = process_batch
@@ -126,19 +164,23 @@ class SpoolWorker(Loop):
     def drain(self) -> int:
         """Process everything pending now; return how many mails were committed."""
         done = 0
+        kept = 0
         for batch in self._batches():
             if self.stopping:
                 break
             try:
-                self.process_batch([(raw, entry.channel) for entry, raw in batch], self.clock())
+                outcomes = self.process_batch([(raw, entry.channel) for entry, raw in batch], self.clock())
             except Exception:
                 self.failures += 1
                 log.exception("processing %d spooled mails failed; they stay in the spool", len(batch))
                 return done
-            for entry, _ in batch:
+            for (entry, _), outcome in zip(batch, outcomes):
+                if outcome.status == RETRY:
+                    kept += 1
+                    continue
                 self.spool.done(entry)
-            done += len(batch)
-        self.failures = 0
+                done += 1
+        self.failures = self.failures + 1 if kept else 0
         return done
 
     def step(self) -> float:

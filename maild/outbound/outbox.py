@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from maild.outbound.compose import OutboundMail, attachments_json
 from maild.outbound.policy import RecentMail
+from maild.store.keys import header_hash
 from maild.store.models import AddressStatus, Contact, Message, OutboxRow
 from maild.store.queue import claim_due
 
@@ -92,7 +93,8 @@ def mark_sent(session: Session, row_id: int, token: str, now: datetime, note: st
         state="sent", sent_at=now, claim_token=None, last_error=note))
     if done.rowcount:
         message_id = session.scalar(select(OutboxRow.message_id).where(OutboxRow.id == row_id))
-        session.execute(update(Message).where(Message.message_id == message_id).values(sent_at=now))
+        session.execute(update(Message).where(Message.message_id_hash == header_hash(message_id),
+                                              Message.message_id == message_id).values(sent_at=now))
     return bool(done.rowcount)
 
 
@@ -121,8 +123,9 @@ def sent_for(session: Session, message_ids: Sequence[str]) -> OutboxRow | None:
     """The outbox row of the first of these Message-IDs that maild sent (for bounces)."""
     if not message_ids:
         return None
-    rows = {r.message_id: r for r in session.scalars(
-        select(OutboxRow).where(OutboxRow.message_id.in_(list(message_ids)[:50])))}
+    hashes = [header_hash(m) for m in list(message_ids)[:50]]
+    # Found by the indexed hash; the dict lookup below compares the full value.
+    rows = {r.message_id: r for r in session.scalars(select(OutboxRow).where(OutboxRow.message_id_hash.in_(hashes)))}
     return next((rows[m] for m in message_ids if m in rows), None)
 
 

@@ -41,6 +41,11 @@ class SchedulerService:
         self.leading = False
         self._run_lock = threading.Lock()  # poll and wake never overlap
         self._scheduler: BackgroundScheduler | None = None
+        # APScheduler's shutdown(wait=True) holds its job-store lock while it joins a
+        # running job; a job adding a job then waits for that lock forever. Jobs change
+        # the schedule under this lock, and not at all once stop() has begun.
+        self._jobs_lock = threading.Lock()
+        self._stopping = False
 
     # -- what the APScheduler jobs call ------------------------------------------------------
     def leader_round(self) -> bool:
@@ -83,8 +88,10 @@ class SchedulerService:
         if at is None or at - now > timedelta(seconds=self.settings.poll_seconds):
             return  # the next poll comes first
         # The wall clock decides when APScheduler wakes; a second late is harmless.
-        self._scheduler.add_job(self._poll, "date", run_date=at + timedelta(seconds=0.5), id="wake",
-                                replace_existing=True, misfire_grace_time=None)
+        with self._jobs_lock:
+            if not self._stopping:
+                self._scheduler.add_job(self._poll, "date", run_date=at + timedelta(seconds=0.5), id="wake",
+                                        replace_existing=True, misfire_grace_time=None)
 
     # -- APScheduler ---------------------------------------------------------------------
     def start(self) -> None:
@@ -95,20 +102,25 @@ class SchedulerService:
         self._scheduler.start()
 
     def _add_work_jobs(self) -> None:
-        if self._scheduler is not None:
+        with self._jobs_lock:
+            if self._scheduler is None or self._stopping:
+                return
             self._scheduler.add_job(self._poll, "interval", seconds=self.settings.poll_seconds, id="poll",
                                     replace_existing=True, next_run_time=datetime.now(timezone.utc))
 
     def _remove_work_jobs(self) -> None:
-        if self._scheduler is None:
-            return
-        for job_id in ("poll", "wake"):
-            try:
-                self._scheduler.remove_job(job_id)
-            except Exception:  # noqa: BLE001 - JobLookupError: not scheduled
-                pass
+        with self._jobs_lock:
+            if self._scheduler is None or self._stopping:
+                return
+            for job_id in ("poll", "wake"):
+                try:
+                    self._scheduler.remove_job(job_id)
+                except Exception:  # noqa: BLE001 - JobLookupError: not scheduled
+                    pass
 
     def stop(self) -> None:
+        with self._jobs_lock:
+            self._stopping = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

@@ -22,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 from datetime import timezone
 
+from maild.store.keys import HASH_LENGTH, hash_of
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite keeps naive values)."""
@@ -124,8 +126,11 @@ class RawMail(Base):
     # processed | duplicate | ignored | quarantined
     status: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
     # Indexed: a control-address mail makes no message row, so its redelivery is found here.
-    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    # The key, not the value: a 998-character UTF-8 Message-ID does not fit a btree entry.
+    message_id_hash: Mapped[str | None] = mapped_column(String(HASH_LENGTH), index=True,
+                                                        default=hash_of("message_id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
 
@@ -135,7 +140,9 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(8))  # in | out | note
-    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    message_id_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), unique=True, index=True,
+                                                 default=hash_of("message_id"))
     in_reply_to: Mapped[str] = mapped_column(Text, default="")
     references: Mapped[str] = mapped_column(Text, default="")
     from_addr: Mapped[str] = mapped_column(String(320), default="")
@@ -218,7 +225,9 @@ class OutboxRow(Base):
     kind: Mapped[str] = mapped_column(String(32))  # ack | reply | notify | feedback
     automatic: Mapped[bool] = mapped_column(Boolean)  # counts against the per-address caps
     state: Mapped[str] = mapped_column(String(16))  # queued | claimed | sent | failed
-    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    message_id_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), unique=True, index=True,
+                                                 default=hash_of("message_id"))
     envelope_from: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[str] = mapped_column(Text)  # envelope recipients, ", "-separated
     to_addr: Mapped[str] = mapped_column(String(320))  # the first recipient: what the caps count

@@ -12,14 +12,17 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from maild.ingest.decide import TicketState
+from maild.store.keys import header_hash
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
 
 contacts, tickets, messages = Contact.__table__, Ticket.__table__, Message.__table__
 participants, raw_mails, links = Participant.__table__, RawMail.__table__, TicketLink.__table__
 
-_TICKET_OF_MESSAGE = select(messages.c.ticket_id).where(messages.c.message_id == bindparam("mid"))
+# Header values are found by their hash (the indexed column), then compared in full.
+_TICKET_OF_MESSAGE = select(messages.c.ticket_id).where(messages.c.message_id_hash == bindparam("mid_hash"),
+                                                        messages.c.message_id == bindparam("mid"))
 _TICKETS_OF_MESSAGES = select(messages.c.message_id, messages.c.ticket_id).where(
-    messages.c.message_id.in_(bindparam("mids", expanding=True)))
+    messages.c.message_id_hash.in_(bindparam("mid_hashes", expanding=True)))
 _TICKET_AND_MERGE = (
     select(tickets.c.id, links.c.other_id)
     .select_from(tickets.outerjoin(links, and_(links.c.ticket_id == tickets.c.id, links.c.kind == "merged_into")))
@@ -50,10 +53,12 @@ class SessionLookup:
         self.conn = conn(session)
 
     def ticket_of_message(self, message_id: str) -> int | None:
-        return self.conn.execute(_TICKET_OF_MESSAGE, {"mid": message_id}).scalar()
+        return self.conn.execute(_TICKET_OF_MESSAGE, {"mid_hash": header_hash(message_id), "mid": message_id}).scalar()
 
     def ticket_of_any(self, message_ids: Sequence[str]) -> int | None:
-        by_id = dict(self.conn.execute(_TICKETS_OF_MESSAGES, {"mids": list(message_ids)[:100]}).all())
+        hashes = [header_hash(m) for m in list(message_ids)[:100]]
+        # The hash found the rows; the dict below keeps only full-value matches.
+        by_id = dict(self.conn.execute(_TICKETS_OF_MESSAGES, {"mid_hashes": hashes}).all())
         for message_id in message_ids:  # the caller's order: most recent first
             if message_id in by_id:
                 return by_id[message_id]
