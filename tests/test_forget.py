@@ -5,15 +5,16 @@ searched for the address, the name and the phone, plain and base64/quoted-printa
 from __future__ import annotations
 
 import base64
+import json
 import quopri
 import re
 import zlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, text
 
-from conftest import AGENT, HELPDESK, Env, mail
+from conftest import AGENT, HELPDESK, Env, _reset_pg, make_env, mail
 from maild.contacts import book
 from maild.contacts.redact import Person, mentions, redact
 from maild.store.models import OutboxRow
@@ -202,3 +203,28 @@ def test_forget_leaves_no_trace_in_any_row_file_or_encoding(env: Env) -> None:
 def test_short_or_missing_names_are_not_erased_from_other_peoples_text(name: str) -> None:
     person = Person.of(MARIA, name, "")
     assert person.erase("Ana respondeu") == "Ana respondeu"
+
+
+def test_on_postgresql_forget_names_the_tables_to_vacuum_and_vacuum_runs_it(tmp_path: Path, pg_database: str) -> None:
+    url = pg_database
+    env = make_env(tmp_path, url)
+    _reset_pg(url)
+    try:
+        maria_everywhere(env)
+        told = cli(config_of(env), "contacts", "forget", MARIA)
+        assert told.returncode == 0, told.stderr
+        line = next(li for li in told.stdout.splitlines() if "dead row versions until VACUUM" in li)
+        named = line.split("runs on: ")[1].split(", ")
+        assert {"messages", "raw_mails", "outbox", "contacts", "events"} <= set(named)
+
+        env.process(mail("De novo", f"{NAME} <{MARIA}>", body=f"Tel {PHONE}\n"))
+        done = cli(config_of(env), "contacts", "forget", MARIA, "--vacuum", "--json")
+        assert done.returncode == 0, done.stderr
+        vacuumed = json.loads(done.stdout)["vacuumed"]
+        assert "messages" in vacuumed and "contacts" in vacuumed
+        with env.app.db.engine.connect() as conn:
+            last = dict(conn.execute(text("SELECT relname, last_vacuum FROM pg_stat_user_tables")).all())
+        assert all(last[t] is not None for t in vacuumed)
+        assert last["tags"] is None  # only the tables forget changed
+    finally:
+        env.app.db.dispose()
