@@ -228,3 +228,57 @@ def test_on_postgresql_forget_names_the_tables_to_vacuum_and_vacuum_runs_it(tmp_
         assert last["tags"] is None  # only the tables forget changed
     finally:
         env.app.db.dispose()
+
+
+def _forget(env: Env, address: str = MARIA) -> None:
+    env.app.db.dispose()
+    done = cli(config_of(env), "contacts", "forget", address)
+    assert done.returncode == 0, done.stderr
+
+
+def _outbox_to(env: Env, address: str) -> list[OutboxRow]:
+    with env.app.db.read() as session:
+        return list(session.scalars(select(OutboxRow).where(OutboxRow.to_addr == address)))
+
+
+def test_forgotten_sender_comes_back_as_a_new_person_without_automatic_mail(sqlite_env: Env) -> None:
+    first = sqlite_env.process(mail("Contrato", f"{NAME} <{MARIA}>"))
+    assert len(_outbox_to(sqlite_env, MARIA)) == 1  # the acknowledgement, before
+    _forget(sqlite_env)
+    # A reply to her old (now anonymized) ticket opens a new ticket for a new contact.
+    back = sqlite_env.process(mail(f"Re: [Support #{first.ticket_id}] Contrato", f"{NAME} <{MARIA}>",
+                                   headers={"In-Reply-To": "<whatever@x>"}))
+    assert back.status == "created" and back.ticket_id != first.ticket_id
+    ticket = sqlite_env.ticket(back.ticket_id)
+    assert ticket["requester"] == MARIA
+    assert [e["kind"] for e in ticket["events"]].count("forgotten_sender") == 1
+    with sqlite_env.app.db.read() as session:
+        assert book.find(session, MARIA).consent is False
+    assert _outbox_to(sqlite_env, MARIA) == []  # no acknowledgement (the old one's address was erased)
+    assert _outbox_to(sqlite_env, AGENT)  # agents still hear of it
+    # The contact exists again: later mail is ordinary mail on her new ticket.
+    again = sqlite_env.process(mail(f"Re: [Support #{back.ticket_id}] Contrato", MARIA))
+    assert (again.status, again.ticket_id) == ("appended", back.ticket_id)
+
+
+def test_forgotten_sender_ignored_even_for_mail_already_in_the_spool(tmp_path: Path) -> None:
+    from maild.ingest.spool import SpoolWorker
+
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}",
+                   contacts="contacts:\n  forgotten: ignore\n")
+    try:
+        env.process(mail("Contrato", f"{NAME} <{MARIA}>"))
+        env.app.spool.put(mail("Mais uma coisa", f"{NAME} <{MARIA}>"), "smtp")  # arrived, not yet processed
+        _forget(env)
+        worker = SpoolWorker(env.app.spool, env.app.processor.process_batch, lambda: env.now)
+        assert worker.drain() == 1
+        raws = env.raw_rows()
+        assert (raws[-1].status, raws[-1].ticket_id) == ("ignored", None)
+        assert "erased on request" in raws[-1].reason
+        assert len(env.tickets()) == 1  # only the anonymized old one
+        with env.app.db.read() as session:
+            assert book.find(session, MARIA) is None
+        assert _outbox_to(env, MARIA) == []
+        assert env.process(mail("Outro", "someone.else@x.example")).status == "created"
+    finally:
+        env.app.db.dispose()

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import hashlib
-import hmac
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from maild.contacts import book
 from maild.contacts.redact import ERASED, Person, mentions, redact, stub
+from maild.contacts.tombstone import address_hash as subject_hmac
 from maild.store.blobs import BlobStore, sha256
 from maild.store.models import (
     AddressStatus,
@@ -103,10 +102,6 @@ class ForgetReport:
                 "mentions": self.mentions, "outbox": self.outbox, "raw_erased": self.raw_erased,
                 "raw_rewritten": self.raw_rewritten, "attachments": self.attachments, "sms": self.sms,
                 "erasure": self.erasure_id, "tables": sorted(self.tables)}
-
-
-def subject_hmac(secret: bytes, email_address: str) -> str:
-    return hmac.new(secret, email_address.encode(), hashlib.sha256).hexdigest()
 
 
 def _no_progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:

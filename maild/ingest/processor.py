@@ -23,6 +23,7 @@ from maild.commands.queries import CommandReads
 from maild.commands.stage import Interpreter
 from maild.commands.workflow import Workflow
 from maild.config import Config
+from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.ingest.classify import classify
@@ -89,6 +90,8 @@ class Processor:
         self.agent_auth = AgentAuthenticator(config.security.agent_auth)
         self.control = ControlMailbox(config, workflow, self.planner) if helpdesk.control_address else None
         self.address_key = AddressKey(config.contacts)
+        self.secret = helpdesk.resolved_secret()
+        self.forgotten_rule = config.contacts.forgotten
         self.forms = FormMatcher(config.forms, self.address_key)
         # Called after a commit that queued outbound mail (the composition root points it
         # at the sender's wake-up), so replies leave at once instead of at the next poll.
@@ -240,6 +243,13 @@ class Processor:
                                      self.policy.subject_tag))
         if form is not None and match.rule != "duplicate":
             match = Match("new", None, detail=form.origin)
+        forgotten = (match.rule != "duplicate" and not sender.is_agent and sender.is_known
+                     and tombstone.is_forgotten(session, sender.email, tombstone.address_hash(self.secret, sender.email)))
+        if forgotten and self.forgotten_rule == tombstone.IGNORE:
+            finish_raw(session, raw_id, "ignored", tombstone.REASON_IGNORE, None)
+            return Outcome("ignored", None, mail.message_id, tombstone.REASON_IGNORE)
+        if forgotten:  # a new person: never onto the anonymized tickets of the old one
+            match = Match("new", None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
         interp = None
         if form is None and match.rule != "duplicate" and kind.kind in (Kind.NORMAL, Kind.LIST):
@@ -252,6 +262,8 @@ class Processor:
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
                                    channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)
+        if forgotten and decision.action is Action.CREATE:
+            tombstone.welcome_back(session, sender.email, ticket_id, mail.message_id, now)
         queued = 0
         if decision.action in (Action.CREATE, Action.APPEND):
             queued = self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
