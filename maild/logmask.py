@@ -23,3 +23,8 @@ def mask(address: str) -> str:
 
 def mask_text(text: str) -> str:
     return _ADDRESS.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
+
+
+def mask_phone(phone: str) -> str:
+    """``+5521999990000`` → ``+55***0000``: the country, and the last digits to tell numbers apart."""
+    return phone[:3] + "***" + phone[-4:] if len(phone) > 7 else "***"

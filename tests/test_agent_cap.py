@@ -87,6 +87,8 @@ def test_daemon_flood_over_smtp_gives_the_agent_capped_notices_and_a_summary(tmp
         held = sum(int(re.search(r"(\d+) notification", r.message["Subject"]).group(1)) for r in summaries)
         assert summaries and len(notices) + held == 10 and len(notices) <= 3 * len(summaries) + 3
         assert "Oferta" in summaries[0].message.get_content()
+        logged = (tmp_path / "maild.log").read_text().lower()
+        assert "sent to" in logged and FLOODER not in logged and AGENT not in logged  # masked at INFO
     finally:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()

@@ -40,6 +40,7 @@ from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.threading.match import Match, ThreadContext, thread
 from maild.threading.signing import Signer
+from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.processor")
 
@@ -132,7 +133,7 @@ class Processor:
             self.on_outbound()
         for outcome, mail in zip(done, prepared):
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
-                     outcome.ticket_id, outcome.reason)
+                     outcome.ticket_id, mask_text(outcome.reason))
         return done
 
     def reprocess(self, items: Sequence[tuple[str, str]], now: datetime) -> list[Outcome]:
@@ -226,7 +227,7 @@ class Processor:
             if not verdict.ok:
                 forged = verdict.reason
                 log.warning("%s From %s names an agent but %s: customer mail, no command run",
-                            mail.message_id, sender.email, forged)
+                            mail.message_id, mask(sender.email), mask_text(forged))
                 sender = Sender(sender.email, sender.name)
         if self.control is not None and self.control.addressed(mail):
             done = self.control.process(session, mail=mail, kind=kind, sender=sender, forged=forged, raw_id=raw_id,

@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from maild.ingest.spool import Spool
+from maild.logmask import mask
 
 log = logging.getLogger("maild.smtp")
 
@@ -56,7 +57,7 @@ class SpoolingHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if not self.recipients.accepts(address):
-            log.info("refused recipient %s from %s", address, session.peer)
+            log.info("refused recipient %s from %s", mask(address), session.peer)
             return UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
         return RCPT_OK
