@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, config.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every SMTP command, MAIL FROM and RCPT TO addresses included, at INFO.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     return int(args.handler(config, args, path) or 0)
 
 

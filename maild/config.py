@@ -220,12 +220,19 @@ class Window(_Strict):
     minutes: int = Field(gt=0)
 
 
+class AgentWindow(_Strict):
+    count: int = Field(gt=0)
+    minutes: float = Field(gt=0)
+
+
 class Limits(_Strict):
-    """Sliding-window caps on automatic mail, so no loop can run away."""
+    """Sliding-window caps on automatic mail, so no loop can run away; ``per_agent`` is a
+    fixed window: past ``count`` notifications an agent gets one summary per window."""
 
     per_ticket: Window = Window(count=10, minutes=10)
     per_address: Window = Window(count=30, minutes=10)
     per_address_day: Window = Window(count=40, minutes=24 * 60)
+    per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
 
 
 class Outbound(_Strict):

@@ -35,6 +35,7 @@ from maild.notify.events import Change, change_events
 from maild.store import repo
 from maild.store.keys import header_hash
 from maild.store.models import Message, RawMail
+from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.control")
 
@@ -72,7 +73,7 @@ class ControlMailbox:
             return ControlOutcome("ignored", f"control address: {kind.kind.value} mail is not a command")
         if not sender.is_agent:
             why = f"control address: {sender.email} is not an agent" + (f" ({forged})" if forged else "")
-            log.warning("%s refused: %s", mail.message_id, why)
+            log.warning("%s refused: %s", mail.message_id, mask_text(why))
             return ControlOutcome("ignored", why)
         earlier = session.scalar(select(RawMail.id).where(RawMail.message_id_hash == header_hash(mail.message_id),
                                                           RawMail.message_id == mail.message_id,
@@ -110,7 +111,7 @@ class ControlMailbox:
         rejected = sum(len(s.rejected) for s in sections)
         queued = self._notify(session, changed, opened, sender, mail.message_id, now)
         queued += self.planner.control_report(session, mail=mail, sender=sender, sections=sections, now=now)
-        log.info("%s control mail from %s: %d commands, %d done, %d rejected", mail.message_id, sender.email,
+        log.info("%s control mail from %s: %d commands, %d done, %d rejected", mail.message_id, mask(sender.email),
                  len(sections), applied, rejected)
         return ControlOutcome("control", f"control: {len(sections)} command(s), {rejected} rejected", queued)
 

@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
     forget = actions.add_parser("forget", help="erase a person's data (LGPD); ticket statistics stay")
     forget.add_argument("address")
     forget.add_argument("--json", action="store_true")
+    forget.add_argument("--vacuum", action="store_true",
+                        help="PostgreSQL: VACUUM the changed tables afterwards, so old row versions go")
     forget.set_defaults(handler=_forget)
 
     for name, blocked in (("block", True), ("unblock", False)):
@@ -183,17 +185,38 @@ def _forget(config: Config, args: argparse.Namespace, path: Path) -> int:
         report = forget(session, blobs, email, secret=config.signing_secret(), now=_now(), actor=actor,
                         progress=_progress)
     delete_files(report.files_to_delete)
+    vacuumed: list[str] = []
     if db.is_sqlite:
         _vacuum(db)
+    elif args.vacuum:
+        vacuumed = _vacuum_tables(db, report.tables)
     data = report.as_dict()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "vacuumed": vacuumed}, indent=2))
     else:
         print(f"erased (erasure #{data['erasure']}): contact {'yes' if data['contact'] else 'not in the book'}, "
               f"{data['tickets']} ticket(s) anonymized, {data['messages']} message(s), {data['outbox']} outbox "
               f"mail(s), {data['raw_erased']} raw mail(s) erased and {data['raw_rewritten']} rewritten, "
-              f"{data['attachments']} attachment(s), {data['mentions']} other mention(s)")
+              f"{data['attachments']} attachment(s), {data['sms']} SMS, {data['mentions']} other mention(s)")
+        if not db.is_sqlite and report.tables:
+            tables = ", ".join(report.tables)
+            if vacuumed:
+                print(f"VACUUM done on: {tables}")
+            else:
+                print(f"PostgreSQL keeps the old values in dead row versions until VACUUM runs on: {tables}\n"
+                      f"  run in psql: VACUUM {tables};  (or pass --vacuum to have maild run it)\n"
+                      f"  VACUUM FULL rewrites the table files too (it locks the tables while it runs)")
     return EX_OK
+
+
+def _vacuum_tables(db: Any, tables: list[str]) -> list[str]:
+    """PostgreSQL: VACUUM cannot run inside a transaction block, so autocommit."""
+    from sqlalchemy import text
+
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.execute(text(f'VACUUM "{table}"'))  # names come from maild's own schema
+    return list(tables)
 
 
 def _vacuum(db: Any) -> None:

@@ -8,7 +8,7 @@ stops maild at start with the file and line, like every other config error.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Literal, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -99,6 +99,10 @@ class Contacts(_Strict):
 
     gmail_dots: bool = False
     gmail_domains: list[str] = ["gmail.com", "googlemail.com"]
+    # Mail from an address erased with ``contacts forget`` (maild/contacts/tombstone.py):
+    # new = a new person, new ticket, no automatic mail until consent is given again;
+    # ignore = kept as raw mail only, no ticket.
+    forgotten: Literal["new", "ignore"] = "new"
 
 
 class Catalog(_Strict):

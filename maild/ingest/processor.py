@@ -24,6 +24,7 @@ from maild.commands.queries import CommandReads
 from maild.commands.stage import Interpreter
 from maild.commands.workflow import Workflow
 from maild.config import Config
+from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.ingest.attempts import AttemptLog
@@ -42,6 +43,7 @@ from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
 from maild.threading.match import Match, ThreadContext, thread
 from maild.threading.signing import Signer
+from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.processor")
 
@@ -102,6 +104,8 @@ class Processor:
                         "without proof")
         self.control = ControlMailbox(config, workflow, self.planner) if helpdesk.control_address else None
         self.address_key = AddressKey(config.contacts)
+        self.secret = helpdesk.resolved_secret()
+        self.forgotten_rule = config.contacts.forgotten
         self.forms = FormMatcher(config.forms, self.address_key)
         # Called after a commit that queued outbound mail (the composition root points it
         # at the sender's wake-up), so replies leave at once instead of at the next poll.
@@ -163,7 +167,7 @@ class Processor:
             if outcome.status != RETRY:
                 self.attempts.clear(mail.digest)
             log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
-                     outcome.ticket_id, outcome.reason)
+                     outcome.ticket_id, mask_text(outcome.reason))
         return done
 
     def _failed_again(self, item: _Prepared, now: datetime, exc: BaseException) -> Outcome:
@@ -290,7 +294,7 @@ class Processor:
         if claimed is not None and (proof is None or not proof.ok):
             forged = f"it carries no proof ({why})"
             log.warning("%s From %s names an agent but %s: customer mail, no command run",
-                        mail.message_id, sender.email, forged)
+                        mail.message_id, mask(sender.email), mask_text(forged))
             sender = Sender(sender.email, sender.name)
         if self.control is not None and self.control.addressed(mail):
             done = self.control.process(session, mail=mail, kind=kind, sender=sender, forged=forged, raw_id=raw_id,
@@ -313,6 +317,13 @@ class Processor:
                                      agent=sender.agent.email if sender.agent else ""))
         if form is not None and match.rule != "duplicate":
             match = Match("new", None, detail=form.origin)
+        forgotten = (match.rule != "duplicate" and not sender.is_agent and sender.is_known
+                     and tombstone.is_forgotten(session, sender.email, tombstone.address_hash(self.secret, sender.email)))
+        if forgotten and self.forgotten_rule == tombstone.IGNORE:
+            finish_raw(session, raw_id, "ignored", tombstone.REASON_IGNORE, None)
+            return Outcome("ignored", None, mail.message_id, tombstone.REASON_IGNORE)
+        if forgotten:  # a new person: never onto the anonymized tickets of the old one
+            match = Match("new", None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
         interp = None
         if form is None and match.rule != "duplicate" and kind.kind in (Kind.NORMAL, Kind.LIST):
@@ -329,6 +340,8 @@ class Processor:
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
                                    channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)
+        if forgotten and decision.action is Action.CREATE:
+            tombstone.welcome_back(session, sender.email, ticket_id, mail.message_id, now)
         queued = 0
         if decision.action in (Action.CREATE, Action.APPEND):
             queued = self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,

@@ -31,6 +31,7 @@ from maild.ingest.limits import (
     declared_size,
 )
 from maild.ingest.spool import Spool
+from maild.logmask import mask
 
 log = logging.getLogger("maild.smtp")
 
@@ -69,7 +70,7 @@ class SpoolingHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if not self.recipients.accepts(address):
-            log.info("refused recipient %s from %s", address, session.peer)
+            log.info("refused recipient %s from %s", mask(address), session.peer)
             return UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)
         return RCPT_OK

@@ -21,7 +21,8 @@ import jinja2
 from sqlalchemy.orm import Session
 
 from maild.config import Config
-from maild.notify import sms
+from maild.logmask import mask
+from maild.notify import agentcap, sms
 from maild.notify.engine import AGENT, CUSTOMER, Delivery, TicketFacts
 from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import references_for
@@ -40,6 +41,8 @@ class Notifier(AutoMailer):
         super().__init__(config, signer, renderer)
         self.zone = ZoneInfo(config.helpdesk.timezone)
         self.sms = config.sms  # type: ignore[attr-defined]
+        per_agent = config.outbound.limits.per_agent
+        self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
 
     # -- variables -----------------------------------------------------------------
     def local(self, when: datetime | None) -> str:
@@ -85,11 +88,18 @@ class Notifier(AutoMailer):
         email = d.person.email
         verdict = policy.recipient_allowed(email, self.own)
         if verdict.ok:
-            recent = outbox.recent(session, email, facts.id, self.windows, now)
+            recent = outbox.agent_recent(session, email, facts.id, self.windows, now)
             if recent.undeliverable_until is not None and recent.undeliverable_until > now:
                 verdict = policy.Verdict(False, f"{email} bounced permanently")
             else:
                 verdict = policy.within_ticket_cap(email, recent, self.caps)
+        if verdict.ok:
+            grant = agentcap.take(session, email, now, self.agent_cap)
+            if not grant.allowed:
+                self._summarize(session, d, facts, grant, now)
+                verdict = policy.Verdict(False, f"cap reached: {self.agent_cap.count} notifications to "
+                                                f"{mask(email)} in this window; in the summary at "
+                                                f"{self.local(grant.end)}")
         if not verdict.ok:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
         rendered = self.renderer.render(d.template, v)
@@ -97,6 +107,22 @@ class Notifier(AutoMailer):
                         from_name=from_name or self.name, now=now)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
+
+    def _summarize(self, session: Session, d: Delivery, facts: TicketFacts, grant: agentcap.Grant,
+                   now: datetime) -> None:
+        """Add a held notification to the agent's summary for this window (queued once, due at its end)."""
+        detail = agentcap.record_held(session, d.person.email, grant, facts.id, facts.subject, grant.summary_id)
+        v = {"helpdesk": self.helpdesk_vars, "tag": self.tag,
+             "recipient": {"name": d.person.name, "email": d.person.email},
+             "summary": {**agentcap.summary_variables(detail, grant.held), "start": self.local(grant.start),
+                         "end": self.local(grant.end)}}
+        rendered = self.renderer.render(templates.AGENT_SUMMARY, v)
+        if grant.summary_id is not None and outbox.update_queued(session, grant.summary_id, rendered.subject,
+                                                                 rendered.body):
+            return
+        out = self.mail("summary", "auto-generated", None, rendered, to=(d.person.name, d.person.email), now=now)
+        summary_id = outbox.enqueue_at(session, out, now, grant.end, grant.end + self.lifetime)
+        agentcap.set_summary(session, d.person.email, grant.start, summary_id)
 
     def _customer(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
                   cause: str | None) -> int:

@@ -36,6 +36,7 @@ from maild.loop import Loop
 from maild.store.db import Database
 from maild.store.models import Event, SmsRow
 from maild.store.queue import claim_due
+from maild.logmask import mask_phone
 
 log = logging.getLogger("maild.sms")
 sms_outbox = SmsRow.__table__
@@ -176,7 +177,7 @@ class SmsSender(Loop):
                     with self.db.write() as session:
                         session.execute(update(SmsRow).where(mine).values(
                             state="queued", next_attempt_at=at, claim_token=None, last_error=str(exc)[:2000]))
-                    log.warning("SMS %d to %s not sent (attempt %d), retry at %s: %s", row_id, phone, attempts,
+                    log.warning("SMS %d to %s not sent (attempt %d), retry at %s: %s", row_id, mask_phone(phone), attempts,
                                 at.isoformat(timespec="seconds"), exc)
                     continue
                 self._fail(mine, row_id, ticket_id, phone, f"gave up after {attempts} attempts: {exc}")
@@ -187,7 +188,7 @@ class SmsSender(Loop):
             with self.db.write() as session:
                 session.execute(update(SmsRow).where(mine).values(
                     state="sent", sent_at=self.clock(), claim_token=None, last_error=answer[:2000]))
-            log.info("SMS %d sent to %s (ticket %s)", row_id, phone, ticket_id)
+            log.info("SMS %d sent to %s (ticket %s)", row_id, mask_phone(phone), ticket_id)
         return len(work)
 
     def _fail(self, mine: Any, row_id: int, ticket_id: int | None, phone: str, error: str) -> None:
@@ -198,7 +199,7 @@ class SmsSender(Loop):
                 session.execute(insert(Event), [{
                     "ticket_id": ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
                     "old": None, "new": "sms", "message_id": None, "detail": f"SMS to {phone}: {error}"[:2000]}])
-        log.error("SMS %d to %s failed: %s", row_id, phone, error)
+        log.error("SMS %d to %s failed: %s", row_id, mask_phone(phone), error)
 
     def step(self) -> float:
         try:

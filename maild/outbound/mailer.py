@@ -24,6 +24,7 @@ from maild.store.models import Event
 from maild.store.repo import messages
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
+from maild.logmask import mask_text
 
 log = logging.getLogger("maild.outbound")
 
@@ -102,7 +103,7 @@ class AutoMailer:
     def held(self, session: Session, ticket_id: int, what: str, reason: str, cause: str | None,
              now: datetime) -> int:
         """Record that the rules held a mail back (and why); counts as no mail queued."""
-        log.info("%s no %s on ticket %d: %s", cause or "scheduler", what, ticket_id, reason)
+        log.info("%s no %s on ticket %d: %s", cause or "scheduler", mask_text(what), ticket_id, mask_text(reason))
         session.connection().execute(_NEW_EVENT, [{
             "ticket_id": ticket_id, "at": now, "actor": "maild", "kind": "mail_held", "old": None,
             "new": what[:2000], "message_id": cause, "detail": reason[:2000]}])

@@ -55,8 +55,36 @@ class Windows:
     per_address_day: int
 
 
+# For an agent the per-address caps do not apply (``notify_counters`` caps them in O(1)):
+# only the bounce record and the per-ticket count, which the ticket's index bounds.
+_AGENT_RECENT = select(
+    select(func.count()).where(outbox.c.ticket_id == bindparam("tid"), outbox.c.to_addr == bindparam("addr"),
+                               outbox.c.automatic.is_(True),
+                               outbox.c.created_at > bindparam("since")).scalar_subquery().label("on_ticket"),
+    select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
+    .scalar_subquery().label("undeliverable_until"),
+)
+
+
 def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: datetime) -> None:
-    session.connection().execute(_INSERT, {
+    session.connection().execute(_INSERT, _row(mail, now, expires_at))
+
+
+def enqueue_at(session: Session, mail: OutboundMail, now: datetime, send_at: datetime, expires_at: datetime) -> int:
+    """A row the sender takes only from ``send_at`` on (a summary due at its window's end)."""
+    values = {**_row(mail, now, expires_at), "next_attempt_at": send_at}
+    return session.connection().execute(insert(outbox).returning(outbox.c.id), values).scalar_one()
+
+
+def update_queued(session: Session, row_id: int, subject: str, body_text: str) -> bool:
+    """Rewrite a mail not yet taken by the sender (a summary growing during its window)."""
+    done = session.execute(update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.state == "queued")
+                           .values(subject=subject, body_text=body_text))
+    return bool(done.rowcount)
+
+
+def _row(mail: OutboundMail, now: datetime, expires_at: datetime) -> dict[str, object]:
+    return {
         "ticket_id": mail.ticket_id, "kind": mail.kind, "automatic": mail.automatic, "state": "queued",
         "message_id": mail.message_id, "envelope_from": mail.envelope_from,
         "recipients": ", ".join(mail.recipients), "to_addr": mail.recipients[0],
@@ -65,7 +93,16 @@ def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: dat
         "references": mail.references, "auto_submitted": mail.auto_submitted, "language": mail.language,
         "body_text": mail.body_text, "attachments": attachments_json(mail.attachments), "attempts": 0, "next_attempt_at": now, "expires_at": expires_at,
         "claim_token": None, "claimed_at": None, "sent_at": None, "last_error": "", "created_at": now,
-    })
+    }
+
+
+def agent_recent(session: Session, address: str, ticket_id: int | None, windows: Windows,
+                 now: datetime) -> RecentMail:
+    """What the per-ticket cap and the bounce record say about notifications to an agent."""
+    row = session.connection().execute(_AGENT_RECENT, {
+        "addr": address, "tid": ticket_id if ticket_id is not None else -1,
+        "since": now - timedelta(minutes=windows.per_ticket)}).one()
+    return RecentMail(on_ticket=row.on_ticket, undeliverable_until=row.undeliverable_until)
 
 
 def recent(session: Session, address: str, ticket_id: int | None, windows: Windows, now: datetime) -> RecentMail:

@@ -33,6 +33,7 @@ from maild.store.models import TicketRef
 from maild.store.repo import participants, tickets
 from maild.threading.signing import Signer
 from maild.threading.subject import strip_prefixes, tagged
+from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.outbound")
 
@@ -172,7 +173,7 @@ class Planner(AutoMailer):
             verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, None, self.windows, now),
                                          self.caps, now)
         if not verdict.ok:
-            log.info("%s no control report to %s: %s", mail.message_id, sender.email, verdict.reason)
+            log.info("%s no control report to %s: %s", mail.message_id, mask(sender.email), mask_text(verdict.reason))
             return 0
         rendered = self.renderer.render(templates.CONTROL_REPORT, {
             "helpdesk": self.helpdesk_vars,

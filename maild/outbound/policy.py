@@ -10,9 +10,9 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
   6. past the sliding-window caps, all per recipient: about one ticket, to the address,
      to the address per day.
 
-Agents receive as many notifications as the desk produces (no per-address caps), but
-never more than the per-ticket cap about one ticket, so a loop on one ticket cannot
-flood an agent's mailbox.
+Agents are not held by the per-address caps, but never get more than the per-ticket cap
+about one ticket, nor more than ``outbound.limits.per_agent`` notifications in a window:
+past that :mod:`maild.notify.agentcap` holds them for one summary mail per window.
 
 An agent's reply relayed to the customer is not automatic and is not held back by these
 rules (a person decided to send it).

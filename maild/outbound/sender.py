@@ -34,6 +34,7 @@ from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.store.db import Database
 from maild.store.models import Event, OutboxRow
+from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.outbound")
 
@@ -195,7 +196,7 @@ class Sender(Loop):
                 note = "; ".join(f"{a} refused: {r}" for a, r in refused.items())
                 with self.db.write() as session:
                     outbox.mark_sent(session, row_id, token, self.clock(), note)
-                log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(mail.recipients), mail.kind,
+                log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
                          mail.ticket_id, f"; {note}" if note else "")
         finally:
             connection.close()
@@ -210,7 +211,7 @@ class Sender(Loop):
         with self.db.write() as session:
             outbox.mark_retry(session, row_id, token, at, error)
         log.warning("%s not delivered (attempt %d), retry at %s: %s", mail.message_id, attempts,
-                    at.isoformat(timespec="seconds"), error)
+                    at.isoformat(timespec="seconds"), mask_text(error))
 
     def _fail(self, row_id: int, token: str, mail: OutboundMail, error: str) -> None:
         with self.db.write() as session:
@@ -219,7 +220,8 @@ class Sender(Loop):
                     "ticket_id": mail.ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
                     "old": None, "new": mail.kind, "message_id": mail.message_id,
                     "detail": f"to {', '.join(mail.recipients)}: {error}"[:2000]}])
-        log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(mail.recipients), error)
+        log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(map(mask, mail.recipients)),
+                  mask_text(error))
 
     # -- the thread ------------------------------------------------------------------
     def step(self) -> float:

@@ -76,6 +76,14 @@ SAMPLE.update({
                          "next_action_at": "2026-12-01 14:00", "assignee": "ana@example.com"}],
                "overdue": [], "upcoming": []},
 })
+# To an agent past the per-agent cap: one summary per window (maild/notify/agentcap.py).
+AGENT_SUMMARY = "agent_summary"
+NAMES = (*NAMES, AGENT_SUMMARY)
+SAMPLE.update({
+    "tag": "Support",
+    "summary": {"held": 37, "start": "2026-12-01 14:00", "end": "2026-12-01 14:10", "more": 2,
+                "tickets": [{"id": 42, "count": 3, "subject": "Leaking pipe"}]},
+})
 
 
 @dataclass(frozen=True)

@@ -355,3 +355,22 @@ class Erasure(Base):
     subject_hmac: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(320), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class NotifyCounter(Base):
+    """Notifications to one agent in one fixed window (``outbound.limits.per_agent``).
+
+    ``sent`` counts what went out, ``held`` what the cap held back; ``detail`` (JSON) lists
+    the held tickets for the window's one summary mail, the outbox row ``summary_id``, due
+    at the window's end. One row per (address, window): the cap check is a single-row
+    update however many mails the agent already had.
+    """
+
+    __tablename__ = "notify_counters"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    summary_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")

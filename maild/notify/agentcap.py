@@ -1,0 +1,92 @@
+"""The per-agent cap: past ``outbound.limits.per_agent.count`` notifications in a window,
+an agent gets one summary at the window's end instead of one mail each.
+
+Windows are fixed (aligned on the epoch), so each (agent, window) is one
+``notify_counters`` row: the check reads and updates that one row, whatever the agent
+received before — a flood costs the same per mail at the 2,000th as at the first. A held
+notification adds its ticket to the row's ``detail`` (at most ``LISTED`` tickets by name,
+the rest counted), and the summary mail is queued once per window, due at its end, and
+rewritten while the window lasts; the sender takes it when it falls due.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from maild.store.models import NotifyCounter
+
+counters = NotifyCounter.__table__
+LISTED = 50
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AgentCap:
+    count: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class Grant:
+    allowed: bool
+    start: datetime
+    end: datetime
+    sent: int
+    held: int
+    summary_id: int | None
+    detail: dict[str, object]
+
+
+def window_of(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    size = window.total_seconds()
+    start = _EPOCH + timedelta(seconds=(now - _EPOCH).total_seconds() // size * size)
+    return start, start + window
+
+
+def take(session: Session, address: str, now: datetime, cap: AgentCap) -> Grant:
+    """Count one notification for ``address``; ``allowed`` False means hold it back."""
+    start, end = window_of(now, cap.window)
+    key = (counters.c.address == address, counters.c.window_start == start)
+    row = session.execute(select(counters.c.sent, counters.c.held, counters.c.summary_id, counters.c.detail)
+                          .where(*key).with_for_update()).first()
+    if row is None:
+        session.execute(insert(counters).values(address=address, window_start=start, sent=1, held=0,
+                                                summary_id=None, detail=""))
+        return Grant(True, start, end, 1, 0, None, {})
+    if row.sent < cap.count:
+        session.execute(update(counters).where(*key).values(sent=counters.c.sent + 1))
+        return Grant(True, start, end, row.sent + 1, row.held, row.summary_id, {})
+    detail = json.loads(row.detail) if row.detail else {"tickets": {}, "more": 0}
+    return Grant(False, start, end, row.sent, row.held + 1, row.summary_id, detail)
+
+
+def record_held(session: Session, address: str, grant: Grant, ticket_id: int, subject: str,
+                summary_id: int | None) -> dict[str, object]:
+    """Add a held notification to the window's list; returns the list the summary shows."""
+    detail = grant.detail
+    tickets: dict[str, list[object]] = detail.setdefault("tickets", {})  # type: ignore[assignment]
+    key = str(ticket_id)
+    if key in tickets:
+        tickets[key][0] = int(tickets[key][0]) + 1  # type: ignore[call-overload]
+    elif len(tickets) < LISTED:
+        tickets[key] = [1, subject[:200]]
+    else:
+        detail["more"] = int(detail.get("more", 0)) + 1  # type: ignore[call-overload]
+    session.execute(update(counters).where(counters.c.address == address, counters.c.window_start == grant.start)
+                    .values(held=grant.held, summary_id=summary_id, detail=json.dumps(detail, ensure_ascii=False)))
+    return detail
+
+
+def summary_variables(detail: dict[str, object], held: int) -> dict[str, object]:
+    tickets = detail.get("tickets", {})
+    listed = [{"id": int(k), "count": v[0], "subject": v[1]} for k, v in tickets.items()]  # type: ignore[union-attr]
+    return {"held": held, "tickets": listed, "more": detail.get("more", 0)}
+
+
+def set_summary(session: Session, address: str, start: datetime, summary_id: int) -> None:
+    session.execute(update(counters).where(counters.c.address == address, counters.c.window_start == start)
+                    .values(summary_id=summary_id))
