@@ -75,6 +75,15 @@ class ParsedMail:
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
+    @property
+    def null_reverse_path(self) -> bool:
+        """The envelope sender is empty (``Return-Path: <>``): RFC 5321 §4.5.5 keeps that for
+        notifications, which must never be answered. The SMTP listener writes the envelope's
+        own Return-Path above the mail's headers; IMAP and pipe mail carry the delivering
+        MTA's. ``<MAILER-DAEMON>`` is how some MTAs write the empty path locally."""
+        path = "".join(self.header("return-path").split()).lower()
+        return path in ("<>", "<mailer-daemon>")
+
 
 class Kind(enum.Enum):
     """What a mail is, decided by :mod:`maild.ingest.classify` before threading."""
@@ -84,6 +93,7 @@ class Kind(enum.Enum):
     BOUNCE = "bounce"  # delivery status notification
     LIST = "list"  # mailing list or bulk mail: may make a ticket, never auto-answered
     LOOP = "loop"  # mail that maild itself sent, coming back
+    REPORT = "report"  # feedback (ARF), DMARC/TLS reports, notification robots: kept, never a ticket
 
 
 @dataclass(frozen=True)

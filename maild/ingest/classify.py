@@ -75,7 +75,7 @@ def _bounce(mail: ParsedMail, ctx: Context) -> list[str]:
     if _BOUNCE_SUBJECT.search(mail.subject):
         if _from_daemon(mail):
             reasons.append("bounce:daemon-subject")
-        elif mail.header("return-path").strip() == "<>" and report is not None and report.message_ids:
+        elif mail.null_reverse_path and report is not None and report.message_ids:
             reasons.append("bounce:null-sender-subject")
     return reasons
 
@@ -93,6 +93,8 @@ def _auto_reply(mail: ParsedMail, ctx: Context) -> list[str]:
             reasons.append(f"auto:{name}=auto_reply")
     if mail.report is not None and mail.report.report_type == "disposition-notification":
         reasons.append("auto:read-receipt")
+    if mail.null_reverse_path:  # only notifications travel with MAIL FROM:<> (RFC 5321 §4.5.5)
+        reasons.append("auto:null-reverse-path")
     if _AUTO_SUBJECT.search(mail.subject):
         reasons.append("auto:subject")
         # Exchange marks its own OOF notices; alone these headers prove nothing (Outlook

@@ -121,7 +121,29 @@ def decide(
     forged: str = "",
 ) -> Decision:
     """``interp``: the commands the mail carries (:mod:`maild.commands.stage`), if any;
-    ``forged``: why a mail from an agent's address was not trusted (it is customer mail then)."""
+    ``forged``: why a mail from an agent's address was not trusted (it is customer mail then).
+
+    A mail kept without a ticket says why in its reason, rules included (the raw mail row is
+    all an admin has of it: ``maild quarantine list --ignored``)."""
+    decision = _decide(mail, kind, sender, match, ticket, blocked, policy, now, bounced, interp, forged)
+    if decision.action is Action.IGNORE:
+        return replace(decision, reason=f"{decision.reason}; rules: {' '.join(decision.rules)}")
+    return decision
+
+
+def _decide(
+    mail: ParsedMail,
+    kind: Classification,
+    sender: Sender,
+    match: Match,
+    ticket: TicketState | None,
+    blocked: bool,
+    policy: Policy,
+    now: datetime,
+    bounced: Bounced | None = None,
+    interp: Interpretation | None = None,
+    forged: str = "",
+) -> Decision:
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
     if forged:
         rules = (*rules, "agent:forged")
