@@ -42,6 +42,9 @@ class DeliveryReport:
     statuses: tuple[str, ...] = ()  # DSN Status codes, e.g. "5.1.1"
     actions: tuple[str, ...] = ()  # DSN Action values: failed, delayed, delivered, ...
     scanned_addresses: tuple[str, ...] = ()  # permanent failures found by flufl.bounce
+    part_types: tuple[str, ...] = ()  # the report's own MIME types, e.g. "message/feedback-report"
+    feedback_type: str = ""  # ARF Feedback-Type (abuse, fraud, auth-failure, ...), lower-case
+    returned_to: tuple[str, ...] = ()  # who the returned mail was for: its To, Original-Rcpt-To, X-Failed-Recipients
 
 
 @dataclass(frozen=True)
