@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list")
     qlist.add_argument("--json", action="store_true")
+    qlist.add_argument("--ignored", action="store_true",
+                       help="mails kept without a ticket (bounces, reports, auto-replies) and the rules that fired")
     qlist.set_defaults(handler=_quarantine_list)
 
     out = sub.add_parser("outbox", help="mail maild sends: list, retry").add_subparsers(metavar="ACTION")
@@ -263,8 +265,9 @@ def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> in
 
     with _database(config).read() as session:
         rows = [{"id": r.id, "sha256": r.sha256, "size": r.size, "channel": r.channel,
-                 "received_at": r.received_at.isoformat(), "reason": r.reason}
-                for r in session.scalars(select(RawMail).where(RawMail.status == "quarantined").order_by(RawMail.id))]
+                 "received_at": r.received_at.isoformat(), "reason": r.reason, "message_id": r.message_id}
+                for r in session.scalars(select(RawMail).where(
+                    RawMail.status == ("ignored" if args.ignored else "quarantined")).order_by(RawMail.id))]
     if args.json:
         _print_json(rows)
     else:

@@ -46,6 +46,9 @@ class DeliveryReport:
     statuses: tuple[str, ...] = ()  # DSN Status codes, e.g. "5.1.1"
     actions: tuple[str, ...] = ()  # DSN Action values: failed, delayed, delivered, ...
     scanned_addresses: tuple[str, ...] = ()  # permanent failures found by flufl.bounce
+    part_types: tuple[str, ...] = ()  # the report's own MIME types, e.g. "message/feedback-report"
+    feedback_type: str = ""  # ARF Feedback-Type (abuse, fraud, auth-failure, ...), lower-case
+    returned_to: tuple[str, ...] = ()  # who the returned mail was for: its To, Original-Rcpt-To, X-Failed-Recipients
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,15 @@ class ParsedMail:
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
 
+    @property
+    def null_reverse_path(self) -> bool:
+        """The envelope sender is empty (``Return-Path: <>``): RFC 5321 §4.5.5 keeps that for
+        notifications, which must never be answered. The SMTP listener writes the envelope's
+        own Return-Path above the mail's headers; IMAP and pipe mail carry the delivering
+        MTA's. ``<MAILER-DAEMON>`` is how some MTAs write the empty path locally."""
+        path = "".join(self.header("return-path").split()).lower()
+        return path in ("<>", "<mailer-daemon>")
+
 
 class Kind(enum.Enum):
     """What a mail is, decided by :mod:`maild.ingest.classify` before threading."""
@@ -88,6 +100,7 @@ class Kind(enum.Enum):
     BOUNCE = "bounce"  # delivery status notification
     LIST = "list"  # mailing list or bulk mail: may make a ticket, never auto-answered
     LOOP = "loop"  # mail that maild itself sent, coming back
+    REPORT = "report"  # feedback (ARF), DMARC/TLS reports, notification robots: kept, never a ticket
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def test_lines_longer_than_rfc_limit_are_accepted(served: tuple[Env, int]) -> No
     raw = mail("Long line", body="<p>" + "x" * 5000 + "</p>\n")
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         assert smtp.sendmail("maria@x.example", [HELPDESK], raw) == {}
-    assert [e.read() for e in env.app.spool.pending()] == [b"X-Original-To: " + HELPDESK.encode() + b"\r\n" + raw]
+    assert [e.read() for e in env.app.spool.pending()] == [b"Return-Path: <maria@x.example>\r\nX-Original-To: "
+                                                            + HELPDESK.encode() + b"\r\n" + raw]
 
 
 def test_plus_address_is_accepted_and_others_refused(served: tuple[Env, int]) -> None:

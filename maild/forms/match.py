@@ -95,8 +95,9 @@ class FormMatcher:
 
 
 def as_customer_mail(kind: Classification, form: FormOutcome | None) -> Classification:
-    """A website's mailer often marks its mail automatic or bulk; a form is a person's request."""
-    if form is None or kind.kind not in (Kind.AUTO_REPLY, Kind.LIST):
+    """A website's mailer often marks its mail automatic or bulk, or sends it from a no-reply
+    address; a form is a person's request."""
+    if form is None or kind.kind not in (Kind.AUTO_REPLY, Kind.LIST, Kind.REPORT):
         return kind
     return Classification(Kind.NORMAL, (*kind.reasons, f"form:{form.spec.name}"))
 

@@ -102,6 +102,7 @@ class Decision:
     outgoing: tuple[Outgoing, ...] = ()  # mails to send because of this one
     body: str | None = None  # what to store instead of the mail's text (a /note without its command)
     undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
+    complaints: tuple[str, ...] = ()  # addresses that reported maild's mail as abuse: no more automatic mail
     bounced: Bounced | None = None
     form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
     ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)
@@ -123,7 +124,30 @@ def decide(
 ) -> Decision:
     """``interp``: the commands the mail carries (:mod:`maild.commands.stage`), if any;
     ``forged``: why a mail from an agent's address was not trusted (it is customer mail then);
-    ``known``: for agent mail on a ticket, the texts of maild's mails there (:mod:`maild.store.sent`)."""
+    ``known``: for agent mail on a ticket, the texts of maild's mails there (:mod:`maild.store.sent`).
+
+    A mail kept without a ticket says why in its reason, rules included (the raw mail row is
+    all an admin has of it: ``maild quarantine list --ignored``)."""
+    decision = _decide(mail, kind, sender, match, ticket, blocked, policy, now, bounced, interp, forged, known)
+    if decision.action is Action.IGNORE:
+        return replace(decision, reason=f"{decision.reason}; rules: {' '.join(decision.rules)}")
+    return decision
+
+
+def _decide(
+    mail: ParsedMail,
+    kind: Classification,
+    sender: Sender,
+    match: Match,
+    ticket: TicketState | None,
+    blocked: bool,
+    policy: Policy,
+    now: datetime,
+    bounced: Bounced | None = None,
+    interp: Interpretation | None = None,
+    forged: str = "",
+    known: KnownTexts = KnownTexts(),
+) -> Decision:
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
     if forged:
         rules = (*rules, "agent:forged")
@@ -135,6 +159,8 @@ def decide(
         return Decision(Action.IGNORE, match.ticket_id, f"sender {sender.email} is blocked", rules)
     if kind.kind is Kind.BOUNCE:
         return _bounce(kind, match, bounced, rules)
+    if kind.kind is Kind.REPORT:
+        return _report(kind, bounced, rules)
     if kind.kind is Kind.AUTO_REPLY:
         if match.ticket_id is None:
             return Decision(Action.IGNORE, None, "auto-reply opens no ticket", rules)
@@ -171,6 +197,22 @@ def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: 
     return Decision(Action.APPEND, ticket_id, "bounce recorded", (*rules, f"bounce:{'outbox' if bounced else 'thread'}"),
                     direction="note", events=(EventSpec("bounce", detail=detail),),
                     undeliverable=undeliverable, bounced=bounced)
+
+
+def _report(kind: Classification, bounced: Bounced | None, rules: tuple[str, ...]) -> Decision:
+    """A report or a robot's notice opens no ticket and is never answered.
+
+    An abuse/feedback report (ARF) about a mail maild sent is a note on that mail's ticket,
+    and the complaining address gets no more automatic mail: a complaint is an unsubscribe.
+    """
+    arf = any(r.startswith("report:arf") for r in kind.reasons)
+    if not (arf and bounced and bounced.ticket_id is not None):
+        return Decision(Action.IGNORE, None, "report or robot notice: kept, no ticket", rules)
+    detail = f"complaint (feedback report) from {bounced.to_addr} about outbox #{bounced.outbox_id}; " \
+             "no more automatic mail to it"
+    return Decision(Action.APPEND, bounced.ticket_id, "complaint recorded", (*rules, "report:outbox"),
+                    direction="note", events=(EventSpec("complaint", detail=detail),),
+                    complaints=(bounced.to_addr,), bounced=bounced)
 
 
 def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,

@@ -24,6 +24,7 @@ from email.policy import compat32
 from mailparser.utils import convert_mail_date
 from flufl.bounce import scan_message
 
+from maild.ingest import lexicon
 from maild.ingest.decode import decode_bytes, decode_words, safe_filename
 from maild.ingest.htmltext import html_to_text
 from maild.mail import Address, Attachment, DeliveryReport, ParsedMail, QuarantineError
@@ -37,7 +38,7 @@ _USABLE = frozenset(
 )
 _MSGID = re.compile(r"<[^<>]+>")
 _BODY_MSGID = re.compile(r"^[ \t>]*message-id:[ \t]*(<[^<>\s]+>)", re.I | re.M)
-_DAEMON = re.compile(r"^(mailer-?daemon|mail-daemon|postmaster|microsoftexchange[0-9a-f]*)@", re.I)
+_DAEMON = lexicon.DAEMON_ADDRESS
 _KNOWN_HEADER = re.compile(
     rb"^(return-path|received|from|message-id|date|subject|to|delivered-to|mime-version)[ \t]*:", re.I | re.M
 )
@@ -328,14 +329,18 @@ def _safe(func: object) -> str | None:
     return str(value) if value is not None else None
 
 
+_REPORT_PARTS = frozenset({"message/delivery-status", "message/feedback-report", "message/disposition-notification",
+                           "text/rfc822-headers", "message/rfc822-headers", "message/global-delivery-status"})
+
+
 def _looks_like_report(msg: Message, mail: ParsedMail) -> bool:
     if msg.get_content_type() == "multipart/report":
         return True
-    if mail.from_ and _DAEMON.match(mail.from_.email):
+    if mail.from_ and (_DAEMON.match(mail.from_.email) or lexicon.DAEMON_NAME.search(mail.from_.name)):
         return True
-    if mail.header("return-path").strip() == "<>":
+    if mail.null_reverse_path or mail.header("x-failed-recipients"):
         return True
-    return any(p.get_content_type() == "message/delivery-status" for p in _own_parts(msg))
+    return any(p.get_content_type() in _REPORT_PARTS for p in _own_parts(msg))
 
 
 def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
@@ -343,9 +348,19 @@ def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
     recipients: list[str] = []
     statuses: list[str] = []
     actions: list[str] = []
-    for part in _own_parts(msg):
+    returned_to = [a.strip().strip("<>").lower() for v in _all_raw(msg, "x-failed-recipients") for a in v.split(",")]
+    feedback_type = ""
+    texts: list[str] = []  # text parts that are not the body: a returned mail quoted as a text attachment
+    own = _own_parts(msg)
+    for part in own:
         ctype = part.get_content_type()
         inner: Message | None = None
+        if ctype == "message/feedback-report" and part.is_multipart() and part.get_payload():
+            fields = part.get_payload()[0]
+            feedback_type = _raw_header(fields.get("feedback-type", "")).lower()
+            returned_to += [_raw_header(v).strip("<> ").lower() for v in fields.get_all("original-rcpt-to", [])]
+        elif ctype == "text/plain" and part.get_filename():
+            texts.append(decode_bytes(_payload(part, defects), _safe(part.get_content_charset), []))
         if ctype == "message/delivery-status":
             for block in part.get_payload() if part.is_multipart() else []:
                 for field in ("final-recipient", "original-recipient"):
@@ -363,8 +378,9 @@ def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
         if inner is not None:
             for name in ("message-id", "in-reply-to", "references"):
                 ids += [i for v in _all_raw(inner, name) for i in _ids(v)]
-    if not ids:  # qmail-style notices quote the returned mail as plain text
-        ids = _BODY_MSGID.findall(body_text)
+            returned_to += [a.email for a in _addresses(inner, "to")]
+    if not ids:  # qmail-style notices quote the returned mail as plain text, in the body or a text file
+        ids = [i for text in (body_text, *texts) for i in _BODY_MSGID.findall(text)]
     try:
         scanned = sorted(a.decode("utf-8", "replace").lower() for a in scan_message(msg))
     except Exception as exc:  # heuristics over broken mail: a note, never a failure
@@ -377,6 +393,9 @@ def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
         statuses=tuple(statuses),
         actions=tuple(actions),
         scanned_addresses=_unique(scanned),
+        part_types=_unique(p.get_content_type() for p in own[1:]),
+        feedback_type=feedback_type,
+        returned_to=_unique(a for a in returned_to if "@" in a),
     )
 
 

@@ -312,7 +312,8 @@ class Processor:
             kind, sender = as_customer_mail(kind, form), form.sender
         lookup = repo.SessionLookup(session)
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
-                                     self.policy.subject_tag, machine=kind.kind in (Kind.BOUNCE, Kind.AUTO_REPLY),
+                                     self.policy.subject_tag, machine=kind.kind in (Kind.BOUNCE, Kind.AUTO_REPLY,
+                                                                             Kind.REPORT),
                                      agent_address=sender.email in self.agents,
                                      agent=sender.agent.email if sender.agent else ""))
         if form is not None and match.rule != "duplicate":
@@ -357,8 +358,8 @@ class Processor:
         return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
 
     def _bounced(self, session: Session, kind: Classification) -> Bounced | None:
-        """For a bounce: the outbox row its inner Message-IDs name, if maild sent it."""
-        if kind.kind is not Kind.BOUNCE:
+        """For a bounce or a report: the outbox row its inner Message-IDs name, if maild sent it."""
+        if kind.kind not in (Kind.BOUNCE, Kind.REPORT) or not kind.bounced_message_ids:
             return None
         row = outbox.sent_for(session, kind.bounced_message_ids)
         return Bounced(row.id, row.ticket_id, row.to_addr) if row else None

@@ -55,10 +55,16 @@ class RecipientTable:
         return bool(self._pattern and self._pattern.fullmatch(address.strip().strip("<>").lower()))
 
 
-def envelope_trace(recipients: list[str]) -> bytes:
-    """``X-Original-To:`` lines for the envelope recipients (all of them maild's own)."""
-    return b"".join(b"X-Original-To: " + r.strip().strip("<>").encode("utf-8", "replace") + b"\r\n"
-                    for r in recipients)
+def envelope_trace(recipients: list[str], mail_from: str | None = None) -> bytes:
+    """``Return-Path:`` (the envelope sender, ``<>`` when empty) and ``X-Original-To:`` lines.
+
+    Written above the mail's own headers: the first occurrence is what the pipeline reads,
+    so a ``Return-Path`` the sender wrote into the mail cannot stand in for the envelope.
+    """
+    sender = b"" if mail_from is None else b"Return-Path: <" + re.sub(
+        r"[\x00-\x20<>]", "", mail_from).encode("utf-8", "replace") + b">\r\n"
+    return sender + b"".join(b"X-Original-To: " + r.strip().strip("<>").encode("utf-8", "replace") + b"\r\n"
+                             for r in recipients)
 
 
 class SpoolingHandler:
@@ -81,7 +87,7 @@ class SpoolingHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         # As an MTA's local delivery does, record the envelope recipients: a Bcc to the
         # control address or to a signed reply address then reaches the pipeline too.
-        raw = envelope_trace(envelope.rcpt_tos) + raw
+        raw = envelope_trace(envelope.rcpt_tos, envelope.mail_from or "") + raw
         replies = len(envelope.rcpt_tos) if isinstance(server, LMTP) else 1
         try:
             loop = asyncio.get_running_loop()

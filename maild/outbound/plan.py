@@ -100,7 +100,7 @@ class Planner(AutoMailer):
     # -- the kinds of mail -------------------------------------------------------------
     def _ack(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
              ticket: _Ticket, now: datetime, template: str = templates.ACKNOWLEDGEMENT) -> int:
-        verdict = policy.answerable(kind.kind, sender.email, mail.header("return-path").strip() == "<>", self.own)
+        verdict = policy.answerable(kind.kind, sender.email, mail.null_reverse_path, self.own)
         if verdict.ok and sender.email in self.agent_addresses:
             verdict = policy.Verdict(False, "the sender is an agent")
         if verdict.ok:
@@ -143,7 +143,7 @@ class Planner(AutoMailer):
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
                   ticket: _Ticket, now: datetime) -> int:
-        verdict = policy.recipient_allowed(sender.email, self.own)
+        verdict = policy.reply_allowed(sender.email, mail.null_reverse_path, self.own)
         if verdict.ok:  # feedback is automatic mail: the same caps stop a loop between two robots
             verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
                                                                      now), self.caps, now)
@@ -168,7 +168,7 @@ class Planner(AutoMailer):
     def control_report(self, session: Session, *, mail: ParsedMail, sender: Sender, sections: list[Any],
                        now: datetime) -> int:
         """The report answering a control-address mail: to the agent, loop-protected and capped."""
-        verdict = policy.recipient_allowed(sender.email, self.own)
+        verdict = policy.reply_allowed(sender.email, mail.null_reverse_path, self.own)
         if verdict.ok:
             verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, None, self.windows, now),
                                          self.caps, now)

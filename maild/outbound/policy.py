@@ -4,7 +4,8 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
   1. maild's own addresses;
   2. senders that are machines: no-reply, mailer-daemon, postmaster, bounce addresses;
   3. in answer to a mail that was itself automatic: auto-submitted / out-of-office,
-     bulk or list mail, a bounce, or maild's own mail coming back (loop);
+     bulk or list mail, a bounce or report, maild's own mail coming back (loop), or any
+     mail with an empty reverse-path (``MAIL FROM:<>`` / ``Return-Path: <>``);
   4. an address a permanent bounce marked undeliverable, until that expires;
   5. a contact who withdrew consent or is blocked;
   6. past the sliding-window caps, all per recipient: about one ticket, to the address,
@@ -66,8 +67,17 @@ def answerable(kind: Kind, sender: str, null_return_path: bool, own: frozenset[s
     """May an incoming mail of this kind, from this sender, get an automatic answer at all?"""
     if kind is not Kind.NORMAL:
         return Verdict(False, f"the mail is {kind.value}")
+    return reply_allowed(sender, null_return_path, own)
+
+
+def reply_allowed(sender: str, null_return_path: bool, own: frozenset[str]) -> Verdict:
+    """May an automatic mail (acknowledgement, command feedback, a report) answer this sender?
+
+    Never when the mail came with an empty reverse-path (RFC 5321 §4.5.5, RFC 3834 §2),
+    whatever its From says: only notifications are sent that way.
+    """
     if null_return_path:
-        return Verdict(False, "the mail has an empty Return-Path (automatic)")
+        return Verdict(False, "the mail has an empty reverse-path (MAIL FROM:<>, Return-Path: <>): never answered")
     return recipient_allowed(sender, own)
 
 

@@ -33,6 +33,7 @@ _NEW_ATTACHMENT = insert(AttachmentRow.__table__)
 _NEW_EVENT = insert(Event.__table__)
 _NEW_PARTICIPANT = insert(participants)
 _NEW_LINK = insert(links)
+COMPLAINT_HOLD = timedelta(days=3650)  # a complaint is an unsubscribe, not a passing failure
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ def apply_decision(
         apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
     if decision.bounced is not None:
         outbox.note_bounce(session, decision.bounced.outbox_id, f"{mail.message_id}: {decision.reason}")
+    for address in decision.complaints:  # an unsubscribe: until an admin clears it
+        outbox.mark_undeliverable(session, address, now + COMPLAINT_HOLD, f"complaint (feedback report) {mail.message_id}",
+                                  now)
     for address in decision.undeliverable:
         outbox.mark_undeliverable(session, address, now + timedelta(days=undeliverable_days),
                                   f"permanent bounce {mail.message_id}", now)
