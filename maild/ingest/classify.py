@@ -3,7 +3,7 @@
 An ordered rule table (:data:`RULES`). Every rule is a small function that returns the
 reasons it fired for (empty when it did not). All rules run so the reasons can be recorded
 on the ticket history; the kind of the first rule that fired wins. Reads only
-:class:`~maild.mail.ParsedMail`: delivery-report details come from ``mail.report``.
+:class:`~maild.domain.mail.ParsedMail`: delivery-report details come from ``mail.report``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from maild.mail import Classification, Kind, ParsedMail
+from maild.domain.mail import Classification, Kind, ParsedMail
 
 
 @dataclass(frozen=True)
