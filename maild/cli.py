@@ -9,14 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
+from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE
 from maild.text import escape_c1, for_terminal, one_line
-
-EX_OK = 0
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_CONFIG = 78
-EX_TEMPFAIL = 75
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,18 +93,6 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
     return parser
-
-
-def _database(config: Config):  # noqa: ANN202 - small helper
-    from maild.store.db import Database, SchemaError
-
-    db = Database(config.database_url)
-    try:
-        db.ensure_schema(migrate=False)
-    except SchemaError as exc:
-        print(f"maild: {exc}", file=sys.stderr)
-        raise SystemExit(EX_CONFIG) from exc
-    return db
 
 
 def _run(config: Config, args: argparse.Namespace, path: Path) -> int:

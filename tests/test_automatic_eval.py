@@ -20,7 +20,7 @@ from automatic_samples import RETURNED, all_samples, customer_address
 from conftest import CORPUS, HELPDESK, Env
 from maild.ingest.classify import classify
 from maild.ingest.parse import parse
-from maild.mail import QuarantineError
+from maild.domain.mail import QuarantineError
 from maild.store.models import OutboxRow
 
 AUTO_TAGS = {"dsn", "arf", "mdn", "autoreply"}

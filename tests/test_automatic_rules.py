@@ -8,10 +8,11 @@ import pytest
 from automatic_samples import RETURNED, bounces, reports
 from conftest import HELPDESK, mail
 from maild.ingest.classify import classify
-from maild.ingest.decide import Bounced, Policy, decide
-from maild.ingest.identify import Sender
+from maild.domain.decision import Bounced, Policy
+from maild.ingest.decide import decide
+from maild.domain.sender import Sender
 from maild.ingest.parse import parse
-from maild.mail import Kind
+from maild.domain.mail import Kind
 from maild.threading.match import Match
 
 OWN = frozenset({HELPDESK})

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from maild.domain.mail import Classification, Kind
 from maild.ingest.classify import classify
 from maild.ingest.parse import parse
-from maild.mail import Classification, Kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 OWN = frozenset({"support@support.example.com"})

@@ -532,3 +532,10 @@ def test_control_new_ticket_respects_the_outbound_switches(tmp_path: Path, db_ur
     control(env, 'new joao@cliente.example "Visita"\n')
     assert since(env, 0) == [] and report(env).to_addr == AGENT
     env.app.db.dispose()
+
+
+def test_the_config_knows_exactly_the_commands_the_interpreter_handles():
+    from maild.commands.interpret import COMMANDS
+    from maild.commands.names import COMMAND_NAMES
+
+    assert set(COMMANDS) == COMMAND_NAMES

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from maild.domain.mail import QuarantineError
 from maild.ingest.classify import classify
 from maild.ingest.parse import parse
-from maild.mail import QuarantineError
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 # Not mails: metadata, licences, and the body-only snippets meant for the quote stripper.

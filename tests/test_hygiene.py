@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from conftest import AGENT, HELPDESK, Env, mail
 from maild.contacts.csvfile import formula_escape, formula_unescape
+from maild.domain.match import Match
 from maild.ingest.parse import parse
 from maild.outbound.compose import OutboundMail, address, to_bytes
 from maild.store.models import OutboxRow
 from maild.text import escape_c1, for_terminal, one_line
-from maild.threading.match import Match, ThreadContext, thread
+from maild.threading.match import ThreadContext, thread
 from maild.threading.signing import Signer
 from test_contacts import cli, config_of
 

@@ -16,7 +16,7 @@ from maild.ingest.classify import classify
 from maild.ingest.parse import parse
 from maild.ingest.smtp import RecipientTable, SpoolingHandler, envelope_trace
 from maild.ingest.spool import Spool
-from maild.mail import Kind
+from maild.domain.mail import Kind
 from maild.outbound import policy
 from maild.store.models import OutboxRow
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from maild.domain.mail import ParsedMail, QuarantineError
 from maild.ingest.decode import decode_bytes, decode_words, safe_filename
 from maild.ingest.htmltext import html_to_text
 from maild.ingest.parse import parse
-from maild.mail import ParsedMail, QuarantineError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from maild.commands.grammar import split_commands
+from maild.domain.texts import KnownTexts
 from maild.ingest.parse import parse
 from maild.outbound.copies import norm
-from maild.outbound.quotes import KnownTexts, latest_reply, remove_internal
+from maild.outbound.quotes import latest_reply, remove_internal
 from maild.outbound.templates import NOTIFY_NEW, NOTIFY_REPLY, NOTIFY_UNACCEPTED, Renderer
 
 HELPDESK = "Test Helpdesk <support@support.example.com>"

@@ -1,4 +1,4 @@
-"""Write a command mail's ticket changes (:mod:`maild.commands.ops`) in the caller's
+"""Write a command mail's ticket changes (:mod:`maild.domain.ops`) in the caller's
 transaction, with one history event per actual change: who, when, old → new, and the
 Message-ID of the mail that asked for it. Never commits.
 
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from maild.commands import ops
+from maild.domain import ops
 from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
 tickets, tags, ticket_tags = Ticket.__table__, Tag.__table__, TicketTag.__table__

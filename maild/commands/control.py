@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from maild.commands import ops
 from maild.commands.grammar import Command, parse_address, ticket_number
 from maild.commands.interpret import ALIASES, COMMANDS, Context, TicketView, interpret
 from maild.commands.queries import Filters, TicketLine
 from maild.commands.workflow import AgentRef, Workflow
+from maild.domain import ops
 from maild.threading.subject import strip_prefixes
 
 REPORT_VERBS = ("list", "show", "stats", "new", "help")

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from maild.commands import ops
 from maild.commands.grammar import Command, parse_address, parse_bool, parse_when, ticket_number
 from maild.commands.workflow import AgentRef, Workflow
+from maild.domain import ops
+from maild.domain.commands import DRAFT, LOG, NOTE, REPLY, SEND, Mode, Plan
 
-REPLY, NOTE, LOG, DRAFT, SEND = "reply", "note", "log", "draft", "send"
 _CLEAR = {"-", "none", "nobody", "off", "clear", "nenhum", "ninguem", "ninguém"}
 _TAG = re.compile(r"[\w.&-]{1,100}")
 
@@ -61,24 +61,6 @@ class Context:
         return self.actor is not None and self.actor.role == "manager"
 
 
-@dataclass(frozen=True)
-class Plan:
-    status: str | None = None  # the status the commands ask for (None: unchanged)
-    ops: tuple[ops.Op, ...] = ()
-    applied: tuple[str, ...] = ()
-    rejected: tuple[str, ...] = ()
-    mode: str = REPLY  # reply | note | log | draft | send
-    note_text: str = ""  # text written on the /note or /log line itself
-    canned: str | None = None
-    cc: tuple[str, ...] = ()
-    draft: tuple[int, str] | None = None  # for /send: the draft to release
-
-    @property
-    def empty(self) -> bool:
-        return not (self.status or self.ops or self.applied or self.rejected or self.mode != REPLY
-                    or self.canned or self.cc)
-
-
 @dataclass
 class _Builder:
     ctx: Context
@@ -86,7 +68,7 @@ class _Builder:
     ops: list[ops.Op] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
-    mode: str = REPLY
+    mode: Mode = REPLY
     note_text: str = ""
     canned: str | None = None
     cc: list[str] = field(default_factory=list)

@@ -24,18 +24,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from maild.commands import control, ops
+from maild.commands import control
 from maild.commands.apply import apply_ops, open_ticket
 from maild.commands.queries import CommandReads
 from maild.commands.workflow import Workflow
-from maild.ingest.identify import Sender
-from maild.mail import Classification, Kind, ParsedMail
+from maild.domain import ops
+from maild.domain.mail import Classification, Kind, ParsedMail
+from maild.domain.sender import Sender
+from maild.logmask import mask, mask_text
 from maild.notify.engine import Event
 from maild.notify.events import Change, change_events
 from maild.store import repo
 from maild.store.keys import header_hash
 from maild.store.models import Message, RawMail
-from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.control")
 

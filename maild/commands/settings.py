@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from maild.commands.names import COMMAND_NAMES
 from maild.commands.text import name_key
 
 
@@ -153,8 +154,6 @@ def check(statuses: list[NamedValue], priorities: list[NamedValue], transitions:
             raise ValueError(f"keywords.{word}.priority: unknown priority {action.priority!r}")
         if action.assign and action.assign.lower() not in agent_keys and name_key(action.assign) not in agent_keys:
             raise ValueError(f"keywords.{word}.assign: no agent {action.assign!r}")
-    from maild.commands.interpret import COMMANDS
-
     for name in commands.managers_only:
-        if name.lstrip("/") not in COMMANDS:
+        if name.lstrip("/") not in COMMAND_NAMES:
             raise ValueError(f"commands.managers_only: unknown command {name!r}")

@@ -11,22 +11,15 @@ Built once at start (keyword table compiled, timezone and standard answers loade
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from maild.commands.grammar import split_commands, starts_with_command
-from maild.commands.interpret import CommandLookup, Context, Plan, TicketView, interpret
+from maild.commands.interpret import CommandLookup, Context, TicketView, interpret
 from maild.commands.keywords import AGENT, CUSTOMER, MANAGER, KeywordTable
 from maild.commands.settings import KeywordAction
 from maild.commands.workflow import Workflow
-
-
-@dataclass(frozen=True)
-class Interpretation:
-    plan: Plan
-    subject: str  # the mail's subject without the keywords the sender used
-    text: str | None = None  # agent mail with command lines: the body after them
+from maild.domain.commands import Interpretation
 
 
 class StageLookup(CommandLookup):

@@ -70,9 +70,9 @@ def _progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
 
 
 def _database(config: Config):  # noqa: ANN202
-    from maild.cli import _database as database
+    from maild.cli_db import open_database
 
-    return database(config)
+    return open_database(config)
 
 
 def _key(config: Config):  # noqa: ANN202

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from maild.domain.sender import Sender, normalize_address
 from maild.forms.spec import Contacts
-from maild.ingest.identify import Sender, normalize_address
 
 
 class AddressKey:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from maild.domain.forms import FormData
+from maild.domain.mail import ParsedMail
 from maild.forms.spec import FormSpec
-from maild.mail import ParsedMail
 
 _LABEL_LINE = re.compile(r"^[\s*_>]*([^:\n]{1,80}?)[\s*_]*:[\s*_]*(.*?)\s*$")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -30,23 +30,6 @@ def norm_label(label: str) -> str:
     """'E-mail:' → 'email'; 'Imóvel (código)' → 'imovelcodigo'."""
     decomposed = unicodedata.normalize("NFKD", label.casefold())
     return "".join(c for c in decomposed if c.isalnum())
-
-
-@dataclass(frozen=True)
-class FormData:
-    """What a form mail says, in our field names; values stripped, possibly empty."""
-
-    form: str
-    name: str = ""
-    email: str = ""  # a syntactically usable address, lower-case; "" when none
-    email_raw: str = ""  # what the form's e-mail field held
-    phone: str = ""
-    message: str = ""
-    reference: str = ""
-    consent: bool | None = None  # None: the form has no (readable) consent field
-    source: str = ""  # json | html | text: where the fields were found
-    found: tuple[str, ...] = ()  # our field names that had a value
-    problems: tuple[str, ...] = field(default_factory=tuple)
 
 
 def extract(mail: ParsedMail, spec: FormSpec) -> FormData:

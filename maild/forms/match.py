@@ -15,36 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from maild.forms.extract import FormData, extract
+from maild.domain.decision import Action, Decision
+from maild.domain.forms import FormOutcome
+from maild.domain.mail import Classification, Kind, ParsedMail
+from maild.domain.sender import UNKNOWN_SENDER, Sender, normalize_address
+from maild.forms.extract import extract
 from maild.forms.spec import FormSpec
-from maild.ingest.decide import Action, Decision, EventSpec
-from maild.ingest.identify import UNKNOWN_SENDER, Sender, normalize_address
-from maild.mail import Classification, Kind, ParsedMail
-
-
-@dataclass(frozen=True)
-class FormOutcome:
-    """A recognised form mail: who the customer is and what the ticket gets."""
-
-    spec: FormSpec
-    data: FormData
-    sender: Sender  # the form's customer (UNKNOWN_SENDER when the form had no usable e-mail)
-    site: str  # the address the mail came from (the website)
-
-    @property
-    def origin(self) -> str:
-        return f"form:{self.spec.name}"
-
-    def events(self) -> tuple[EventSpec, ...]:
-        data = self.data
-        detail = (f"website form {self.spec.name} from {self.site}: fields {', '.join(data.found) or 'none'}"
-                  f" ({data.source or 'nothing readable'})")
-        events = [EventSpec("form", new=self.spec.name, detail=detail)]
-        if data.problems:
-            events.append(EventSpec("flagged", detail="form mail needs an agent: " + "; ".join(data.problems)))
-        if data.reference:
-            events.append(EventSpec("reference", new=data.reference, detail=f"from form {self.spec.name}"))
-        return tuple(events)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from maild.forms.match import FormOutcome
+from maild.domain.forms import FormOutcome
 from maild.store import references
 from maild.store.models import Contact, Tag, TicketTag
 from maild.store.repo import tickets

@@ -4,7 +4,7 @@ An ordered rule table (:data:`RULES`). Every rule is a small function that retur
 reasons it fired for (empty when it did not), each named ``kind:rule`` (docs/AUTOMATIC.md
 lists them). All rules run so the reasons can be recorded on the ticket history and the
 raw mail row; the kind of the first rule that fired wins. Reads only
-:class:`~maild.mail.ParsedMail`: delivery-report details come from ``mail.report``, the
+:class:`~maild.domain.mail.ParsedMail`: delivery-report details come from ``mail.report``, the
 words and sender names from :mod:`maild.ingest.lexicon`.
 
 Against false positives: a word in a subject or body alone never makes a mail automatic.
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from maild.domain.mail import Classification, Kind, ParsedMail
 from maild.ingest import lexicon as lx
-from maild.mail import Classification, Kind, ParsedMail
 
 
 @dataclass(frozen=True)

@@ -5,107 +5,20 @@ in, and the Decision says what the store must do in one transaction.
 """
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from maild.ingest.identify import Sender
-from maild.mail import Classification, Kind, ParsedMail
-from maild.outbound.quotes import KnownTexts, latest_reply, remove_internal
-from maild.threading.match import Match
+from maild.domain import ops as command_ops
+from maild.domain.commands import DRAFT, LOG, NOTE, SEND, Interpretation, Plan
+from maild.domain.decision import (ACK, FEEDBACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Bounced, Decision,
+                                   EventSpec, Outgoing, Policy, TicketState)
+from maild.domain.mail import Classification, Kind, ParsedMail
+from maild.domain.match import Match, MatchRule
+from maild.domain.outcome import Direction
+from maild.domain.sender import Sender
+from maild.domain.texts import KnownTexts
+from maild.outbound.quotes import latest_reply, remove_internal
 from maild.threading.subject import ticket_subject
-
-if TYPE_CHECKING:
-    from maild.forms.match import FormOutcome
-
-from maild.commands import ops as command_ops
-from maild.commands.interpret import DRAFT, LOG, NOTE, SEND, Plan
-from maild.commands.stage import Interpretation
-
-
-class Action(enum.Enum):
-    CREATE = "created"  # a new ticket with this mail as its first message
-    APPEND = "appended"  # a message on an existing ticket
-    DUPLICATE = "duplicate"  # seen before: nothing changes
-    IGNORE = "ignored"  # kept as raw mail only (auto-reply, bounce, loop, blocked)
-
-
-@dataclass(frozen=True)
-class TicketState:
-    id: int
-    status: str
-    closed_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Policy:
-    subject_tag: str
-    reopen_days: int
-    acknowledge: bool = True
-    notify_agents: bool = True
-    undeliverable_days: int = 30
-    # Automatic transitions (workflow.transitions); None: no automatic change.
-    on_customer_mail: str | None = "waiting_agent"
-    on_agent_reply: str | None = "waiting_customer"
-    reopen_status: str = "waiting_agent"
-
-
-@dataclass(frozen=True)
-class Bounced:
-    """The outbox row a bounce returns (found by the report's inner Message-IDs)."""
-
-    outbox_id: int
-    ticket_id: int | None
-    to_addr: str
-
-
-# What to send because of this mail; :mod:`maild.outbound.plan` turns these into outbox rows
-# (checking the loop and rate rules) in the same transaction.
-ACK = "ack"  # acknowledge a new ticket to the customer
-RELAY = "relay"  # an agent's reply, relayed to the customer
-NOTIFY_NEW = "notify_new"  # tell agents about a new ticket
-NOTIFY_REPLY = "notify_reply"  # tell agents the customer wrote again
-FEEDBACK = "feedback"  # tell an agent what was (not) done with their mail
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    what: str
-    text: str = ""  # RELAY: the agent's new text, quoted history cut off
-    applied: tuple[str, ...] = ()  # FEEDBACK lines
-    rejected: tuple[str, ...] = ()
-    sent: bool = False
-    cc: tuple[str, ...] = ()  # RELAY: a one-off copy to these addresses (/cc)
-    canned: str | None = None  # RELAY: the standard answer to send (/canned NAME)
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    kind: str
-    old: str | None = None
-    new: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    ticket_id: int | None  # for APPEND/DUPLICATE, the ticket; None for CREATE/IGNORE
-    reason: str
-    rules: tuple[str, ...]  # which rules fired, kept in the history
-    direction: str = "in"  # in | note
-    subject: str = ""  # the new ticket's subject
-    status: str | None = None  # the ticket's status after this mail
-    refers_to: int | None = None  # link the new ticket to this one
-    events: tuple[EventSpec, ...] = field(default_factory=tuple)
-    outgoing: tuple[Outgoing, ...] = ()  # mails to send because of this one
-    body: str | None = None  # what to store instead of the mail's text (a /note without its command)
-    undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
-    complaints: tuple[str, ...] = ()  # addresses that reported maild's mail as abuse: no more automatic mail
-    bounced: Bounced | None = None
-    form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
-    ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)
 
 
 def decide(
@@ -151,7 +64,7 @@ def _decide(
     rules = (f"class:{kind.kind.value}", *kind.reasons, f"thread:{match.rule}")
     if forged:
         rules = (*rules, "agent:forged")
-    if match.rule == "duplicate":
+    if match.rule == MatchRule.DUPLICATE:
         return Decision(Action.DUPLICATE, match.ticket_id, "message-id already stored", rules)
     if kind.kind is Kind.LOOP:
         return Decision(Action.IGNORE, None, "mail sent by maild itself (loop)", rules)
@@ -195,7 +108,7 @@ def _bounce(kind: Classification, match: Match, bounced: Bounced | None, rules: 
     if bounced:
         detail += f" (outbox #{bounced.outbox_id})"
     return Decision(Action.APPEND, ticket_id, "bounce recorded", (*rules, f"bounce:{'outbox' if bounced else 'thread'}"),
-                    direction="note", events=(EventSpec("bounce", detail=detail),),
+                    direction=Direction.NOTE, events=(EventSpec("bounce", detail=detail),),
                     undeliverable=undeliverable, bounced=bounced)
 
 
@@ -259,7 +172,7 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
     if ticket.status == "closed":
         window = timedelta(days=policy.reopen_days)
         if ticket.closed_at is not None and now - ticket.closed_at > window:
-            linked = Match("new", None, refers_to=ticket.id, detail="reply to a ticket closed too long ago")
+            linked = Match(MatchRule.NEW, None, refers_to=ticket.id, detail="reply to a ticket closed too long ago")
             return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"), interp=interp, flags=flags)
         status = wanted or policy.on_customer_mail or policy.reopen_status
         return Decision(Action.APPEND, ticket.id, "customer reply reopens", (*rules, "reopen"),
@@ -304,12 +217,12 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
     events: list[EventSpec] = []
     ops: list[command_ops.Op] = list(plan.ops)
     outgoing: list[Outgoing] = []
-    direction, body, reason, sent = "agent", None, "agent mail with commands", False
+    direction, body, reason, sent = Direction.AGENT, None, "agent mail with commands", False
     status = plan.status
     relay_text: str | None = None
     extras = [name for name, given in (("/cc", plan.cc), ("/canned", plan.canned)) if given]
     if plan.mode in (NOTE, LOG):
-        direction, reason = "note", "internal note by agent" if plan.mode == NOTE else "interaction recorded"
+        direction, reason = Direction.NOTE, "internal note by agent" if plan.mode == NOTE else "interaction recorded"
         written = "\n".join(([plan.note_text] if plan.note_text else []) + [text.strip("\n")]).strip("\n") + "\n"
         body = latest_reply(written, known.answered).text
         rules = (*rules, f"agent:{plan.mode}")
@@ -324,7 +237,7 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
         if not draft.strip():
             rejected.append("/draft: the draft is empty; nothing was saved")
         else:
-            direction, body, reason = "draft", draft, "reply saved as a draft"
+            direction, body, reason = Direction.DRAFT, draft, "reply saved as a draft"
             rules = (*rules, "agent:draft")
             ops.append(command_ops.DraftPending(True))
             events.append(EventSpec("draft", detail="reply saved as a draft, not sent (/send sends it)"))

@@ -2,35 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from maild.config import Agent
-from maild.mail import ParsedMail
-
-UNKNOWN_SENDER = "unknown-sender@maild.invalid"
-
-
-@dataclass(frozen=True)
-class Sender:
-    email: str  # normalized
-    name: str
-    agent: Agent | None = None
-
-    @property
-    def is_agent(self) -> bool:
-        return self.agent is not None
-
-    @property
-    def is_known(self) -> bool:
-        return self.email != UNKNOWN_SENDER
-
-
-def normalize_address(address: str) -> str:
-    """Lower-case, trimmed; the domain without a trailing dot."""
-    address = address.strip().strip("<>").strip().lower()
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.rstrip('.')}" if local else address
-
+from maild.domain.mail import ParsedMail
+from maild.domain.sender import UNKNOWN_SENDER, Sender, normalize_address
 
 def identify(mail: ParsedMail, agents: Mapping[str, Agent]) -> Sender:
     """The sender: From, else Reply-To, else the Sender/Return-Path headers."""

@@ -1,4 +1,4 @@
-"""Parse stage: raw bytes → :class:`maild.mail.ParsedMail`.
+"""Parse stage: raw bytes → :class:`maild.domain.mail.ParsedMail`.
 
 The only module that touches mail-parser, flufl.bounce or ``email`` objects. The MIME
 tree is the stdlib's compat32 tree — the same one mail-parser builds, without its full
@@ -24,10 +24,10 @@ from email.policy import compat32
 from mailparser.utils import convert_mail_date
 from flufl.bounce import scan_message
 
+from maild.domain.mail import Address, Attachment, DeliveryReport, ParsedMail, QuarantineError
 from maild.ingest import lexicon
 from maild.ingest.decode import decode_bytes, decode_words, safe_filename
 from maild.ingest.htmltext import html_to_text
-from maild.mail import Address, Attachment, DeliveryReport, ParsedMail, QuarantineError
 from maild.text import one_line
 
 Message = email.message.Message

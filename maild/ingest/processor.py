@@ -26,13 +26,17 @@ from maild.commands.workflow import Workflow
 from maild.config import Config
 from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
+from maild.domain.decision import Action, Bounced, Policy
+from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
+from maild.domain.match import Match, MatchRule
+from maild.domain.sender import Sender
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.classify import classify
-from maild.ingest.decide import Action, Bounced, Policy, decide
-from maild.ingest.identify import Sender, identify
+from maild.ingest.decide import decide
+from maild.ingest.identify import identify
 from maild.ingest.parse import parse
-from maild.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
+from maild.logmask import mask, mask_text
 from maild.outbound import outbox
 from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
@@ -41,9 +45,8 @@ from maild.store.apply import StoredAttachment, apply_decision, finish_raw, reco
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
-from maild.threading.match import Match, ThreadContext, thread
+from maild.threading.match import ThreadContext, thread
 from maild.threading.signing import Signer
-from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.processor")
 
@@ -316,9 +319,9 @@ class Processor:
                                                                              Kind.REPORT),
                                      agent_address=sender.email in self.agents,
                                      agent=sender.agent.email if sender.agent else ""))
-        if form is not None and match.rule != "duplicate":
+        if form is not None and match.rule != MatchRule.DUPLICATE:
             match = Match("new", None, detail=form.origin)
-        forgotten = (match.rule != "duplicate" and not sender.is_agent and sender.is_known
+        forgotten = (match.rule != MatchRule.DUPLICATE and not sender.is_agent and sender.is_known
                      and tombstone.is_forgotten(session, sender.email, tombstone.address_hash(self.secret, sender.email)))
         if forgotten and self.forgotten_rule == tombstone.IGNORE:
             finish_raw(session, raw_id, "ignored", tombstone.REASON_IGNORE, None)
@@ -327,7 +330,7 @@ class Processor:
             match = Match("new", None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
         interp = None
-        if form is None and match.rule != "duplicate" and kind.kind in (Kind.NORMAL, Kind.LIST):
+        if form is None and match.rule != MatchRule.DUPLICATE and kind.kind in (Kind.NORMAL, Kind.LIST):
             interp = self.interpreter.interpret(mail.subject, mail.body_text, sender.email, sender.is_agent,
                                                 state.id if state else None, state.status if state else None,
                                                 _LazyReads(session), now)

@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from maild.domain.mail import RETRY
 from maild.loop import Loop, backoff
-from maild.mail import RETRY
 
 log = logging.getLogger("maild.spool")
 

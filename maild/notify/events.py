@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from maild.ingest.decide import ACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Decision
+from maild.domain.decision import ACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Decision
 from maild.notify.engine import Event
 
 ASSIGN_KINDS = ("assigned", "assignee", "assign")
@@ -37,7 +37,7 @@ def events_of(decision: Decision, sender_is_agent: bool) -> list[Event]:
     else:
         return events
     changes: list[Change] = [(spec.kind, spec.old, spec.new) for spec in decision.events]
-    # Commands (/assign, /take, [assign=…]) carry their changes as ops (maild.commands.ops).
+    # Commands (/assign, /take, [assign=…]) carry their changes as ops (maild.domain.ops).
     changes += [("assignee", None, str(op.value)) for op in getattr(decision, "ops", ())
                 if getattr(op, "field", None) == "assignee" and getattr(op, "value", None)]
     return events + change_events(changes, status=decision.action is Action.APPEND)

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from maild.config import Config
-from maild.ingest.decide import ACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Decision
-from maild.ingest.identify import Sender
+from maild.domain.decision import ACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Decision
+from maild.domain.sender import Sender
 from maild.notify.deliver import Notifier
 from maild.notify.engine import CUSTOMER, Delivery, Directory, Event, TicketFacts, resolve
 from maild.notify.events import events_of

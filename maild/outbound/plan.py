@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from maild import catalog
 from maild.config import Config
-from maild.ingest.decide import ACK, FEEDBACK, RELAY, Decision, Outgoing
-from maild.ingest.identify import UNKNOWN_SENDER, Sender
-from maild.mail import Classification, ParsedMail
+from maild.domain.decision import ACK, FEEDBACK, RELAY, Decision, Outgoing
+from maild.domain.mail import Classification, ParsedMail
+from maild.domain.sender import UNKNOWN_SENDER, Sender
+from maild.logmask import mask, mask_text
 from maild.notify import facts as notify_facts
 from maild.notify.events import TRIGGER_INTENTS
 from maild.notify.planning import TriggerPlanner
@@ -33,7 +34,6 @@ from maild.store.models import TicketRef
 from maild.store.repo import participants, tickets
 from maild.threading.signing import Signer
 from maild.threading.subject import strip_prefixes, tagged
-from maild.logmask import mask, mask_text
 
 log = logging.getLogger("maild.outbound")
 

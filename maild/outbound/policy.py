@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from maild.mail import Kind
+from maild.domain.mail import Kind
 
 _MACHINE = re.compile(
     r"^(no-?reply|do-?not-?reply|donotreply|noreply\w*|no_reply|mailer-?daemon|mail-?daemon|postmaster"

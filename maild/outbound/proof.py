@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from maild.config import Agent
-from maild.mail import ParsedMail
+from maild.domain.mail import ParsedMail
 from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address
 from maild.outbound.mailer import AutoMailer

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from email_reply_parser import EmailReplyParser
 
+from maild.domain.texts import KnownTexts
 from maild.outbound import copies
 from maild.outbound.attribution import (
     ATTRIBUTION_VERB as _ATTRIBUTION_VERB,
@@ -46,15 +47,6 @@ class Reply:
     # cut | inline (kept whole) | whole (nothing to cut, or nothing left after cutting) | empty
     # | known (the copy of maild's own mail was removed)
     how: str
-
-
-@dataclass(frozen=True)
-class KnownTexts:
-    """Texts of a ticket's mails, as the cutter and the guard compare a reply with them."""
-
-    answered: tuple[str, ...] = ()  # the maild mail(s) this reply answers: their copy is cut exactly
-    internal: tuple[str, ...] = ()  # what maild sent only to agents on the ticket: never relayed
-    public: tuple[str, ...] = ()  # what the customer wrote or received: no secret, never removed as internal
 
 
 # A copy of the answered mail counts from this length (or when every line is ">"-quoted);

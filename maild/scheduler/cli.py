@@ -33,9 +33,9 @@ def register(sub: Any) -> None:
 
 
 def _db(config: Config):  # noqa: ANN202
-    from maild.cli import _database
+    from maild.cli_db import open_database
 
-    return _database(config)
+    return open_database(config)
 
 
 def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> int:

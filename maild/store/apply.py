@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
-from maild.ingest.decide import Action, Decision
-from maild.ingest.identify import Sender
-from maild.mail import Classification, ParsedMail
+from maild.domain.decision import Action, Decision
+from maild.domain.mail import Classification, ParsedMail
+from maild.domain.sender import Sender
 from maild.outbound import outbox
 from maild.store.models import AttachmentRow, Event
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets

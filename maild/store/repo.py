@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from maild.ingest.decide import TicketState
+from maild.domain.decision import TicketState
 from maild.store.keys import header_hash
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from maild.mail import ParsedMail
-from maild.outbound.quotes import KnownTexts
+from maild.domain.mail import ParsedMail
+from maild.domain.texts import KnownTexts
 from maild.store.models import Contact, Message, OutboxRow, Participant, Ticket
 
 outbox, messages = OutboxRow.__table__, Message.__table__

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from maild.mail import ParsedMail
+from maild.domain.mail import ParsedMail
+from maild.domain.match import Match, MatchRule
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
 
@@ -48,19 +49,6 @@ class ThreadLookup(Protocol):
 
 
 @dataclass(frozen=True)
-class Match:
-    rule: str  # duplicate | reply_address | headers | subject_tag | new
-    ticket_id: int | None
-    refers_to: int | None = None  # a ticket the mail named but may not join
-    detail: str = ""
-    joins: str = ""  # why a sender not yet on the ticket becomes a Cc participant of it
-
-    @property
-    def is_new(self) -> bool:
-        return self.ticket_id is None
-
-
-@dataclass(frozen=True)
 class ThreadContext:
     mail: ParsedMail
     sender: str  # normalized address of the sender
@@ -81,7 +69,7 @@ def _named(mail: ParsedMail) -> list[str]:
     return [m for m in named if m != mail.message_id]
 
 
-def _belongs(ctx: ThreadContext, ticket: int, rule: str, detail: str = "") -> Match:
+def _belongs(ctx: ThreadContext, ticket: int, rule: MatchRule, detail: str = "") -> Match:
     """The ticket a reply address or message-id named, if this sender may join it (see above)."""
     if ctx.sender_is_agent or ctx.agent_address or ctx.machine or ctx.lookup.is_participant(ticket, ctx.sender):
         return Match(rule, ticket, detail=detail)
@@ -90,8 +78,8 @@ def _belongs(ctx: ThreadContext, ticket: int, rule: str, detail: str = "") -> Ma
     requester = ctx.lookup.requester_of(ticket)
     if requester and requester in {a.email for a in (*ctx.mail.to, *ctx.mail.cc)}:
         return Match(rule, ticket, detail=detail, joins="wrote to the requester too")
-    how = "reply address" if rule == "reply_address" else "In-Reply-To/References"
-    return Match("new", None, refers_to=ticket, detail=f"{how} of #{ticket} from a non-participant")
+    how = "reply address" if rule == MatchRule.REPLY_ADDRESS else "In-Reply-To/References"
+    return Match(MatchRule.NEW, None, refers_to=ticket, detail=f"{how} of #{ticket} from a non-participant")
 
 
 Rule = Callable[[ThreadContext], Match | None]
@@ -99,7 +87,7 @@ Rule = Callable[[ThreadContext], Match | None]
 
 def _duplicate(ctx: ThreadContext) -> Match | None:
     ticket = ctx.lookup.ticket_of_message(ctx.mail.message_id)
-    return Match("duplicate", ticket, detail=ctx.mail.message_id) if ticket is not None else None
+    return Match(MatchRule.DUPLICATE, ticket, detail=ctx.mail.message_id) if ticket is not None else None
 
 
 def _reply_address(ctx: ThreadContext) -> Match | None:
@@ -109,7 +97,7 @@ def _reply_address(ctx: ThreadContext) -> Match | None:
         if ticket is None and ctx.agent:
             ticket = ctx.signer.agent_reply_ticket(address, ctx.agent)
         if ticket is not None and (live := ctx.lookup.resolve_ticket(ticket)) is not None:
-            return _belongs(ctx, live, "reply_address", address)
+            return _belongs(ctx, live, MatchRule.REPLY_ADDRESS, address)
     return None
 
 
@@ -121,11 +109,11 @@ def _headers(ctx: ThreadContext) -> Match | None:
     if ticket is not None:
         live = ctx.lookup.resolve_ticket(ticket)
         if live is not None:
-            return _belongs(ctx, live, "headers")
+            return _belongs(ctx, live, MatchRule.HEADERS)
     for message_id in named:
         signed = ctx.signer.ticket_from_message_id(message_id)
         if signed is not None and (live := ctx.lookup.resolve_ticket(signed)) is not None:
-            return _belongs(ctx, live, "headers", "signed message-id")
+            return _belongs(ctx, live, MatchRule.HEADERS, "signed message-id")
     return None
 
 
@@ -135,10 +123,10 @@ def _subject_tag(ctx: ThreadContext) -> Match | None:
         return None
     live = ctx.lookup.resolve_ticket(number)
     if live is None:
-        return Match("new", None, detail=f"tag #{number} names no ticket")
+        return Match(MatchRule.NEW, None, detail=f"tag #{number} names no ticket")
     if ctx.sender_is_agent or ctx.lookup.is_participant(live, ctx.sender):
-        return Match("subject_tag", live)
-    return Match("new", None, refers_to=live, detail=f"tag #{number} from a non-participant")
+        return Match(MatchRule.SUBJECT_TAG, live)
+    return Match(MatchRule.NEW, None, refers_to=live, detail=f"tag #{number} from a non-participant")
 
 
 RULES: tuple[Rule, ...] = (_duplicate, _reply_address, _headers, _subject_tag)
@@ -149,4 +137,4 @@ def thread(ctx: ThreadContext) -> Match:
         found = rule(ctx)
         if found is not None:
             return found
-    return Match("new", None)
+    return Match(MatchRule.NEW, None)

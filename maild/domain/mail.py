@@ -9,9 +9,11 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from maild.domain.outcome import Status
+
 # A processing outcome status: this mail failed and nothing of it was committed; the
 # channel keeps it and offers it again (the processor counts the attempts).
-RETRY = "retry"
+RETRY = Status.RETRY
 
 
 @dataclass(frozen=True)

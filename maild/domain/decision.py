@@ -1,0 +1,100 @@
+"""What the decide stage (:mod:`maild.ingest.decide`) says the store must do with one mail.
+
+A :class:`Decision` is a value: the store applies it in one transaction, the outbound
+planner turns its :class:`Outgoing` intents into outbox rows.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from maild.domain import ops as command_ops
+from maild.domain.events import EventSpec
+from maild.domain.forms import FormOutcome
+from maild.domain.outcome import Direction
+
+__all__ = ["ACK", "FEEDBACK", "NOTIFY_NEW", "NOTIFY_REPLY", "RELAY", "Action", "Bounced", "Decision",
+           "EventSpec", "Outgoing", "OutgoingKind", "Policy", "TicketState"]
+
+
+class Action(enum.StrEnum):
+    CREATE = "created"  # a new ticket with this mail as its first message
+    APPEND = "appended"  # a message on an existing ticket
+    DUPLICATE = "duplicate"  # seen before: nothing changes
+    IGNORE = "ignored"  # kept as raw mail only (auto-reply, bounce, loop, blocked)
+
+
+@dataclass(frozen=True)
+class TicketState:
+    id: int
+    status: str
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    subject_tag: str
+    reopen_days: int
+    acknowledge: bool = True
+    notify_agents: bool = True
+    undeliverable_days: int = 30
+    # Automatic transitions (workflow.transitions); None: no automatic change.
+    on_customer_mail: str | None = "waiting_agent"
+    on_agent_reply: str | None = "waiting_customer"
+    reopen_status: str = "waiting_agent"
+
+
+@dataclass(frozen=True)
+class Bounced:
+    """The outbox row a bounce returns (found by the report's inner Message-IDs)."""
+
+    outbox_id: int
+    ticket_id: int | None
+    to_addr: str
+
+
+class OutgoingKind(enum.StrEnum):
+    """What to send because of a mail; :mod:`maild.outbound.plan` turns these into outbox
+    rows (checking the loop and rate rules) in the same transaction."""
+
+    ACK = "ack"  # acknowledge a new ticket to the customer
+    RELAY = "relay"  # an agent's reply, relayed to the customer
+    NOTIFY_NEW = "notify_new"  # tell agents about a new ticket
+    NOTIFY_REPLY = "notify_reply"  # tell agents the customer wrote again
+    FEEDBACK = "feedback"  # tell an agent what was (not) done with their mail
+
+
+ACK, RELAY, NOTIFY_NEW, NOTIFY_REPLY, FEEDBACK = (OutgoingKind.ACK, OutgoingKind.RELAY, OutgoingKind.NOTIFY_NEW,
+                                                  OutgoingKind.NOTIFY_REPLY, OutgoingKind.FEEDBACK)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    what: OutgoingKind
+    text: str = ""  # RELAY: the agent's new text, quoted history cut off
+    applied: tuple[str, ...] = ()  # FEEDBACK lines
+    rejected: tuple[str, ...] = ()
+    sent: bool = False
+    cc: tuple[str, ...] = ()  # RELAY: a one-off copy to these addresses (/cc)
+    canned: str | None = None  # RELAY: the standard answer to send (/canned NAME)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    ticket_id: int | None  # for APPEND/DUPLICATE, the ticket; None for CREATE/IGNORE
+    reason: str
+    rules: tuple[str, ...]  # which rules fired, kept in the history
+    direction: Direction = Direction.IN  # in | note | agent | draft
+    subject: str = ""  # the new ticket's subject
+    status: str | None = None  # the ticket's status after this mail
+    refers_to: int | None = None  # link the new ticket to this one
+    events: tuple[EventSpec, ...] = field(default_factory=tuple)
+    outgoing: tuple[Outgoing, ...] = ()  # mails to send because of this one
+    body: str | None = None  # what to store instead of the mail's text (a /note without its command)
+    undeliverable: tuple[str, ...] = ()  # addresses a permanent bounce names
+    complaints: tuple[str, ...] = ()  # addresses that reported maild's mail as abuse: no more automatic mail
+    bounced: Bounced | None = None
+    form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
+    ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)

@@ -1,0 +1,7 @@
+"""The exit codes of the ``maild`` commands (sysexits.h, as MTAs read them)."""
+
+EX_OK = 0
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_CONFIG = 78
+EX_TEMPFAIL = 75
