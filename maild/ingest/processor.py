@@ -104,7 +104,7 @@ class Processor:
                         "without proof")
         self.control = ControlMailbox(config, workflow, self.planner) if helpdesk.control_address else None
         self.address_key = AddressKey(config.contacts)
-        self.secret = helpdesk.resolved_secret()
+        self.secret = self.signer.secret
         self.forgotten_rule = config.contacts.forgotten
         self.forms = FormMatcher(config.forms, self.address_key)
         # Called after a commit that queued outbound mail (the composition root points it
