@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from ingest import Item, corpus_items, prefill as prefill_messages  # noqa: E402
 from sink import Record, SinkProcess  # noqa: E402
@@ -104,8 +105,16 @@ def fresh_postgres() -> tuple[str, Callable[[], None]]:
     """A new database on the local server, and how to drop it."""
     name = f"maild_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    for attempt in range(20):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            break
+        except OperationalError as exc:
+            # Another client creating a database at the same moment holds template1.
+            if "is being accessed by other users" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
     def drop() -> None:
         with admin.connect() as conn:
