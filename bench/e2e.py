@@ -13,8 +13,8 @@ and the next mail of the corpus goes first.
 
 Reports mails/s from the first byte in to the last ticket committed, and until the last
 outbound mail reached the sink; SMTP latency (MAIL FROM → 250 after DATA) p50/p99; the
-peak RSS of every maild process; first- vs last-quarter rates; the load average at start
-and end. Then checks that every mail was stored, every reply threaded into its ticket, and
+peak RSS of every maild process and their CPU time; first- vs last-quarter rates; the load
+average at start and end. Then checks that every mail was stored, every reply threaded into its ticket, and
 that the sink got exactly the expected acknowledgements and notifications; exits 1 if not.
 
     .venv/bin/python bench/e2e.py --mails 5000 --clients 4
@@ -304,11 +304,23 @@ def memory(pid: int) -> tuple[int, int]:
     return int(values.get("VmRSS", "0 kB").split()[0]), int(values.get("VmHWM", "0 kB").split()[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class RssWatch:
+    """Peak memory and CPU time of the daemon's processes, sampled from /proc."""
+
     root: int
     peak: dict[int, int] = field(default_factory=dict)  # pid → VmHWM kB
     peak_sum: int = 0  # the highest sum of VmRSS over the tree at one sample
+    cpu: dict[int, float] = field(default_factory=dict)  # pid → CPU seconds at the last sample
 
     def sample(self) -> None:
         total = 0
@@ -317,7 +329,11 @@ class RssWatch:
             total += rss
             if hwm:
                 self.peak[pid] = max(self.peak.get(pid, 0), hwm)
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_seconds(pid))
         self.peak_sum = max(self.peak_sum, total)
+
+    def cpu_total(self) -> float:
+        return sum(self.cpu.values())
 
 
 def every(seconds: float, stop: threading.Event, *actions: Callable[[], object]) -> threading.Thread:
@@ -462,8 +478,10 @@ def main() -> int:
 
         latencies: list[float] = []
         errors: list[str] = []
-        clients = [threading.Thread(target=client, args=(port, dispatcher, latencies, errors))
+        clients = [threading.Thread(target=client, args=(port, dispatcher, latencies, errors), daemon=True)
                    for _ in range(args.clients)]
+        rss.sample()
+        cpu_start = rss.cpu_total()
         start = time.monotonic()
         for c in clients:
             c.start()
@@ -483,6 +501,7 @@ def main() -> int:
             spy.wait(120)
         stop.set()
         rss.sample()
+        cpu = rss.cpu_total() - cpu_start
 
         n = len(items)
         q = n // 4
@@ -507,6 +526,8 @@ def main() -> int:
         peaks = ", ".join(f"pid {pid} {kb / 1024:.0f} MB" for pid, kb in sorted(rss.peak.items()))
         print(f"peak RSS         {peaks}; highest sum at one moment {rss.peak_sum / 1024:.0f} MB "
               f"({len(rss.peak)} maild process{'es' if len(rss.peak) > 1 else ''})")
+        print(f"daemon CPU       {cpu:.1f} s user+system over {out_end - start:.1f} s: {cpu / (out_end - start):.2f} "
+              f"of {os.cpu_count()} cores on average")
         print(f"load average     {load()}  (end)")
         problems = [*errors, *check_store(items, progress.ticket_of),
                     *check_outbound(items, progress.ticket_of, agents, records)]

@@ -102,7 +102,7 @@ def test_small_run_on_sqlite_with_prefill_stores_threads_and_delivers_everything
     out = result.stdout
     assert "check            OK: every mail stored, every reply threaded" in out
     assert "prefilled 300 messages + 300 outbox rows" in out
-    for label in ("stored ", "delivered ", "smtp latency ", "quarters ", "peak RSS ", "load average "):
+    for label in ("stored ", "delivered ", "smtp latency ", "quarters ", "peak RSS ", "daemon CPU ", "load average "):
         assert f"\n{label}" in out or out.startswith(label)
 
 
