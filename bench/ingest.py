@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -77,26 +78,49 @@ def make_mail(rng: random.Random, n: int, sender: str, subject: str, headers: di
     return ("\r\n".join(head) + "\r\n\r\n").encode() + encoded
 
 
-def corpus(count: int, senders: int, first_ticket: int, seed: int = 7) -> list[bytes]:
+@dataclass(frozen=True)
+class Item:
+    """One generated mail and what it is meant to be, so a benchmark can check the outcome."""
+
+    raw: bytes
+    n: int  # position in the corpus
+    thread: int  # index of the conversation (its ticket is first_ticket + thread when mails go in order)
+    kind: str  # new | header (In-Reply-To/References) | tag ([Support #n] in the subject)
+    sender: str
+    message_id: str
+    parent: str  # the Message-ID this mail answers ("" for a new ticket)
+
+
+def corpus_items(count: int, senders: int, first_ticket: int, seed: int = 7) -> list[Item]:
+    """The corpus with each mail's thread and kind (the same mails as :func:`corpus`)."""
     rng = random.Random(seed)
     addresses = [f"cliente{i}@{rng.choice(['gmail.example', 'uol.example', 'empresa.example'])}" for i in range(senders)]
-    threads: list[tuple[int, str, str, list[str]]] = []  # ticket id, sender, subject, message-ids
-    mails = []
+    threads: list[tuple[int, str, str, list[str]]] = []  # thread index, sender, subject, message-ids
+    items = []
     for n in range(count):
+        own_id = ""
         if not threads or rng.random() < 0.4:
             sender = rng.choice(addresses)
+            own_id = f"<bench-{n}@{sender.split('@')[1]}>"
             subject = f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} {n}"
-            threads.append((first_ticket + len(threads), sender, subject, [f"<bench-{n}@{sender.split('@')[1]}>"]))
-            mails.append(make_mail(rng, n, sender, subject, {}))
+            threads.append((len(threads), sender, subject, [own_id]))
+            items.append(Item(make_mail(rng, n, sender, subject, {}), n, len(threads) - 1, "new", sender, own_id, ""))
             continue
-        ticket, sender, subject, ids = rng.choice(threads[-500:])
+        thread, sender, subject, ids = rng.choice(threads[-500:])
+        own_id = f"<bench-{n}@{sender.split('@')[1]}>"
         if rng.random() < 0.5:
             headers = {"In-Reply-To": ids[-1], "References": " ".join(ids[-10:])}
-            mails.append(make_mail(rng, n, sender, f"Re: {subject}", headers))
+            raw = make_mail(rng, n, sender, f"Re: {subject}", headers)
+            items.append(Item(raw, n, thread, "header", sender, own_id, ids[-1]))
         else:
-            mails.append(make_mail(rng, n, sender, f"RES: [Support #{ticket}] {subject}", {}))
-        ids.append(f"<bench-{n}@{sender.split('@')[1]}>")
-    return mails
+            raw = make_mail(rng, n, sender, f"RES: [Support #{first_ticket + thread}] {subject}", {})
+            items.append(Item(raw, n, thread, "tag", sender, own_id, ids[0]))
+        ids.append(own_id)
+    return items
+
+
+def corpus(count: int, senders: int, first_ticket: int, seed: int = 7) -> list[bytes]:
+    return [item.raw for item in corpus_items(count, senders, first_ticket, seed)]
 
 
 def prefill(app: App, messages: int, now: datetime) -> None:
