@@ -14,6 +14,7 @@ from maild.ingest.limits import SessionLimits
 from maild.ingest.processor import Processor
 from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
+from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
@@ -33,8 +34,10 @@ class App:
         self.blobs = BlobStore(config.path(config.storage.path))
         self.spool = Spool(config.path(config.spool.path))
         self.processor = Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
-        self.sender = Sender(self.db, transport or SmtpTransport(config.outbound.smtp), config.outbound.retry,
-                             config.helpdesk.address, utc_now)
+        smtp = config.outbound.smtp
+        transport = transport or SmtpTransport(smtp)
+        pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
+        self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool)
         self.processor.on_outbound = self.sender.wakeup.set
 
     def recipients(self) -> RecipientTable:

@@ -189,7 +189,15 @@ class OutboundSmtp(_Strict):
     ssl: bool = False  # implicit TLS from the first byte (port 465)
     username: str | None = None
     password_env: str | None = None  # the environment variable holding the password
-    timeout: float = Field(default=30.0, gt=0)
+    # RFC 5321 4.5.3.2 client timeouts: every command reply, and the reply to the final dot
+    # (the server may be scanning the mail; giving up early sends the mail twice).
+    timeout: float = Field(default=300.0, gt=0)
+    data_timeout: float = Field(default=600.0, gt=0)
+    # Sessions are reused for due mail: at most this many open at once, this many mails
+    # each, closed after this long idle.
+    connections: int = Field(default=1, ge=1, le=20)
+    max_messages_per_connection: int = Field(default=100, ge=1)
+    idle_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _auth(self) -> OutboundSmtp:
