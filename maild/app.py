@@ -37,13 +37,14 @@ class App:
         smtp = config.outbound.smtp
         transport = transport or SmtpTransport(smtp)
         pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
-        self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool)
+        self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
+                             bounces=self.processor.signer if config.outbound.verp else None)
         self.processor.on_outbound = self.sender.wakeup.set
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
         control = [helpdesk.control_address] if helpdesk.control_address else []
-        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control])
+        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control], bounces=self.processor.signer)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""

@@ -254,6 +254,9 @@ class Outbound(_Strict):
     acknowledge: bool = True  # acknowledge a new ticket to the customer
     notify_agents: bool = True  # tell agents about new tickets and customer replies
     enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
+    # Each mail's envelope sender is its own signed bounce address (support+bounce-<id>-<sig>@…),
+    # so a bounce names the mail whatever its body; false: the helpdesk address.
+    verp: bool = True
 
 
 class Config(_Strict):

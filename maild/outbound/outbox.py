@@ -166,6 +166,11 @@ def sent_for(session: Session, message_ids: Sequence[str]) -> OutboxRow | None:
     return next((rows[m] for m in message_ids if m in rows), None)
 
 
+def row(session: Session, row_id: int) -> OutboxRow | None:
+    """The outbox row a signed bounce address names."""
+    return session.get(OutboxRow, row_id)
+
+
 def note_bounce(session: Session, row_id: int, detail: str) -> None:
     session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(last_error=f"bounced: {detail}"[:2000]))
 

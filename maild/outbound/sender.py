@@ -64,6 +64,10 @@ class Transport(Protocol):
     def connect(self) -> Connection: ...
 
 
+class BounceAddresses(Protocol):
+    def bounce_address(self, outbox_id: int) -> str: ...
+
+
 def backoff(attempts: int, retry: Retry) -> timedelta:
     """The wait after the ``attempts``-th failed try: first, 2×first, 4×first … up to max."""
     return timedelta(seconds=min(retry.max_seconds, retry.first_seconds * 2 ** max(attempts - 1, 0)))
@@ -95,7 +99,8 @@ class Sender(Loop):
     thread_name = "outbox-sender"
 
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
-                 clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None) -> None:
+                 clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None,
+                 bounces: BounceAddresses | None = None) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
@@ -103,6 +108,7 @@ class Sender(Loop):
         self.clock = clock
         self.batch = batch
         self.pool = pool or Pool(transport)
+        self.bounces = bounces  # VERP: each mail's own signed envelope sender
         self.failures = 0
         super().__init__()
         self.token_prefix = uuid.uuid4().hex[:12]
@@ -152,7 +158,7 @@ class Sender(Loop):
         mail = item.mail
         try:
             data = to_bytes(mail, self.loop_value)
-            refused = connection.send(mail.envelope_from, list(mail.recipients), data)
+            refused = connection.send(self.envelope_from(item), list(mail.recipients), data)
         except TransientFailure as exc:
             self._retry_or_fail(item, token, str(exc))
             return
@@ -173,6 +179,12 @@ class Sender(Loop):
             outbox.mark_sent(session, item.row_id, token, self.clock(), note)
         log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
                  mail.ticket_id, f"; {note}" if note else "")
+
+    def envelope_from(self, item: Due) -> str:
+        """The row's signed bounce address (VERP), or the stored sender; a null sender stays null."""
+        if self.bounces is None or not item.mail.envelope_from:
+            return item.mail.envelope_from
+        return self.bounces.bounce_address(item.row_id)
 
     def _retry_or_fail(self, item: Due, token: str, error: str) -> None:
         at = self.clock() + backoff(item.attempts, self.retry)
