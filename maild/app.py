@@ -38,8 +38,17 @@ class App:
         transport = transport or SmtpTransport(smtp)
         pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
         self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
-                             bounces=self.processor.signer if config.outbound.verp else None)
+                             bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
         self.processor.on_outbound = self.sender.wakeup.set
+
+    def _dkim(self) -> Callable[[bytes], bytes] | None:
+        settings = self.config.outbound.dkim
+        if settings is None:
+            return None
+        from maild.outbound.dkim_sign import DkimSigner
+
+        key_file = self.config.path(settings.private_key_file)
+        return DkimSigner.from_file(settings.selector, settings.domain, key_file).sign
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk

@@ -243,8 +243,17 @@ class Limits(_Strict):
     per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
 
 
+class Dkim(_Strict):
+    """DKIM signing of every outbound mail (the public key goes in DNS at <selector>._domainkey.<domain>)."""
+
+    selector: str = Field(min_length=1)
+    domain: str = Field(min_length=1)
+    private_key_file: str = Field(min_length=1)  # PEM; relative to the config file's directory
+
+
 class Outbound(_Strict):
     smtp: OutboundSmtp = OutboundSmtp()
+    dkim: Dkim | None = None  # off unless configured
     from_name: str | None = None  # display name on maild's mail; default: helpdesk.name
     # Template overrides, <dir>/<language>/<name>.j2; default: templates/ next to the YAML file.
     templates_dir: str | None = None

@@ -100,7 +100,7 @@ class Sender(Loop):
 
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
                  clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None,
-                 bounces: BounceAddresses | None = None) -> None:
+                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
@@ -109,6 +109,7 @@ class Sender(Loop):
         self.batch = batch
         self.pool = pool or Pool(transport)
         self.bounces = bounces  # VERP: each mail's own signed envelope sender
+        self.sign = sign  # DKIM, when configured
         self.failures = 0
         super().__init__()
         self.token_prefix = uuid.uuid4().hex[:12]
@@ -158,6 +159,8 @@ class Sender(Loop):
         mail = item.mail
         try:
             data = to_bytes(mail, self.loop_value)
+            if self.sign is not None:
+                data = self.sign(data)
             refused = connection.send(self.envelope_from(item), list(mail.recipients), data)
         except TransientFailure as exc:
             self._retry_or_fail(item, token, str(exc))
