@@ -219,7 +219,11 @@ class Retry(_Strict):
     first_seconds: float = Field(default=60.0, gt=0)  # wait after the first failure
     max_seconds: float = Field(default=3600.0, gt=0)  # the wait doubles up to this
     give_up_hours: float = Field(default=120.0, gt=0)  # then the mail is marked failed
-    claim_timeout_seconds: float = Field(default=300.0, gt=0)  # a claim older than this was a crash
+    claim_timeout_seconds: float = Field(default=300.0, gt=0)  # SMS: a claim older than this was a crash
+    # The outbox sender beats this often; its claims are taken again once it has not beaten
+    # for heartbeat_timeout_seconds (a dead process or node), however long a send may take.
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=10.0, gt=0)
     poll_seconds: float = Field(default=5.0, gt=0)  # look for due mail at least this often
 
 

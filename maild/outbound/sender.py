@@ -22,6 +22,8 @@ production); the clock is injected.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,8 @@ from maild.logmask import mask, mask_text
 __all__ = ["PermanentFailure", "Sender", "SmtpTransport", "TransientFailure", "Unconfirmed", "backoff"]
 
 log = logging.getLogger("maild.outbound")
+
+NODE = socket.gethostname()[:255]
 
 
 class Connection(Protocol):
@@ -112,15 +116,18 @@ class Sender(Loop):
         self.sign = sign  # DKIM, when configured
         self.failures = 0
         super().__init__()
-        self.token_prefix = uuid.uuid4().hex[:12]
+        self.token_prefix = uuid.uuid4().hex[:outbox.SENDER_ID_LENGTH]  # this sender's id
+        self.heartbeat = Heartbeat(self)
 
     def run_once(self) -> int:
         """Claim due rows and try each once; return how many were tried."""
         now = self.clock()
         token = f"{self.token_prefix}-{uuid.uuid4().hex[:12]}"
-        stale = now - timedelta(seconds=self.retry.claim_timeout_seconds)
+        alive_since = now - timedelta(seconds=self.retry.heartbeat_timeout_seconds)
         with self.db.write() as session:
-            rows = outbox.claim(session, token, now, stale, self.batch)
+            # A claim always comes with a fresh heartbeat, also when no heartbeat thread runs.
+            outbox.beat(session, self.token_prefix, NODE, os.getpid(), now)
+            rows = outbox.claim(session, token, now, alive_since, self.batch)
             due = [Due(row.id, row.attempts, row.expires_at, mail_of(row)) for row in rows]
         if not due:
             self.pool.close_idle()
@@ -223,6 +230,36 @@ class Sender(Loop):
             return 0
         return round_backoff(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
 
+    def start(self) -> None:
+        self.heartbeat.start()
+        super().start()
+
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
+        self.heartbeat.stop(timeout)
         self.pool.close()
+        try:
+            with self.db.write() as session:
+                outbox.retire(session, self.token_prefix)
+        except Exception:  # noqa: BLE001 - the row then simply ages out
+            log.warning("could not retire outbox sender %s", self.token_prefix, exc_info=True)
+
+
+class Heartbeat(Loop):
+    """Keeps a sender's claims its own while it lives, in a thread of its own: a send may
+    wait ten minutes for the reply to the final dot, and its claims must not look dead."""
+
+    thread_name = "outbox-heartbeat"
+
+    def __init__(self, sender: Sender) -> None:
+        super().__init__()
+        self.sender = sender
+
+    def step(self) -> float:
+        sender = self.sender
+        try:
+            with sender.db.write() as session:
+                outbox.beat(session, sender.token_prefix, NODE, os.getpid(), sender.clock())
+        except Exception:  # noqa: BLE001 - the database may be away; try again at the next beat
+            log.warning("outbox heartbeat failed", exc_info=True)
+        return sender.retry.heartbeat_seconds
