@@ -179,3 +179,35 @@ def test_the_rfc_5321_timeouts_are_the_defaults() -> None:
 
 def test_dot_stuffing_and_line_ends() -> None:
     assert dot_stuffed(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n"
+
+
+# -- through a running daemon ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_running_daemon_waits_for_a_slow_final_reply_and_sends_each_mail_once(tmp_path, sink: Sink) -> None:  # noqa: ANN001
+    from conftest import free_port, write_config
+    from test_e2e import Daemon, wait_for
+    from test_outbound_e2e import deliver, outbox as listed
+
+    sink.handler.data_delay = 3  # each mail's final dot answered after 3 s, past the 1 s command timeout
+    port = free_port()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port), outbound=f"""\
+        outbound:
+          smtp: {{host: 127.0.0.1, port: {sink.port}, timeout: 1, data_timeout: 10}}
+          retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2}}
+        """)
+    daemon = Daemon(config, port, tmp_path / "maild.log")
+    daemon.start()
+    try:
+        deliver(port, mail("Devagar", CUSTOMER, message_id="<slow@cliente.example>"), CUSTOMER)
+        wait_for(lambda: len(listed(daemon)) == 2 and {r["state"] for r in listed(daemon)} == {"sent"}, 60,
+                 "both mails sent")
+        assert all(r["attempts"] == 1 and r["last_error"] == "" for r in listed(daemon))
+        sink.handler.data_delay = 0
+        deliver(port, mail("Depois", "pedro@cliente.example", message_id="<after@cliente.example>"),
+                "pedro@cliente.example")
+        sink.wait_for(4, 30)  # later mail flows; the slow ones were not sent again
+        ids = [r.message["Message-ID"] for r in sink.received]
+        assert len(ids) == len(set(ids)) == 4
+    finally:
+        assert daemon.stop() == 0
