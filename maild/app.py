@@ -14,6 +14,7 @@ from maild.ingest.limits import SessionLimits
 from maild.ingest.processor import Processor
 from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
+from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
@@ -33,14 +34,26 @@ class App:
         self.blobs = BlobStore(config.path(config.storage.path))
         self.spool = Spool(config.path(config.spool.path))
         self.processor = Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
-        self.sender = Sender(self.db, transport or SmtpTransport(config.outbound.smtp), config.outbound.retry,
-                             config.helpdesk.address, utc_now)
+        smtp = config.outbound.smtp
+        transport = transport or SmtpTransport(smtp)
+        pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
+        self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
+                             bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
         self.processor.on_outbound = self.sender.wakeup.set
+
+    def _dkim(self) -> Callable[[bytes], bytes] | None:
+        settings = self.config.outbound.dkim
+        if settings is None:
+            return None
+        from maild.outbound.dkim_sign import DkimSigner
+
+        key_file = self.config.path(settings.private_key_file)
+        return DkimSigner.from_file(settings.selector, settings.domain, key_file).sign
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
         control = [helpdesk.control_address] if helpdesk.control_address else []
-        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control])
+        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control], bounces=self.processor.signer)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""

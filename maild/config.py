@@ -189,7 +189,15 @@ class OutboundSmtp(_Strict):
     ssl: bool = False  # implicit TLS from the first byte (port 465)
     username: str | None = None
     password_env: str | None = None  # the environment variable holding the password
-    timeout: float = Field(default=30.0, gt=0)
+    # RFC 5321 4.5.3.2 client timeouts: every command reply, and the reply to the final dot
+    # (the server may be scanning the mail; giving up early sends the mail twice).
+    timeout: float = Field(default=300.0, gt=0)
+    data_timeout: float = Field(default=600.0, gt=0)
+    # Sessions are reused for due mail: at most this many open at once, this many mails
+    # each, closed after this long idle.
+    connections: int = Field(default=1, ge=1, le=20)
+    max_messages_per_connection: int = Field(default=100, ge=1)
+    idle_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _auth(self) -> OutboundSmtp:
@@ -211,7 +219,11 @@ class Retry(_Strict):
     first_seconds: float = Field(default=60.0, gt=0)  # wait after the first failure
     max_seconds: float = Field(default=3600.0, gt=0)  # the wait doubles up to this
     give_up_hours: float = Field(default=120.0, gt=0)  # then the mail is marked failed
-    claim_timeout_seconds: float = Field(default=300.0, gt=0)  # a claim older than this was a crash
+    claim_timeout_seconds: float = Field(default=300.0, gt=0)  # SMS: a claim older than this was a crash
+    # The outbox sender beats this often; its claims are taken again once it has not beaten
+    # for heartbeat_timeout_seconds (a dead process or node), however long a send may take.
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=10.0, gt=0)
     poll_seconds: float = Field(default=5.0, gt=0)  # look for due mail at least this often
 
 
@@ -235,8 +247,17 @@ class Limits(_Strict):
     per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
 
 
+class Dkim(_Strict):
+    """DKIM signing of every outbound mail (the public key goes in DNS at <selector>._domainkey.<domain>)."""
+
+    selector: str = Field(min_length=1)
+    domain: str = Field(min_length=1)
+    private_key_file: str = Field(min_length=1)  # PEM; relative to the config file's directory
+
+
 class Outbound(_Strict):
     smtp: OutboundSmtp = OutboundSmtp()
+    dkim: Dkim | None = None  # off unless configured
     from_name: str | None = None  # display name on maild's mail; default: helpdesk.name
     # Template overrides, <dir>/<language>/<name>.j2; default: templates/ next to the YAML file.
     templates_dir: str | None = None
@@ -246,6 +267,9 @@ class Outbound(_Strict):
     acknowledge: bool = True  # acknowledge a new ticket to the customer
     notify_agents: bool = True  # tell agents about new tickets and customer replies
     enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
+    # Each mail's envelope sender is its own signed bounce address (support+bounce-<id>-<sig>@…),
+    # so a bounce names the mail whatever its body; false: the helpdesk address.
+    verp: bool = True
 
 
 class Config(_Strict):

@@ -2,7 +2,9 @@
 
 It stands in for the smarthost and records every mail it accepted. Behaviour can be
 changed while it runs: answer ``451`` (or ``550``) to the next N mails, or hold every
-session at RCPT until released (to kill maild between claim and send).
+session at RCPT until released (to kill maild between claim and send), refuse some
+recipients, answer the final dot late. It counts the sessions it greeted (EHLO) and the
+most that were open at once; ``smtputf8=False`` makes it a server without SMTPUTF8.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from conftest import free_port
 
@@ -24,6 +27,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    mail_options: list[str] = field(default_factory=list)
 
     @property
     def message(self) -> EmailMessage:
@@ -37,9 +41,23 @@ class SinkHandler:
     fail_code: str = "451 4.3.0 try again later"
     holding: bool = False  # while true, every session waits at RCPT (and is then turned away)
     held: int = 0
+    refuse: set[str] = field(default_factory=set)  # recipients answered 550
+    data_delay: float = 0.0  # seconds between taking a mail and saying so after the final dot
+    sessions: int = 0  # EHLO greetings answered
+    open_now: int = 0
+    open_most: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.sessions += 1
+        return responses
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such user"
         if self.holding:
             with self.lock:
                 self.held += 1
@@ -54,7 +72,10 @@ class SinkHandler:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 return self.fail_code
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content),
+                                          list(envelope.mail_options)))
+        if self.data_delay:  # taken, but the answer is slow (a content scanner at work)
+            await _sleep(self.data_delay)
         return "250 2.0.0 queued"
 
 
@@ -64,14 +85,38 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+class _Counting(SMTP):
+    """Counts the sessions open at once (the pool's bound, seen from the server)."""
+
+    def connection_made(self, transport: Any) -> None:
+        handler = self.event_handler
+        with handler.lock:
+            handler.open_now += 1
+            handler.open_most = max(handler.open_most, handler.open_now)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        handler = self.event_handler
+        with handler.lock:
+            handler.open_now -= 1
+        super().connection_lost(error)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Counting(self.handler, **self.SMTP_kwargs)
+
+
 class Sink:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, smtputf8: bool = True) -> None:
         self.port = port or free_port()
         self.handler = SinkHandler()
+        self.smtputf8 = smtputf8
         self.controller: Controller | None = None
 
     def start(self) -> Sink:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = _Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                      enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
         return self
 

@@ -76,7 +76,8 @@ def test_customer_agent_customer_over_real_smtp(daemon: Daemon, sink: Sink) -> N
     [ack] = [r for r in got if r.rcpt_tos == [CUSTOMER]]
     [notify] = [r for r in got if r.rcpt_tos == [AGENT]]
     a = ack.message
-    assert parseaddr(a["From"])[1] == HELPDESK and ack.mail_from == HELPDESK
+    # The envelope sender is the ack's own signed bounce address (VERP).
+    assert parseaddr(a["From"])[1] == HELPDESK and ack.mail_from.startswith("support+bounce-")
     assert a["In-Reply-To"] == "<c-1@cliente.example>" and a["References"] == "<c-1@cliente.example>"
     assert a["Subject"] == "Re: [Support #1] Infiltração no teto"
     assert a["Auto-Submitted"] == "auto-replied" and a["X-Auto-Response-Suppress"] == "All"

@@ -37,7 +37,7 @@ from maild.ingest.decide import decide
 from maild.ingest.identify import identify
 from maild.ingest.parse import parse
 from maild.logmask import mask, mask_text
-from maild.outbound import outbox
+from maild.outbound import outbox, verp
 from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
 from maild.store import repo, sent
@@ -290,6 +290,9 @@ class Processor:
             return Outcome("quarantined", None, None, failure)
 
         kind = classify(mail, self.own_addresses, self.loop_value)
+        returned = verp.returned_row(mail.delivered_to, self.signer)  # sent to a signed bounce address
+        if returned is not None:
+            kind = verp.as_returned(kind)
         sender = identify(mail, self.agents)
         forged, claimed = "", sender.agent
         proof = item.proof
@@ -339,7 +342,7 @@ class Processor:
         known = sent.known_texts(session, state.id, sent.answered_ids(mail)) \
             if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else sent.KnownTexts()
         decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
-                          now, self._bounced(session, kind), interp=interp, forged=forged, known=known)
+                          now, self._bounced(session, kind, returned), interp=interp, forged=forged, known=known)
         decision = attach(decision, form)
         ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
                                    attachments=item.attachments, own_addresses=self.own_addresses,
@@ -360,11 +363,14 @@ class Processor:
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
         return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
 
-    def _bounced(self, session: Session, kind: Classification) -> Bounced | None:
-        """For a bounce or a report: the outbox row its inner Message-IDs name, if maild sent it."""
-        if kind.kind not in (Kind.BOUNCE, Kind.REPORT) or not kind.bounced_message_ids:
+    def _bounced(self, session: Session, kind: Classification, returned: int | None) -> Bounced | None:
+        """For a bounce or a report: the outbox row its bounce address names, else the one its
+        inner Message-IDs name (an MTA that rewrote the envelope), if maild sent it."""
+        if kind.kind not in (Kind.BOUNCE, Kind.REPORT):
             return None
-        row = outbox.sent_for(session, kind.bounced_message_ids)
+        row = outbox.row(session, returned) if returned is not None else None
+        if row is None and kind.bounced_message_ids:
+            row = outbox.sent_for(session, kind.bounced_message_ids)
         return Bounced(row.id, row.ticket_id, row.to_addr) if row else None
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -41,10 +41,21 @@ UNKNOWN_RECIPIENT = "550 5.1.1 No such mailbox here"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
 
 
-class RecipientTable:
-    """Which envelope recipients this helpdesk takes, compiled once at start."""
+class BounceAddresses(Protocol):
+    def is_bounce_form(self, address: str) -> bool: ...
 
-    def __init__(self, addresses: Iterable[str]) -> None:
+    def outbox_from_bounce_address(self, address: str) -> int | None: ...
+
+
+class RecipientTable:
+    """Which envelope recipients this helpdesk takes, compiled once at start.
+
+    A ``+bounce-`` address (VERP) is taken only with a valid signature: a forged one is
+    refused at RCPT, so no one can pass mail off as a bounce of maild's mail.
+    """
+
+    def __init__(self, addresses: Iterable[str], bounces: BounceAddresses | None = None) -> None:
+        self.bounces = bounces
         patterns = []
         for address in addresses:
             local, _, domain = address.lower().rpartition("@")
@@ -52,7 +63,12 @@ class RecipientTable:
         self._pattern = re.compile("|".join(patterns)) if patterns else None
 
     def accepts(self, address: str) -> bool:
-        return bool(self._pattern and self._pattern.fullmatch(address.strip().strip("<>").lower()))
+        address = address.strip().strip("<>").lower()
+        if not (self._pattern and self._pattern.fullmatch(address)):
+            return False
+        if self.bounces is not None and self.bounces.is_bounce_form(address):
+            return self.bounces.outbox_from_bounce_address(address) is not None
+        return True
 
 
 def envelope_trace(recipients: list[str], mail_from: str | None = None) -> bytes:

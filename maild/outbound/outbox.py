@@ -6,8 +6,10 @@ work without waiting on each other), and on SQLite, which ignores the clause, th
 ``BEGIN IMMEDIATE`` of every write transaction makes the select-then-update atomic.
 
 States: ``queued`` → ``claimed`` → ``sent`` | ``queued`` (retry later) | ``failed``.
-A ``claimed`` row whose claim is older than the claim timeout belonged to a sender that
-died between claim and send; it is claimed again and sent with the same Message-ID.
+Each live sender beats in ``outbox_senders`` (:func:`beat`) and its claim tokens start
+with its id. A ``claimed`` row whose sender stopped beating belonged to a sender (or a
+node) that died; it is claimed again within seconds, sent with the same Message-ID, and
+marked ``maybe_delivered``: the dead sender may have handed it over before dying.
 """
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.outbound.compose import OutboundMail, attachments_json
 from maild.outbound.policy import RecentMail
 from maild.store.keys import header_hash
-from maild.store.models import AddressStatus, Contact, Message, OutboxRow
+from maild.store.models import AddressStatus, Contact, Message, OutboxRow, OutboxSender
 from maild.store.queue import claim_due
 
 outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__table__, Contact.__table__,
@@ -116,9 +118,35 @@ def recent(session: Session, address: str, ticket_id: int | None, windows: Windo
                       consent=row.consent if row.consent is not None else True, blocked=bool(row.blocked))
 
 
-def claim(session: Session, token: str, now: datetime, stale_before: datetime, limit: int) -> list[OutboxRow]:
-    """Take up to ``limit`` due rows for this sender; a stale claim counts as due."""
-    return claim_due(session, OutboxRow, token, now, stale_before, limit)
+SENDER_ID_LENGTH = 12  # a claim token is "<sender id>-<round>"
+RETAKEN = "taken again after its sender stopped: it may already have been delivered"
+
+
+def beat(session: Session, sender_id: str, node: str, pid: int, now: datetime) -> None:
+    """This sender is alive (its claims are not to be taken)."""
+    done = session.execute(update(OutboxSender).where(OutboxSender.id == sender_id).values(heartbeat_at=now))
+    if not done.rowcount:
+        session.execute(insert(OutboxSender).values(id=sender_id, node=node, pid=pid, started_at=now,
+                                                    heartbeat_at=now))
+
+
+def retire(session: Session, sender_id: str) -> None:
+    """A sender that stops cleanly: its row goes (it holds no claims then)."""
+    session.execute(OutboxSender.__table__.delete().where(OutboxSender.id == sender_id))
+
+
+def claim(session: Session, token: str, now: datetime, alive_since: datetime, limit: int) -> list[OutboxRow]:
+    """Take up to ``limit`` due rows for this sender; a claim whose sender has not beaten
+    since ``alive_since`` (or never did) counts as due, and is marked ``maybe_delivered``."""
+    owner_alive = exists().where(
+        OutboxSender.id == func.substr(OutboxRow.claim_token, 1, SENDER_ID_LENGTH),
+        OutboxSender.heartbeat_at >= alive_since)
+    return claim_due(session, OutboxRow, token, now, alive_since, limit, orphaned=~owner_alive,
+                     retaken={"maybe_delivered": True, "last_error": RETAKEN})
+
+
+def live_senders(session: Session, alive_since: datetime) -> list[OutboxSender]:
+    return list(session.scalars(select(OutboxSender).where(OutboxSender.heartbeat_at >= alive_since)))
 
 
 def _mine(row_id: int, token: str):  # noqa: ANN202 - a WHERE clause
@@ -126,8 +154,10 @@ def _mine(row_id: int, token: str):  # noqa: ANN202 - a WHERE clause
 
 
 def mark_sent(session: Session, row_id: int, token: str, now: datetime, note: str = "") -> bool:
+    # A retaken row keeps its warning: it may have reached the recipient twice.
     done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
-        state="sent", sent_at=now, claim_token=None, last_error=note))
+        state="sent", sent_at=now, claim_token=None,
+        last_error=case((OutboxRow.maybe_delivered.is_(True), OutboxRow.last_error), else_=note)))
     if done.rowcount:
         message_id = session.scalar(select(OutboxRow.message_id).where(OutboxRow.id == row_id))
         session.execute(update(Message).where(Message.message_id_hash == header_hash(message_id),
@@ -164,6 +194,11 @@ def sent_for(session: Session, message_ids: Sequence[str]) -> OutboxRow | None:
     # Found by the indexed hash; the dict lookup below compares the full value.
     rows = {r.message_id: r for r in session.scalars(select(OutboxRow).where(OutboxRow.message_id_hash.in_(hashes)))}
     return next((rows[m] for m in message_ids if m in rows), None)
+
+
+def row(session: Session, row_id: int) -> OutboxRow | None:
+    """The outbox row a signed bounce address names."""
+    return session.get(OutboxRow, row_id)
 
 
 def note_bounce(session: Session, row_id: int, detail: str) -> None:

@@ -1,14 +1,20 @@
 """Deliver the outbox through the smarthost: a thread in ``maild run``, never in ingest's way.
 
-Each round claims a few due rows (one short transaction), sends them over one SMTP
-connection, and records each result in its own transaction right after the server
-answered, so the window in which a crash could make a mail go out twice is one commit
-wide (and even then the retry reuses the Message-ID, which receivers deduplicate on).
+Each round claims a few due rows (one short transaction), sends them over sessions
+taken from a bounded pool (:mod:`maild.outbound.pool`, reused across rounds), and records
+each result in its own transaction right after the server answered, so the window in
+which a crash could make a mail go out twice is one commit wide (and even then the retry
+reuses the Message-ID, which receivers deduplicate on).
 
 - 2xx → ``sent``.
-- 4xx, refused or dropped connection, timeouts → back to ``queued`` with exponential
-  backoff (``outbound.retry``), until ``expires_at``; then ``failed``.
-- 5xx → ``failed`` with the server's reason, recorded on the ticket's history.
+- 4xx, refused or dropped connection, timeouts before the final dot → back to ``queued``
+  with exponential backoff (``outbound.retry``), until ``expires_at``; then ``failed``.
+- 5xx, or a mail this server cannot take (a UTF-8 address without SMTPUTF8) → ``failed``
+  with the reason, recorded on the ticket's history.
+- No reply to the final dot → ``sent`` with an "unconfirmed" note: never retried, since
+  the server may have taken it.
+
+One mail's failure never touches the next: the session is reset (RSET) or replaced.
 
 The SMTP conversation is behind the :class:`Transport` protocol (``SmtpTransport`` in
 production); the clock is injected.
@@ -16,45 +22,44 @@ production); the clock is injected.
 from __future__ import annotations
 
 import logging
-import smtplib
+import os
 import socket
-import ssl
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import insert
 
-from maild.config import OutboundSmtp, Retry
+from maild.config import Retry
 from maild.loop import Loop
 from maild.loop import backoff as round_backoff
 from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
+from maild.outbound.pool import Pool
+from maild.outbound.transport import PermanentFailure, SmtpTransport, TransientFailure, Unconfirmed
 from maild.store.db import Database
 from maild.store.models import Event, OutboxRow
 from maild.logmask import mask, mask_text
 
+__all__ = ["PermanentFailure", "Sender", "SmtpTransport", "TransientFailure", "Unconfirmed", "backoff"]
+
 log = logging.getLogger("maild.outbound")
 
-
-class TransientFailure(Exception):
-    """Try again later: 4xx, connection refused or lost, timeout."""
-
-    def __init__(self, reason: str, connection_lost: bool = False) -> None:
-        super().__init__(reason)
-        self.connection_lost = connection_lost
-
-
-class PermanentFailure(Exception):
-    """The server refused the mail for good (5xx)."""
+NODE = socket.gethostname()[:255]
 
 
 class Connection(Protocol):
+    broken: bool
+    sent: int
+
     def send(self, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, str]:
         """Send one mail; return the recipients refused (address → reason) when others were taken."""
         ...
+
+    def alive(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -63,68 +68,8 @@ class Transport(Protocol):
     def connect(self) -> Connection: ...
 
 
-def _reason(code: int, message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return f"{code} {' '.join(text.split())}"
-
-
-class _SmtpConnection:
-    def __init__(self, smtp: smtplib.SMTP) -> None:
-        self.smtp = smtp
-
-    def send(self, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, str]:
-        try:
-            refused = self.smtp.sendmail(envelope_from, recipients, data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = {addr: _reason(code, msg) for addr, (code, msg) in exc.recipients.items()}
-            if any(c.startswith("4") for c in codes.values()):
-                raise TransientFailure("; ".join(f"{a}: {r}" for a, r in codes.items())) from exc
-            raise PermanentFailure("; ".join(f"{a}: {r}" for a, r in codes.items())) from exc
-        except smtplib.SMTPResponseException as exc:
-            reason = _reason(exc.smtp_code, exc.smtp_error)
-            if 400 <= exc.smtp_code < 500 or exc.smtp_code < 200:
-                raise TransientFailure(reason) from exc
-            raise PermanentFailure(reason) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransientFailure(f"{type(exc).__name__}: {exc}", connection_lost=True) from exc
-        return {addr: _reason(code, msg) for addr, (code, msg) in refused.items()}
-
-    def close(self) -> None:
-        try:
-            self.smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            self.smtp.close()
-
-
-@dataclass(frozen=True)
-class SmtpTransport:
-    """smtplib against the configured smarthost: plain, STARTTLS or implicit TLS, optional AUTH."""
-
-    settings: OutboundSmtp
-    local_hostname: str | None = None
-
-    def connect(self) -> Connection:
-        s = self.settings
-        try:
-            if s.ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                                      local_hostname=self.local_hostname,
-                                                      context=ssl.create_default_context())
-            else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=self.local_hostname)
-            smtp.ehlo_or_helo_if_needed()
-            if s.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if s.username:
-                smtp.login(s.username, s.password() or "")
-        except smtplib.SMTPAuthenticationError as exc:
-            raise TransientFailure(f"smarthost refused the login: {_reason(exc.smtp_code, exc.smtp_error)}") from exc
-        except smtplib.SMTPResponseException as exc:
-            raise TransientFailure(f"smarthost {s.host}:{s.port}: {_reason(exc.smtp_code, exc.smtp_error)}") from exc
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-            raise TransientFailure(f"smarthost {s.host}:{s.port}: {type(exc).__name__}: {exc}") from exc
-        return _SmtpConnection(smtp)
+class BounceAddresses(Protocol):
+    def bounce_address(self, outbox_id: int) -> str: ...
 
 
 def backoff(attempts: int, retry: Retry) -> timedelta:
@@ -142,80 +87,129 @@ def mail_of(row: OutboxRow) -> OutboundMail:
         attachments=attachments_of(row.attachments))
 
 
-class Sender(Loop):
-    thread_name = "outbox-sender"
+@dataclass(frozen=True)
+class Due:
+    """A claimed row, as the round sends it."""
 
+    row_id: int
+    attempts: int
+    expires_at: datetime
+    mail: OutboundMail
+
+
+class Sender(Loop):
     """Delivers due outbox rows; ``run_once`` is one round, ``start`` runs rounds in a thread."""
 
+    thread_name = "outbox-sender"
+
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
-                 clock: Callable[[], datetime], batch: int = 20) -> None:
+                 clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None,
+                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
         self.loop_value = loop_value
         self.clock = clock
         self.batch = batch
+        self.pool = pool or Pool(transport)
+        self.bounces = bounces  # VERP: each mail's own signed envelope sender
+        self.sign = sign  # DKIM, when configured
         self.failures = 0
         super().__init__()
-        self.token_prefix = uuid.uuid4().hex[:12]
+        self.token_prefix = uuid.uuid4().hex[:outbox.SENDER_ID_LENGTH]  # this sender's id
+        self.heartbeat = Heartbeat(self)
 
     def run_once(self) -> int:
         """Claim due rows and try each once; return how many were tried."""
         now = self.clock()
         token = f"{self.token_prefix}-{uuid.uuid4().hex[:12]}"
-        stale = now - timedelta(seconds=self.retry.claim_timeout_seconds)
+        alive_since = now - timedelta(seconds=self.retry.heartbeat_timeout_seconds)
         with self.db.write() as session:
-            rows = outbox.claim(session, token, now, stale, self.batch)
-            mails = [(row.id, row.attempts, row.expires_at, mail_of(row)) for row in rows]
-        if not mails:
+            # A claim always comes with a fresh heartbeat, also when no heartbeat thread runs.
+            outbox.beat(session, self.token_prefix, NODE, os.getpid(), now)
+            rows = outbox.claim(session, token, now, alive_since, self.batch)
+            due = [Due(row.id, row.attempts, row.expires_at, mail_of(row)) for row in rows]
+        if not due:
+            self.pool.close_idle()
             return 0
-        try:
-            connection = self.transport.connect()
-        except TransientFailure as exc:
-            for row_id, attempts, expires_at, mail in mails:
-                self._retry_or_fail(row_id, token, attempts, expires_at, mail, str(exc))
-            return len(mails)
-        try:
-            for i, (row_id, attempts, expires_at, mail) in enumerate(mails):
-                try:
-                    refused = connection.send(mail.envelope_from, list(mail.recipients), to_bytes(mail, self.loop_value))
-                except TransientFailure as exc:
-                    self._retry_or_fail(row_id, token, attempts, expires_at, mail, str(exc))
-                    if exc.connection_lost:
-                        for rest in mails[i + 1:]:  # the connection is gone: the others wait too
-                            self._retry_or_fail(rest[0], token, rest[1], rest[2], rest[3], str(exc))
-                        return len(mails)
-                    continue
-                except PermanentFailure as exc:
-                    self._fail(row_id, token, mail, str(exc))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a mail that cannot be built or encoded
-                    # (e.g. a non-ASCII address the server cannot take) must not block the rest.
-                    self._fail(row_id, token, mail, f"cannot send: {type(exc).__name__}: {exc}")
-                    continue
-                note = "; ".join(f"{a} refused: {r}" for a, r in refused.items())
-                with self.db.write() as session:
-                    outbox.mark_sent(session, row_id, token, self.clock(), note)
-                log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
-                         mail.ticket_id, f"; {note}" if note else "")
-        finally:
-            connection.close()
-        return len(mails)
+        # One share per session of the pool, each sent in turn over its own session.
+        shares = [due[i::self.pool.size] for i in range(min(self.pool.size, len(due)))]
+        if len(shares) == 1:
+            self._deliver(shares[0], token)
+        else:
+            with ThreadPoolExecutor(len(shares), thread_name_prefix="outbox-session") as workers:
+                for _ in workers.map(lambda share: self._deliver(share, token), shares):
+                    pass
+        return len(due)
 
-    def _retry_or_fail(self, row_id: int, token: str, attempts: int, expires_at: datetime, mail: OutboundMail,
-                       error: str) -> None:
-        at = self.clock() + backoff(attempts, self.retry)
-        if at > expires_at:
-            self._fail(row_id, token, mail, f"gave up after {attempts} attempts: {error}")
+    def _deliver(self, share: list[Due], token: str) -> None:
+        """Send ``share`` over one pooled session; a broken session is replaced for the next mail."""
+        connection: Connection | None = None
+        try:
+            for i, item in enumerate(share):
+                if connection is None:
+                    try:
+                        connection = self.pool.acquire()
+                    except TransientFailure as exc:  # no session at all: these mails wait
+                        for rest in share[i:]:
+                            self._retry_or_fail(rest, token, str(exc))
+                        return
+                self._send_one(connection, item, token)
+                if connection.broken:
+                    self.pool.release(connection)
+                    connection = None
+        finally:
+            if connection is not None:
+                self.pool.release(connection)
+
+    def _send_one(self, connection: Connection, item: Due, token: str) -> None:
+        mail = item.mail
+        try:
+            data = to_bytes(mail, self.loop_value)
+            if self.sign is not None:
+                data = self.sign(data)
+            refused = connection.send(self.envelope_from(item), list(mail.recipients), data)
+        except TransientFailure as exc:
+            self._retry_or_fail(item, token, str(exc))
+            return
+        except PermanentFailure as exc:
+            self._fail(item, token, str(exc))
+            return
+        except Unconfirmed as exc:
+            # The server may have taken it: a retry could deliver it twice, so it is not retried.
+            with self.db.write() as session:
+                outbox.mark_sent(session, item.row_id, token, self.clock(), f"unconfirmed: {exc}")
+            log.warning("%s may have been delivered, not retried: %s", mail.message_id, mask_text(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a mail that cannot be built must not block the rest
+            self._fail(item, token, f"cannot send: {type(exc).__name__}: {exc}")
+            return
+        note = "; ".join(f"{a} refused: {r}" for a, r in refused.items())
+        with self.db.write() as session:
+            outbox.mark_sent(session, item.row_id, token, self.clock(), note)
+        log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
+                 mail.ticket_id, f"; {note}" if note else "")
+
+    def envelope_from(self, item: Due) -> str:
+        """The row's signed bounce address (VERP), or the stored sender; a null sender stays null."""
+        if self.bounces is None or not item.mail.envelope_from:
+            return item.mail.envelope_from
+        return self.bounces.bounce_address(item.row_id)
+
+    def _retry_or_fail(self, item: Due, token: str, error: str) -> None:
+        at = self.clock() + backoff(item.attempts, self.retry)
+        if at > item.expires_at:
+            self._fail(item, token, f"gave up after {item.attempts} attempts: {error}")
             return
         with self.db.write() as session:
-            outbox.mark_retry(session, row_id, token, at, error)
-        log.warning("%s not delivered (attempt %d), retry at %s: %s", mail.message_id, attempts,
+            outbox.mark_retry(session, item.row_id, token, at, error)
+        log.warning("%s not delivered (attempt %d), retry at %s: %s", item.mail.message_id, item.attempts,
                     at.isoformat(timespec="seconds"), mask_text(error))
 
-    def _fail(self, row_id: int, token: str, mail: OutboundMail, error: str) -> None:
+    def _fail(self, item: Due, token: str, error: str) -> None:
+        mail = item.mail
         with self.db.write() as session:
-            if outbox.mark_failed(session, row_id, token, error) and mail.ticket_id is not None:
+            if outbox.mark_failed(session, item.row_id, token, error) and mail.ticket_id is not None:
                 session.execute(insert(Event), [{
                     "ticket_id": mail.ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
                     "old": None, "new": mail.kind, "message_id": mail.message_id,
@@ -235,3 +229,37 @@ class Sender(Loop):
         if tried:
             return 0
         return round_backoff(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
+
+    def start(self) -> None:
+        self.heartbeat.start()
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self.heartbeat.stop(timeout)
+        self.pool.close()
+        try:
+            with self.db.write() as session:
+                outbox.retire(session, self.token_prefix)
+        except Exception:  # noqa: BLE001 - the row then simply ages out
+            log.warning("could not retire outbox sender %s", self.token_prefix, exc_info=True)
+
+
+class Heartbeat(Loop):
+    """Keeps a sender's claims its own while it lives, in a thread of its own: a send may
+    wait ten minutes for the reply to the final dot, and its claims must not look dead."""
+
+    thread_name = "outbox-heartbeat"
+
+    def __init__(self, sender: Sender) -> None:
+        super().__init__()
+        self.sender = sender
+
+    def step(self) -> float:
+        sender = self.sender
+        try:
+            with sender.db.write() as session:
+                outbox.beat(session, sender.token_prefix, NODE, os.getpid(), sender.clock())
+        except Exception:  # noqa: BLE001 - the database may be away; try again at the next beat
+            log.warning("outbox heartbeat failed", exc_info=True)
+        return sender.retry.heartbeat_seconds

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -251,6 +252,8 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Taken again from a sender that stopped beating: it may have handed the mail over first.
+    maybe_delivered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
@@ -296,6 +299,22 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxSender(Base):
+    """A live outbox sender (a thread of one ``maild run`` on one node) and its heartbeat.
+
+    The claim token of the rows it holds starts with its ``id``; once ``heartbeat_at`` is
+    older than ``outbound.retry.heartbeat_timeout_seconds`` its claims are taken again.
+    """
+
+    __tablename__ = "outbox_senders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SmsRow(Base):

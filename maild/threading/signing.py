@@ -8,6 +8,10 @@ the signature covers the ticket and the agent's (configured, lower-case) address
 reply sent to it from that address proves the agent wrote it (only mail maild sent to
 that agent carries it). ``control+<sig>@example.com`` does the same for the control
 address. These signatures are longer: they grant the right to run commands.
+
+Every mail maild sends carries its own envelope sender (VERP, as Mailman 3 does):
+``support+bounce-<outbox id>-<sig>@example.com``; a bounce sent to it names the outbox
+row whatever its body says. The listener refuses the ``bounce-`` form unsigned.
 """
 from __future__ import annotations
 
@@ -44,6 +48,24 @@ class Signer:
         ticket_id = int(found.group(1))
         ok = hmac.compare_digest(found.group(2), self._sig(f"ticket:{ticket_id}"))
         return ticket_id if ok else None
+
+    # bounce (VERP) addresses ------------------------------------------------------
+    def bounce_address(self, outbox_id: int) -> str:
+        """The envelope sender of outbox row ``outbox_id``: bounces come back to it."""
+        return f"{self.local_part}+bounce-{outbox_id}-{self._sig(f'bounce:{outbox_id}')}@{self.domain}"
+
+    def is_bounce_form(self, address: str) -> bool:
+        """Shaped like a bounce address (signed or not): the listener checks these."""
+        return address.strip().lower().startswith(f"{self.local_part}+bounce-")
+
+    def outbox_from_bounce_address(self, address: str) -> int | None:
+        """The outbox row a signed bounce address names; None when unsigned or forged."""
+        pattern = rf"{re.escape(self.local_part)}\+bounce-(\d{{1,12}})-([a-z2-7]{{{_SIG_LEN}}})@{re.escape(self.domain)}"
+        found = re.fullmatch(pattern, address.strip().strip("<>").lower())
+        if not found:
+            return None
+        outbox_id = int(found.group(1))
+        return outbox_id if hmac.compare_digest(found.group(2), self._sig(f"bounce:{outbox_id}")) else None
 
     # an agent's own addresses ---------------------------------------------------------
     def agent_reply_address(self, ticket_id: int, agent: str) -> str:
