@@ -86,13 +86,7 @@ class Notifier(AutoMailer):
     def _agent(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
                cause: str | None, from_name: str | None) -> int:
         email = d.person.email
-        verdict = policy.recipient_allowed(email, self.own)
-        if verdict.ok:
-            recent = outbox.agent_recent(session, email, facts.id, self.windows, now)
-            if recent.undeliverable_until is not None and recent.undeliverable_until > now:
-                verdict = policy.Verdict(False, f"{email} bounced permanently")
-            else:
-                verdict = policy.within_ticket_cap(email, recent, self.caps)
+        verdict = self.gate(session, policy.Purpose.AGENT, email, facts.id, now)
         if verdict.ok:
             grant = agentcap.take(session, email, now, self.agent_cap)
             if not grant.allowed:
@@ -127,10 +121,7 @@ class Notifier(AutoMailer):
     def _customer(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
                   cause: str | None) -> int:
         email = d.person.email
-        verdict = policy.recipient_allowed(email, self.own)
-        if verdict.ok:
-            verdict = policy.within_caps(email, outbox.recent(session, email, facts.id, self.windows, now),
-                                         self.caps, now)
+        verdict = self.gate(session, policy.Purpose.NOTICE, email, facts.id, now)
         if not verdict.ok:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
         rendered = self.renderer.render(d.template, v)
