@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,33 @@ def test_may_send_automatic(purpose: Purpose, to: str, recent: RecentMail, answe
     verdict = may_send_automatic(purpose, to, recent, own=OWN, caps=CAPS, now=NOW, answering=answering)
     assert verdict.ok is (reason == "")
     assert reason in verdict.reason
+
+
+# -- through the processor: the switches as a user sets them in maild.yaml ----------------------
+@pytest.mark.parametrize(("acknowledge", "notify_agents", "on_new", "on_reply"), [
+    ("true", "true", ["ack", "notify"], ["notify"]),
+    ("false", "true", ["notify"], ["notify"]),
+    ("true", "false", ["ack"], []),
+])
+def test_the_outbound_switches_through_the_processor(tmp_path: Path, acknowledge: str, notify_agents: str,
+                                                      on_new: list[str], on_reply: list[str]) -> None:
+    from conftest import make_env, mail
+
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}",
+                   outbound=f"outbound:\n  acknowledge: {acknowledge}\n  notify_agents: {notify_agents}\n")
+    try:
+        first = env.process(mail("Printer broken", body="it jams\n"))
+        new_kinds = _kinds(env)
+        env.process(mail("Re: Printer broken", body="still jams\n", headers={"In-Reply-To": first.message_id or ""}))
+        assert new_kinds == on_new
+        assert _kinds(env)[len(new_kinds):] == on_reply
+    finally:
+        env.app.db.dispose()
+
+
+def _kinds(env: object) -> list[str]:
+    from sqlalchemy import select
+
+    from maild.store.models import OutboxRow
+    with env.app.db.read() as session:  # type: ignore[attr-defined]
+        return [r.kind for r in session.scalars(select(OutboxRow).order_by(OutboxRow.id))]
