@@ -176,3 +176,16 @@ def _kinds(env: object) -> list[str]:
     from maild.store.models import OutboxRow
     with env.app.db.read() as session:  # type: ignore[attr-defined]
         return [r.kind for r in session.scalars(select(OutboxRow).order_by(OutboxRow.id))]
+
+
+@pytest.mark.parametrize(("sent", "summarize"), [(19, False), (20, True), (35, True)])
+def test_the_per_agent_window_holds_for_the_summary(sent: int, summarize: bool) -> None:
+    caps = Caps(per_ticket=(2, 60), per_address=(3, 60), per_address_day=(5, 1440), per_agent=20)
+    verdict = may_send_automatic(Purpose.AGENT, ANA, RecentMail(agent_window=sent), own=OWN, caps=caps, now=NOW)
+    assert (verdict.ok, verdict.summarize) == (not summarize, summarize)
+    if summarize:
+        assert "cap reached: 20 notifications to a***@helpdesk.example in this window" in verdict.reason
+    # the per-ticket cap comes first and is no summary's business
+    held = may_send_automatic(Purpose.AGENT, ANA, RecentMail(on_ticket=2, agent_window=sent), own=OWN, caps=caps,
+                              now=NOW)
+    assert not held.ok and not held.summarize

@@ -16,7 +16,8 @@ below it are its rules.
 
 Agents are not held by the per-address caps, but never get more than the per-ticket cap
 about one ticket, nor more than ``outbound.limits.per_agent`` notifications in a window:
-past that :mod:`maild.notify.agentcap` holds them for one summary mail per window.
+past that the gate says ``summarize`` and :mod:`maild.notify.agentcap` keeps them for one
+summary mail per window.
 
 An agent's reply relayed to the customer is not automatic and is not held back by these
 rules (a person decided to send it).
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maild.domain.mail import Kind
+from maild.logmask import mask
 
 _MACHINE = re.compile(
     r"^(no-?reply|do-?not-?reply|donotreply|noreply\w*|no_reply|mailer-?daemon|mail-?daemon|postmaster"
@@ -40,6 +42,7 @@ class Caps:
     per_ticket: tuple[int, int]  # (count, minutes)
     per_address: tuple[int, int]
     per_address_day: tuple[int, int]
+    per_agent: int | None = None  # notifications to an agent per fixed window; past it, the summary
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,14 @@ class RecentMail:
     undeliverable_until: datetime | None = None
     consent: bool = True
     blocked: bool = False
+    agent_window: int = 0  # notifications to this agent in the current per-agent window
 
 
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     reason: str = ""
+    summarize: bool = False  # held for the agent's summary at the window's end (not lost)
 
 
 OK = Verdict(True)
@@ -161,7 +166,11 @@ def may_send_automatic(purpose: Purpose, to: str, recent: RecentMail, *, own: fr
     if purpose is Purpose.AGENT:
         if recent.undeliverable_until is not None and recent.undeliverable_until > now:
             return Verdict(False, f"{to} bounced permanently")
-        return within_ticket_cap(to, recent, caps)
+        verdict = within_ticket_cap(to, recent, caps)
+        if verdict.ok and caps.per_agent is not None and recent.agent_window >= caps.per_agent:
+            return Verdict(False, f"cap reached: {caps.per_agent} notifications to {mask(to)} in this window",
+                           summarize=True)
+        return verdict
     if purpose is Purpose.PROOF:
         if recent.on_ticket:
             return Verdict(False, "already told today")
