@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     "maild.ingest.imap_config": PURE, "maild.ingest.limits": PURE, "maild.ingest.lexicon": PURE,
     "maild.commands": PURE,  # grammar, keywords, settings, workflow, interpret, stage
     "maild.forms": PURE,  # spec, extract, match
-    "maild.notify.rules": PURE, "maild.notify.engine": PURE, "maild.notify.events": PURE,
+    "maild.notify.rules": PURE, "maild.notify.engine": PURE,
     "maild.outbound.quotes": PURE, "maild.outbound.copies": PURE, "maild.outbound.attribution": PURE,
     "maild.outbound.policy": PURE, "maild.outbound.compose": PURE, "maild.outbound.templates": PURE,
     "maild.contacts.normalize": PURE, "maild.contacts.redact": PURE, "maild.contacts.csvfile": PURE,
@@ -53,10 +53,6 @@ LAYERS: dict[str, int] = {
 
 # Upward imports that remain, each to be removed (importer, imported).
 KNOWN_UPWARD: set[tuple[str, str]] = {
-    # phase B: the processor calls these writers in turn, not store/apply.py
-    ("maild.store.apply", "maild.forms.store"),
-    ("maild.store.apply", "maild.commands.apply"),
-    ("maild.store.apply", "maild.outbound.outbox"),
     # phase B: the config schema takes the SMS gateway's settings, not the gateway
     ("maild.config", "maild.notify.sms"),
 }

@@ -250,16 +250,16 @@ def test_a_conflict_that_persists_is_quarantined_on_the_third_round(sqlite_env: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import maild.ingest.processor as processor
 
-    real = processor.apply_decision
+    real = processor.write_ticket
     calls: list[str] = []
 
-    def apply_decision(session, **kwargs):  # noqa: ANN001, ANN202
+    def write_ticket(session, **kwargs):  # noqa: ANN001, ANN202
         if kwargs["mail"].subject == "Conflito":
             calls.append("conflict")
             raise sa_exc.IntegrityError("INSERT INTO contacts", {}, Exception("UNIQUE constraint failed"))
         return real(session, **kwargs)
 
-    monkeypatch.setattr(processor, "apply_decision", apply_decision)
+    monkeypatch.setattr(processor, "write_ticket", write_ticket)
     outcomes = sqlite_env.app.processor.process_batch([(mail("Conflito"), "smtp"), (mail("Normal"), "smtp")],
                                                       sqlite_env.now)
     assert [o.status for o in outcomes] == ["quarantined", "created"] and len(calls) == 3

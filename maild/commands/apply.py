@@ -15,11 +15,13 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.domain import ops
-from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
+from maild.domain.events import EventSpec
+from maild.store import history
+from maild.store.models import Contact, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
 tickets, tags, ticket_tags = Ticket.__table__, Tag.__table__, TicketTag.__table__
-participants, links, contacts, events, messages = (Participant.__table__, TicketLink.__table__, Contact.__table__,
-                                                   Event.__table__, Message.__table__)
+participants, links, contacts, messages = (Participant.__table__, TicketLink.__table__, Contact.__table__,
+                                           Message.__table__)
 
 
 def _text(value: Any) -> str | None:
@@ -43,14 +45,14 @@ class Applied:
 
 class _Writer:
     def __init__(self, session: Session, actor: str, message_id: str | None, now: datetime) -> None:
+        self.session = session
         self.c = session.connection()
         self.actor, self.message_id, self.now = actor, message_id, now
         self.done = Applied()
 
     def event(self, ticket_id: int, kind: str, old: Any = None, new: Any = None, detail: str = "") -> None:
-        self.c.execute(insert(events), {"ticket_id": ticket_id, "at": self.now, "actor": self.actor, "kind": kind,
-                                        "old": _text(old), "new": _text(new), "message_id": self.message_id,
-                                        "detail": detail[:2000]})
+        history.record(self.session, ticket_id, [EventSpec(kind, _text(old), _text(new), detail)], at=self.now,
+                       actor=self.actor, message_id=self.message_id)
         self.done.changes.append((ticket_id, kind, _text(old), _text(new)))
 
     def touch(self, ticket_id: int, **values: Any) -> None:

@@ -32,8 +32,8 @@ from maild.domain import ops
 from maild.domain.mail import Classification, Kind, ParsedMail
 from maild.domain.sender import Sender
 from maild.logmask import mask, mask_text
-from maild.notify.engine import Event
-from maild.notify.events import Change, change_events
+from maild.domain.events import Change, change_events
+from maild.domain.events import TriggerEvent as Event
 from maild.store import repo
 from maild.store.keys import header_hash
 from maild.store.models import Message, RawMail

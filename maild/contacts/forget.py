@@ -52,6 +52,8 @@ from sqlalchemy.orm import Session
 from maild.contacts import book
 from maild.contacts.redact import ERASED, Person, mentions, redact, stub
 from maild.contacts.tombstone import address_hash as subject_hmac
+from maild.domain.events import EventSpec
+from maild.store import history
 from maild.store.blobs import BlobStore, sha256
 from maild.store.keys import header_hash
 from maild.store.models import (
@@ -59,7 +61,6 @@ from maild.store.models import (
     AttachmentRow,
     Base,
     Erasure,
-    Event,
     Message,
     OutboxRow,
     Participant,
@@ -71,7 +72,7 @@ from maild.store.models import (
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterator[T]]
 
-messages, events, outbox, raw_mails = Message.__table__, Event.__table__, OutboxRow.__table__, RawMail.__table__
+messages, outbox, raw_mails = Message.__table__, OutboxRow.__table__, RawMail.__table__
 tickets, attachments, participants = Ticket.__table__, AttachmentRow.__table__, Participant.__table__
 sms_outbox = SmsRow.__table__
 
@@ -175,10 +176,10 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
         detail=" ".join(f"{k}={v}" for k, v in report.as_dict().items()
                         if k not in ("erasure", "tables")))).scalar_one()
     if own:
-        session.execute(insert(events), [
-            {"ticket_id": t, "at": now, "actor": actor[:320], "kind": "erased", "old": None, "new": None,
-             "message_id": None, "detail": f"personal data erased on request (erasure #{report.erasure_id})"}
-            for t in own])
+        for t in own:
+            history.record(session, t, [EventSpec(
+                "erased", detail=f"personal data erased on request (erasure #{report.erasure_id})")], at=now,
+                actor=actor)
     report.tables = sorted(touched)
     return report
 

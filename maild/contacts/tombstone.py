@@ -22,12 +22,14 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
-from maild.store.models import Contact, Erasure, Event
+from maild.domain.events import EventSpec
+from maild.store import history
+from maild.store.models import Contact, Erasure
 
-contacts, erasures, events = Contact.__table__, Erasure.__table__, Event.__table__
+contacts, erasures = Contact.__table__, Erasure.__table__
 NEW, IGNORE = "new", "ignore"
 REASON_IGNORE = "the sender's data was erased on request (contacts.forgotten: ignore)"
 
@@ -51,7 +53,7 @@ def welcome_back(session: Session, email: str, ticket_id: int | None, message_id
     """Rule ``new``: the new contact starts without consent; the ticket's history says why."""
     session.execute(update(contacts).where(contacts.c.email == email).values(consent=False, updated_at=now))
     if ticket_id is not None:
-        session.execute(insert(events).values(
-            ticket_id=ticket_id, at=now, actor="maild", kind="forgotten_sender", old=None, new=None,
-            message_id=message_id, detail="the sender's data had been erased on request: a new contact, "
-                                          "no automatic mail until consent is given (contacts.forgotten: new)"))
+        history.record(session, ticket_id, [EventSpec(
+            "forgotten_sender", detail="the sender's data had been erased on request: a new contact, "
+                                       "no automatic mail until consent is given (contacts.forgotten: new)")],
+            at=now, actor="maild", message_id=message_id)

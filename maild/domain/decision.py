@@ -1,7 +1,9 @@
 """What the decide stage (:mod:`maild.ingest.decide`) says the store must do with one mail.
 
-A :class:`Decision` is a value: the store applies it in one transaction, the outbound
-planner turns its :class:`Outgoing` intents into outbox rows.
+A :class:`Decision` is a value: the processor writes it in one transaction, the outbound
+planner turns its :class:`Outgoing` mails (a relayed reply, command feedback) into outbox
+rows, and its ``triggers`` (the events trigger rules listen to) become notifications
+through :func:`maild.notify.engine.deliveries`.
 """
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from maild.domain import ops as command_ops
-from maild.domain.events import EventSpec
+from maild.domain.events import EventSpec, TriggerEvent
 from maild.domain.forms import FormOutcome
 from maild.domain.outcome import Direction
 
-__all__ = ["ACK", "FEEDBACK", "NOTIFY_NEW", "NOTIFY_REPLY", "RELAY", "Action", "Bounced", "Decision",
-           "EventSpec", "Outgoing", "OutgoingKind", "Policy", "TicketState"]
+__all__ = ["FEEDBACK", "RELAY", "Action", "Bounced", "Decision", "EventSpec", "Outgoing", "OutgoingKind", "Policy",
+           "TicketState", "TriggerEvent"]
 
 
 class Action(enum.StrEnum):
@@ -36,8 +38,6 @@ class TicketState:
 class Policy:
     subject_tag: str
     reopen_days: int
-    acknowledge: bool = True
-    notify_agents: bool = True
     undeliverable_days: int = 30
     # Automatic transitions (workflow.transitions); None: no automatic change.
     on_customer_mail: str | None = "waiting_agent"
@@ -55,18 +55,15 @@ class Bounced:
 
 
 class OutgoingKind(enum.StrEnum):
-    """What to send because of a mail; :mod:`maild.outbound.plan` turns these into outbox
-    rows (checking the loop and rate rules) in the same transaction."""
+    """A mail a person's mail asks for; :mod:`maild.outbound.plan` turns these into outbox
+    rows in the same transaction. Acknowledgements and notifications are not intents:
+    they follow from the decision's ``triggers`` (:func:`maild.notify.engine.deliveries`)."""
 
-    ACK = "ack"  # acknowledge a new ticket to the customer
     RELAY = "relay"  # an agent's reply, relayed to the customer
-    NOTIFY_NEW = "notify_new"  # tell agents about a new ticket
-    NOTIFY_REPLY = "notify_reply"  # tell agents the customer wrote again
     FEEDBACK = "feedback"  # tell an agent what was (not) done with their mail
 
 
-ACK, RELAY, NOTIFY_NEW, NOTIFY_REPLY, FEEDBACK = (OutgoingKind.ACK, OutgoingKind.RELAY, OutgoingKind.NOTIFY_NEW,
-                                                  OutgoingKind.NOTIFY_REPLY, OutgoingKind.FEEDBACK)
+RELAY, FEEDBACK = OutgoingKind.RELAY, OutgoingKind.FEEDBACK
 
 
 @dataclass(frozen=True)
@@ -98,3 +95,4 @@ class Decision:
     bounced: Bounced | None = None
     form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
     ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)
+    triggers: tuple[TriggerEvent, ...] = ()  # what trigger rules hear of this mail, in order

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from maild.domain import ops as command_ops
 from maild.domain.commands import DRAFT, LOG, NOTE, SEND, Interpretation, Plan
-from maild.domain.decision import (ACK, FEEDBACK, NOTIFY_NEW, NOTIFY_REPLY, RELAY, Action, Bounced, Decision,
-                                   EventSpec, Outgoing, Policy, TicketState)
+from maild.domain.decision import FEEDBACK, RELAY, Action, Bounced, Decision, EventSpec, Outgoing, Policy, TicketState
+from maild.domain.events import AGENT_REPLIED, CUSTOMER_REPLIED, TICKET_CREATED, Change, TriggerEvent, change_events
 from maild.domain.mail import Classification, Kind, ParsedMail
 from maild.domain.match import Match, MatchRule
 from maild.domain.outcome import Direction
@@ -44,7 +44,37 @@ def decide(
     decision = _decide(mail, kind, sender, match, ticket, blocked, policy, now, bounced, interp, forged, known)
     if decision.action is Action.IGNORE:
         return replace(decision, reason=f"{decision.reason}; rules: {' '.join(decision.rules)}")
+    if decision.action in (Action.CREATE, Action.APPEND):
+        return replace(decision, triggers=triggers(decision, kind, sender))
     return decision
+
+
+def triggers(decision: Decision, kind: Classification, sender: Sender) -> tuple[TriggerEvent, ...]:
+    """The events trigger rules hear of a written mail, in order (a person reached for an
+    earlier one is not mailed again for a later one):
+
+    - ``ticket_created``: the mail opened a ticket;
+    - ``customer_replied``: a customer's own words on an existing ticket (not an
+      auto-reply, a bounce or a complaint recorded there);
+    - ``agent_replied``: an agent's reply relayed to the customer;
+    - ``assigned`` / ``status_changed``: the net change of the mail's history lines and
+      commands (:func:`maild.domain.events.change_events`).
+
+    Whether anyone is told is not decided here: :func:`maild.notify.engine.deliveries`.
+    """
+    found: list[TriggerEvent] = []
+    if decision.action is Action.CREATE:
+        found.append(TriggerEvent(TICKET_CREATED))
+    else:
+        if not sender.is_agent and decision.direction == Direction.IN and kind.kind in (Kind.NORMAL, Kind.LIST):
+            found.append(TriggerEvent(CUSTOMER_REPLIED))
+        if any(o.what is RELAY for o in decision.outgoing):
+            found.append(TriggerEvent(AGENT_REPLIED))
+    changes: list[Change] = [(spec.kind, spec.old, spec.new) for spec in decision.events]
+    # Commands (/assign, /take, [assign=…]) carry their changes as ops.
+    changes += [("assignee", None, str(op.value)) for op in decision.ops
+                if isinstance(op, command_ops.SetField) and op.field == "assignee" and op.value]
+    return (*found, *change_events(changes, status=decision.action is Action.APPEND))
 
 
 def _decide(
@@ -146,12 +176,7 @@ def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
         status = plan.status
         events.append(EventSpec("status", old="new", new=status, detail="subject keyword"))
     outgoing = []
-    if not sender.is_agent:
-        if policy.acknowledge and sender.is_known:
-            outgoing.append(Outgoing(ACK))
-        if policy.notify_agents:
-            outgoing.append(Outgoing(NOTIFY_NEW))
-    elif plan is not None and plan.rejected:
+    if sender.is_agent and plan is not None and plan.rejected:
         outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=plan.rejected))
     return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status=status,
                     refers_to=refers, events=tuple(events), outgoing=tuple(outgoing),
@@ -163,7 +188,6 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
             flags: tuple[EventSpec, ...] = (), known: KnownTexts = KnownTexts()) -> Decision:
     if sender.is_agent:
         return _agent_mail(mail, ticket, rules, policy, interp, known)
-    notify = (Outgoing(NOTIFY_REPLY),) if policy.notify_agents else ()
     plan = interp.plan if interp else None
     wanted = plan.status if plan is not None and plan.status else None  # a keyword marked anyone
     ops = plan.ops if plan is not None else ()
@@ -176,15 +200,15 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
             return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"), interp=interp, flags=flags)
         status = wanted or policy.on_customer_mail or policy.reopen_status
         return Decision(Action.APPEND, ticket.id, "customer reply reopens", (*rules, "reopen"),
-                        status=status, outgoing=notify, ops=ops,
+                        status=status, ops=ops,
                         events=(EventSpec("status", old="closed", new=status, detail="reopened by customer mail"),
                                 *flags))
     status = wanted or policy.on_customer_mail
     if status and ticket.status != status:
-        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status=status, outgoing=notify, ops=ops,
+        return Decision(Action.APPEND, ticket.id, "customer reply", rules, status=status, ops=ops,
                         events=(EventSpec("status", old=ticket.status, new=status,
                                           detail="subject keyword" if wanted else "customer replied"), *flags))
-    return Decision(Action.APPEND, ticket.id, "customer reply", rules, outgoing=notify, ops=ops, events=flags)
+    return Decision(Action.APPEND, ticket.id, "customer reply", rules, ops=ops, events=flags)
 
 
 def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], policy: Policy,

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from maild.commands.apply import apply_ops
 from maild.commands.auth import AgentAuthenticator, AuthVerdict
 from maild.commands.mailbox import ControlMailbox
 from maild.commands.queries import CommandReads
@@ -26,11 +27,12 @@ from maild.commands.workflow import Workflow
 from maild.config import Config
 from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
-from maild.domain.decision import Action, Bounced, Policy
+from maild.domain.decision import Action, Bounced, Decision, Policy
 from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
 from maild.forms.match import FormMatcher, as_customer_mail, attach
+from maild.forms.store import apply_form
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.classify import classify
 from maild.ingest.decide import decide
@@ -41,7 +43,9 @@ from maild.outbound import outbox, verp
 from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
 from maild.store import repo, sent
-from maild.store.apply import StoredAttachment, apply_decision, finish_raw, record_raw
+from maild.store import history
+from maild.store.apply import (StoredAttachment, finish_raw, history_of, link_ticket, record_raw, write_message,
+                               write_ticket)
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
@@ -93,7 +97,6 @@ class Processor:
         out = config.outbound
         transitions = config.workflow.transitions
         self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days,
-                             acknowledge=out.acknowledge, notify_agents=out.notify_agents and bool(config.agents),
                              undeliverable_days=out.undeliverable_days, on_customer_mail=transitions.customer_mail,
                              on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen)
         self.max_attachment = config.storage.max_attachment_bytes
@@ -344,9 +347,8 @@ class Processor:
         decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
                           now, self._bounced(session, kind, returned), interp=interp, forged=forged, known=known)
         decision = attach(decision, form)
-        ticket_id = apply_decision(session, decision=decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
-                                   attachments=item.attachments, own_addresses=self.own_addresses,
-                                   channel=channel, now=now, undeliverable_days=self.policy.undeliverable_days)
+        ticket_id = self._write(session, decision, mail=mail, kind=kind, sender=sender, raw_id=raw_id,
+                                attachments=item.attachments, channel=channel, now=now)
         if forgotten and decision.action is Action.CREATE:
             tombstone.welcome_back(session, sender.email, ticket_id, mail.message_id, now)
         queued = 0
@@ -362,6 +364,34 @@ class Processor:
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
         return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
+
+    def _write(self, session: Session, decision: Decision, *, mail: ParsedMail, kind: Classification,
+               sender: Sender, raw_id: int, attachments: list[StoredAttachment], channel: str,
+               now: datetime) -> int | None:
+        """The write path of one mail (docs/DESIGN.md): each writer in turn, in this
+        transaction — the ticket, the form's fields, the link, the message, the history,
+        the commands' changes, what a bounce or complaint says about maild's own mail.
+        The writers never call one another. Returns the ticket id."""
+        if decision.action in (Action.DUPLICATE, Action.IGNORE):
+            return decision.ticket_id
+        ticket_id, requester = write_ticket(session, decision=decision, mail=mail, sender=sender,
+                                            own_addresses=self.own_addresses, channel=channel, now=now)
+        if decision.form is not None and requester is not None:
+            apply_form(session, ticket_id, requester, decision.form, now)
+        if decision.action is Action.CREATE and decision.refers_to is not None:
+            link_ticket(session, ticket_id, decision.refers_to)
+        write_message(session, ticket_id=ticket_id, decision=decision, mail=mail, kind=kind, sender=sender,
+                      raw_id=raw_id, attachments=attachments, channel=channel, now=now)
+        history.record(session, ticket_id, history_of(decision), at=now, actor=sender.email,
+                       message_id=mail.message_id)
+        if decision.ops:
+            apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
+        if decision.bounced is not None or decision.complaints or decision.undeliverable:
+            outbox.record_returns(session, bounced_row=decision.bounced.outbox_id if decision.bounced else None,
+                                  complaints=decision.complaints, undeliverable=decision.undeliverable,
+                                  cause=mail.message_id, reason=decision.reason, now=now,
+                                  undeliverable_days=self.policy.undeliverable_days)
+        return ticket_id
 
     def _bounced(self, session: Session, kind: Classification, returned: int | None) -> Bounced | None:
         """For a bounce or a report: the outbox row its bounce address names, else the one its

@@ -1,5 +1,8 @@
-"""The per-agent cap: past ``outbound.limits.per_agent.count`` notifications in a window,
-an agent gets one summary at the window's end instead of one mail each.
+"""The per-agent cap's store: past ``outbound.limits.per_agent.count`` notifications in a
+window, an agent gets one summary at the window's end instead of one mail each. Whether
+a notification is held is the outbound gate's call
+(:func:`maild.outbound.policy.may_send_automatic`, from :attr:`Window.sent`); this module
+reads and counts the window and keeps the held list.
 
 Windows are fixed (aligned on the epoch), so each (agent, window) is one
 ``notify_counters`` row: the check reads and updates that one row, whatever the agent
@@ -31,14 +34,16 @@ class AgentCap:
 
 
 @dataclass(frozen=True)
-class Grant:
-    allowed: bool
+class Window:
+    """One agent's current window as stored (``stored`` False: no row yet)."""
+
     start: datetime
     end: datetime
     sent: int
     held: int
     summary_id: int | None
     detail: dict[str, object]
+    stored: bool = True
 
 
 def window_of(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
@@ -47,27 +52,34 @@ def window_of(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
     return start, start + window
 
 
-def take(session: Session, address: str, now: datetime, cap: AgentCap) -> Grant:
-    """Count one notification for ``address``; ``allowed`` False means hold it back."""
+def window(session: Session, address: str, now: datetime, cap: AgentCap) -> Window:
+    """The agent's current window, its row locked until the transaction ends (two
+    writers counting the same agent take turns)."""
     start, end = window_of(now, cap.window)
-    key = (counters.c.address == address, counters.c.window_start == start)
     row = session.execute(select(counters.c.sent, counters.c.held, counters.c.summary_id, counters.c.detail)
-                          .where(*key).with_for_update()).first()
+                          .where(counters.c.address == address, counters.c.window_start == start)
+                          .with_for_update()).first()
     if row is None:
-        session.execute(insert(counters).values(address=address, window_start=start, sent=1, held=0,
-                                                summary_id=None, detail=""))
-        return Grant(True, start, end, 1, 0, None, {})
-    if row.sent < cap.count:
-        session.execute(update(counters).where(*key).values(sent=counters.c.sent + 1))
-        return Grant(True, start, end, row.sent + 1, row.held, row.summary_id, {})
+        return Window(start, end, 0, 0, None, {"tickets": {}, "more": 0}, stored=False)
     detail = json.loads(row.detail) if row.detail else {"tickets": {}, "more": 0}
-    return Grant(False, start, end, row.sent, row.held + 1, row.summary_id, detail)
+    return Window(start, end, row.sent, row.held, row.summary_id, detail)
 
 
-def record_held(session: Session, address: str, grant: Grant, ticket_id: int, subject: str,
+def count_sent(session: Session, address: str, w: Window) -> None:
+    """One more notification sent to ``address`` in this window."""
+    if not w.stored:
+        session.execute(insert(counters).values(address=address, window_start=w.start, sent=1, held=0,
+                                                summary_id=None, detail=""))
+    else:
+        session.execute(update(counters).where(counters.c.address == address, counters.c.window_start == w.start)
+                        .values(sent=counters.c.sent + 1))
+
+
+def record_held(session: Session, address: str, w: Window, ticket_id: int, subject: str,
                 summary_id: int | None) -> dict[str, object]:
-    """Add a held notification to the window's list; returns the list the summary shows."""
-    detail = grant.detail
+    """Add a held notification to the window's list (``w.held`` + 1 held); returns the list
+    the summary shows."""
+    detail = w.detail
     tickets: dict[str, list[object]] = detail.setdefault("tickets", {})  # type: ignore[assignment]
     key = str(ticket_id)
     if key in tickets:
@@ -76,8 +88,8 @@ def record_held(session: Session, address: str, grant: Grant, ticket_id: int, su
         tickets[key] = [1, subject[:200]]
     else:
         detail["more"] = int(detail.get("more", 0)) + 1  # type: ignore[call-overload]
-    session.execute(update(counters).where(counters.c.address == address, counters.c.window_start == grant.start)
-                    .values(held=grant.held, summary_id=summary_id, detail=json.dumps(detail, ensure_ascii=False)))
+    session.execute(update(counters).where(counters.c.address == address, counters.c.window_start == w.start)
+                    .values(held=w.held + 1, summary_id=summary_id, detail=json.dumps(detail, ensure_ascii=False)))
     return detail
 
 

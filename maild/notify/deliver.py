@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,6 @@ import jinja2
 from sqlalchemy.orm import Session
 
 from maild.config import Config
-from maild.logmask import mask
 from maild.notify import agentcap, sms
 from maild.notify.engine import AGENT, CUSTOMER, Delivery, TicketFacts
 from maild.outbound import outbox, policy, templates
@@ -43,6 +43,7 @@ class Notifier(AutoMailer):
         self.sms = config.sms  # type: ignore[attr-defined]
         per_agent = config.outbound.limits.per_agent
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
+        self.agent_caps = replace(self.caps, per_agent=per_agent.count)
 
     # -- variables -----------------------------------------------------------------
     def local(self, when: datetime | None) -> str:
@@ -86,35 +87,32 @@ class Notifier(AutoMailer):
     def _agent(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
                cause: str | None, from_name: str | None) -> int:
         email = d.person.email
-        verdict = policy.recipient_allowed(email, self.own)
-        if verdict.ok:
-            recent = outbox.agent_recent(session, email, facts.id, self.windows, now)
-            if recent.undeliverable_until is not None and recent.undeliverable_until > now:
-                verdict = policy.Verdict(False, f"{email} bounced permanently")
-            else:
-                verdict = policy.within_ticket_cap(email, recent, self.caps)
-        if verdict.ok:
-            grant = agentcap.take(session, email, now, self.agent_cap)
-            if not grant.allowed:
-                self._summarize(session, d, facts, grant, now)
-                verdict = policy.Verdict(False, f"cap reached: {self.agent_cap.count} notifications to "
-                                                f"{mask(email)} in this window; in the summary at "
-                                                f"{self.local(grant.end)}")
-        if not verdict.ok:
+        verdict = self.gate(session, policy.Purpose.AGENT, email, facts.id, now)
+        window: agentcap.Window | None = None
+        if verdict.ok:  # the window's row is read (and locked) only for a mail the other rules let through
+            window = agentcap.window(session, email, now, self.agent_cap)
+            verdict = policy.may_send_automatic(policy.Purpose.AGENT, email,
+                                                policy.RecentMail(agent_window=window.sent), own=self.own,
+                                                caps=self.agent_caps, now=now)
+            if verdict.summarize:
+                self._summarize(session, d, facts, window, now)
+                verdict = policy.Verdict(False, f"{verdict.reason}; in the summary at {self.local(window.end)}")
+        if not verdict.ok or window is None:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
+        agentcap.count_sent(session, email, window)
         rendered = self.renderer.render(d.template, v)
         out = self.mail("notify", "auto-generated", facts.id, rendered, to=(d.person.name, email),
                         from_name=from_name or self.name, now=now)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 
-    def _summarize(self, session: Session, d: Delivery, facts: TicketFacts, grant: agentcap.Grant,
+    def _summarize(self, session: Session, d: Delivery, facts: TicketFacts, grant: agentcap.Window,
                    now: datetime) -> None:
         """Add a held notification to the agent's summary for this window (queued once, due at its end)."""
         detail = agentcap.record_held(session, d.person.email, grant, facts.id, facts.subject, grant.summary_id)
         v = {"helpdesk": self.helpdesk_vars, "tag": self.tag,
              "recipient": {"name": d.person.name, "email": d.person.email},
-             "summary": {**agentcap.summary_variables(detail, grant.held), "start": self.local(grant.start),
+             "summary": {**agentcap.summary_variables(detail, grant.held + 1), "start": self.local(grant.start),
                          "end": self.local(grant.end)}}
         rendered = self.renderer.render(templates.AGENT_SUMMARY, v)
         if grant.summary_id is not None and outbox.update_queued(session, grant.summary_id, rendered.subject,
@@ -127,10 +125,7 @@ class Notifier(AutoMailer):
     def _customer(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
                   cause: str | None) -> int:
         email = d.person.email
-        verdict = policy.recipient_allowed(email, self.own)
-        if verdict.ok:
-            verdict = policy.within_caps(email, outbox.recent(session, email, facts.id, self.windows, now),
-                                         self.caps, now)
+        verdict = self.gate(session, policy.Purpose.NOTICE, email, facts.id, now)
         if not verdict.ok:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
         rendered = self.renderer.render(d.template, v)

@@ -1,4 +1,8 @@
-"""Events + trigger rules → one merged list of deliveries. Pure: no session, no clock.
+"""Events + trigger rules + the outbound switches → one merged list of deliveries. Pure:
+no session, no clock. :func:`deliveries` is the one place that decides who is told of
+what (a mail's events, the control address's changes); :func:`resolve` alone serves the
+scheduler's jobs. The caps are the outbound gate's, when each delivery is queued
+(:func:`maild.outbound.policy.may_send_automatic`).
 
 The rules are read in order, for each event in order (the events one mail or one
 scheduler run caused). A person is reached at most once per channel per unit of work:
@@ -11,10 +15,12 @@ is not blocked is the outbound policy's call when the message is queued (it reco
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from maild.domain.events import CUSTOMER_REPLIED, TICKET_CREATED, TriggerEvent
 from maild.notify.rules import Rule
 
 CUSTOMER, AGENT, OTHER = "customer", "agent", "other"
@@ -45,11 +51,7 @@ class TicketFacts:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Event:
-    name: str  # one of rules.EVENTS
-    old: str | None = None  # status_changed: from; assigned: the previous assignee
-    new: str | None = None  # status_changed: to; assigned: the new assignee
+Event = TriggerEvent  # the name the rules and the scheduler use
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Delivery:
     channel: str  # email | sms
     template: str
     person: Person
+    # The customer's acknowledgement of the ticket their own mail opened: an answer to that
+    # mail (threaded on it, never to an automatic one), not a notice.
+    acknowledges: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,3 +187,63 @@ def needs_recipients(rules: Sequence[Rule], events: Sequence[Event]) -> bool:
     """Whether any rule listens to any of these events (skip the ticket query otherwise)."""
     names = {e.name for e in events}
     return any(names.intersection(rule.on) for rule in rules)
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The outbound section's switches: ``acknowledge`` (the customer hears that their
+    ticket was opened) and ``notify_agents`` (agents hear of new tickets and replies)."""
+
+    acknowledge: bool = True
+    notify_agents: bool = True
+
+
+class Origin(enum.StrEnum):
+    """Whose action the events are."""
+
+    CUSTOMER_MAIL = "customer_mail"  # a mail from anyone not an agent (a forged agent included)
+    AGENT_MAIL = "agent_mail"  # an agent's mail on a ticket
+    CONTROL = "control"  # an agent's changes through the control address: no mail on the ticket
+
+
+@dataclass(frozen=True)
+class Cause:
+    actor: str  # whose action it was: never told of it
+    origin: Origin
+    answerable: bool = True  # CUSTOMER_MAIL: the sender has an address an acknowledgement can go to
+    relayed: bool = False  # the customer received an agent's reply in this same unit of work
+
+
+def deliveries(events: Sequence[TriggerEvent], facts: TicketFacts, rules: Sequence[Rule], directory: Directory,
+               switches: Switches, cause: Cause) -> list[Delivery]:
+    """Who is told of these events, each (person, channel) once, in order.
+
+    - ``notify_agents: false``: a customer's reply tells nobody; a new ticket tells no
+      agent unless an agent opened it by mail;
+    - ``ticket_created`` to the customer by e-mail: for the customer's own mail, the
+      acknowledgement (``acknowledge`` and an answerable sender); for an agent's mail,
+      a notice when the agent opened it for someone else; for the control address, a
+      notice unless ``acknowledge: false``;
+    - the customer who just received an agent's reply gets no notice on top.
+    """
+    if not switches.notify_agents:
+        events = [e for e in events if e.name != CUSTOMER_REPLIED]
+    out: list[Delivery] = []
+    for d in resolve(events, facts, rules, directory, cause.actor):
+        if cause.relayed and d.person.email == facts.requester:
+            continue
+        if d.event.name == TICKET_CREATED and d.person.kind == CUSTOMER and d.channel == "email":
+            if cause.origin is Origin.CUSTOMER_MAIL:
+                if switches.acknowledge and cause.answerable:
+                    out.append(replace(d, acknowledges=True))
+            elif cause.origin is Origin.AGENT_MAIL:
+                if d.person.email != cause.actor:
+                    out.append(d)
+            elif switches.acknowledge:
+                out.append(d)
+            continue
+        if (d.event.name == TICKET_CREATED and d.person.kind != CUSTOMER and not switches.notify_agents
+                and cause.origin is not Origin.AGENT_MAIL):
+            continue
+        out.append(d)
+    return out

@@ -32,9 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from maild.domain.events import EventSpec
 from maild.loop import Loop
+from maild.store import history
 from maild.store.db import Database
-from maild.store.models import Event, SmsRow
+from maild.store.models import SmsRow
 from maild.store.queue import claim_due
 from maild.logmask import mask_phone
 
@@ -196,9 +198,8 @@ class SmsSender(Loop):
             done = session.execute(update(SmsRow).where(mine).values(state="failed", claim_token=None,
                                                                      last_error=error[:2000]))
             if done.rowcount and ticket_id is not None:
-                session.execute(insert(Event), [{
-                    "ticket_id": ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
-                    "old": None, "new": "sms", "message_id": None, "detail": f"SMS to {phone}: {error}"[:2000]}])
+                history.record(session, ticket_id, [EventSpec("delivery_failed", None, "sms", f"SMS to {phone}: {error}")],
+                               at=self.clock(), actor="maild")
         log.error("SMS %d to %s failed: %s", row_id, mask_phone(phone), error)
 
     def step(self) -> float:

@@ -18,9 +18,10 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from maild.config import Config
+from maild.domain.events import EventSpec
 from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address
-from maild.store.models import Event
+from maild.store import history
 from maild.store.repo import messages
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
@@ -33,7 +34,6 @@ LAST_IN = (select(messages.c.message_id, messages.c.references).where(
     messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
     .order_by(messages.c.id.desc()).limit(1))
 _NEW_MESSAGE = insert(messages)
-_NEW_EVENT = insert(Event.__table__)
 
 
 class AutoMailer:
@@ -100,11 +100,25 @@ class AutoMailer:
             "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
         })
 
+    def gate(self, session: Session, purpose: policy.Purpose, to: str, ticket_id: int | None, now: datetime, *,
+             answering: policy.Answering | None = None) -> policy.Verdict:
+        """:func:`maild.outbound.policy.may_send_automatic` with what the outbox says about ``to``
+        (read only when the address itself may be mailed at all)."""
+        first = policy.may_send_automatic(purpose, to, policy.RecentMail(), own=self.own, caps=self.caps, now=now,
+                                           answering=answering)
+        if not first.ok:
+            return first
+        if purpose is policy.Purpose.AGENT:
+            recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
+        else:
+            recent = outbox.recent(session, to, ticket_id, self.windows, now)
+        return policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
+                                         answering=answering)
+
     def held(self, session: Session, ticket_id: int, what: str, reason: str, cause: str | None,
              now: datetime) -> int:
         """Record that the rules held a mail back (and why); counts as no mail queued."""
         log.info("%s no %s on ticket %d: %s", cause or "scheduler", mask_text(what), ticket_id, mask_text(reason))
-        session.connection().execute(_NEW_EVENT, [{
-            "ticket_id": ticket_id, "at": now, "actor": "maild", "kind": "mail_held", "old": None,
-            "new": what[:2000], "message_id": cause, "detail": reason[:2000]}])
+        history.record(session, ticket_id, [EventSpec("mail_held", None, what, reason)], at=now, actor="maild",
+                       message_id=cause)
         return 0

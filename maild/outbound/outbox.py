@@ -213,6 +213,24 @@ def mark_undeliverable(session: Session, address: str, until: datetime, reason: 
                                                      reason=reason[:2000], updated_at=now))
 
 
+COMPLAINT_HOLD = timedelta(days=3650)  # a complaint is an unsubscribe, not a passing failure
+
+
+def record_returns(session: Session, *, bounced_row: int | None, complaints: Sequence[str],
+                   undeliverable: Sequence[str], cause: str, reason: str, now: datetime,
+                   undeliverable_days: int) -> None:
+    """What a bounce or a complaint says about maild's own mail: the returned outbox row
+    noted, complaining addresses held until an admin clears them, permanently failing
+    ones held for ``undeliverable_days``. ``cause``: the Message-ID of the report."""
+    if bounced_row is not None:
+        note_bounce(session, bounced_row, f"{cause}: {reason}")
+    for address in complaints:  # an unsubscribe: until an admin clears it
+        mark_undeliverable(session, address, now + COMPLAINT_HOLD, f"complaint (feedback report) {cause}", now)
+    for address in undeliverable:
+        mark_undeliverable(session, address, now + timedelta(days=undeliverable_days),
+                           f"permanent bounce {cause}", now)
+
+
 def listing(session: Session, state: str | None = None, limit: int = 200) -> list[OutboxRow]:
     query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
     if state:

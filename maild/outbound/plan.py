@@ -1,8 +1,11 @@
-"""From a Decision's ``outgoing`` list to outbox rows, inside the mail's transaction.
+"""From a Decision to outbox rows, inside the mail's transaction: its ``outgoing`` mails
+(an agent's reply relayed, command feedback) and the deliveries its ``triggers`` come to
+(:func:`maild.notify.engine.deliveries` decides who; the customer's acknowledgement,
+which answers their mail, is queued here, the rest by :mod:`maild.notify.planning`).
 
-For each intended mail: find the recipients (requester, Cc participants, agents), ask
-:mod:`maild.outbound.policy` whether automatic mail may go there (loop rules, bounces,
-caps), render the template, give the mail a signed Message-ID and Reply-To, and insert
+For each mail: find the recipients (requester, Cc participants), ask the one gate
+(:func:`maild.outbound.policy.may_send_automatic`) whether automatic mail may go there
+(loop rules, bounces, caps), render the template, give the mail a signed Message-ID and Reply-To, and insert
 the outbox row — plus a ``messages`` row (direction ``out``) for what the customer
 receives, so the ticket shows the conversation as the customer sees it. A mail the rules
 hold back leaves a history event saying why.
@@ -19,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from maild import catalog
 from maild.config import Config
-from maild.domain.decision import ACK, FEEDBACK, RELAY, Decision, Outgoing
-from maild.domain.mail import Classification, ParsedMail
+from maild.domain.decision import FEEDBACK, RELAY, Decision, Outgoing
+from maild.domain.mail import Classification, Kind, ParsedMail
 from maild.domain.sender import UNKNOWN_SENDER, Sender
 from maild.logmask import mask, mask_text
 from maild.notify import facts as notify_facts
-from maild.notify.events import TRIGGER_INTENTS
 from maild.notify.planning import TriggerPlanner
 from maild.outbound import compose, outbox, policy, proof, templates
 from maild.outbound.compose import OutboundMail, address, references_for
@@ -73,7 +75,7 @@ class Planner(AutoMailer):
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
              ticket_id: int | None, now: datetime) -> int:
         """Enqueue the decision's outgoing mails; return how many rows were queued."""
-        events = self.triggers.events(decision, sender)
+        events = self.triggers.listened(decision.triggers)
         if (not decision.outgoing and not events) or ticket_id is None:
             return 0
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
@@ -84,28 +86,28 @@ class Planner(AutoMailer):
         ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name, listing)
         queued = 0
         for intent in decision.outgoing:
-            if intent.what in TRIGGER_INTENTS:
-                continue  # the acknowledgement and agent notifications: the trigger rules decide (maild/notify/)
             handler = {RELAY: self._relay, FEEDBACK: self._feedback}[intent.what]
             queued += handler(session, intent, mail, kind, sender, ticket, now)
         if events:
+            facts = notify_facts.of_row(row)
+            found = self.triggers.for_mail(events, facts, sender,
+                                           relayed=any(o.what is RELAY for o in decision.outgoing))
+            for d in found:
+                if d.acknowledges:  # answers the customer's mail: threaded on it, the loop rules apply
+                    queued += self._ack(session, mail, kind, sender, ticket, now, d.template)
             base = self._vars(ticket, mail, sender)
-            queued += self.triggers.plan(
-                session, events, decision=decision, sender=sender, facts=notify_facts.of_row(row), message=base["message"],
+            queued += self.triggers.send(
+                session, [d for d in found if not d.acknowledges], facts=facts, sender=sender,
+                message=base["message"],
                 extra={k: v for k, v in base.items() if k not in ("helpdesk", "ticket", "customer", "message")},
-                mail_id=mail.message_id, now=now,
-                ack=lambda template: self._ack(session, Outgoing(ACK), mail, kind, sender, ticket, now, template))
+                mail_id=mail.message_id, now=now)
         return queued
 
     # -- the kinds of mail -------------------------------------------------------------
-    def _ack(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
-             ticket: _Ticket, now: datetime, template: str = templates.ACKNOWLEDGEMENT) -> int:
-        verdict = policy.answerable(kind.kind, sender.email, mail.null_reverse_path, self.own)
-        if verdict.ok and sender.email in self.agent_addresses:
-            verdict = policy.Verdict(False, "the sender is an agent")
-        if verdict.ok:
-            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
-                                                                     now), self.caps, now)
+    def _ack(self, session: Session, mail: ParsedMail, kind: Classification, sender: Sender, ticket: _Ticket,
+             now: datetime, template: str = templates.ACKNOWLEDGEMENT) -> int:
+        verdict = self.gate(session, policy.Purpose.ACKNOWLEDGE, sender.email, ticket.id, now, answering=policy.Answering(
+            kind.kind, mail.null_reverse_path, from_agent=sender.email in self.agent_addresses))
         if not verdict.ok:
             return self.held(session, ticket.id, "acknowledgement", verdict.reason, mail.message_id, now)
         rendered = self.renderer.render(template, self._vars(ticket, mail, sender))
@@ -143,10 +145,9 @@ class Planner(AutoMailer):
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
                   ticket: _Ticket, now: datetime) -> int:
-        verdict = policy.reply_allowed(sender.email, mail.null_reverse_path, self.own)
-        if verdict.ok:  # feedback is automatic mail: the same caps stop a loop between two robots
-            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, ticket.id, self.windows,
-                                                                     now), self.caps, now)
+        # feedback is automatic mail: the same caps stop a loop between two robots
+        verdict = self.gate(session, policy.Purpose.ANSWER, sender.email, ticket.id, now,
+                            answering=policy.Answering(kind.kind, mail.null_reverse_path))
         if not verdict.ok:
             return self.held(session, ticket.id, "command feedback", verdict.reason, mail.message_id, now)
         variables = self._vars(ticket, mail, sender)
@@ -168,10 +169,8 @@ class Planner(AutoMailer):
     def control_report(self, session: Session, *, mail: ParsedMail, sender: Sender, sections: list[Any],
                        now: datetime) -> int:
         """The report answering a control-address mail: to the agent, loop-protected and capped."""
-        verdict = policy.reply_allowed(sender.email, mail.null_reverse_path, self.own)
-        if verdict.ok:
-            verdict = policy.within_caps(sender.email, outbox.recent(session, sender.email, None, self.windows, now),
-                                         self.caps, now)
+        verdict = self.gate(session, policy.Purpose.ANSWER, sender.email, None, now,
+                            answering=policy.Answering(Kind.NORMAL, mail.null_reverse_path))
         if not verdict.ok:
             log.info("%s no control report to %s: %s", mail.message_id, mask(sender.email), mask_text(verdict.reason))
             return 0

@@ -11,20 +11,26 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
   6. past the sliding-window caps, all per recipient: about one ticket, to the address,
      to the address per day.
 
+:func:`may_send_automatic` is the one gate every automatic mail passes; the functions
+below it are its rules.
+
 Agents are not held by the per-address caps, but never get more than the per-ticket cap
 about one ticket, nor more than ``outbound.limits.per_agent`` notifications in a window:
-past that :mod:`maild.notify.agentcap` holds them for one summary mail per window.
+past that the gate says ``summarize`` and :mod:`maild.notify.agentcap` keeps them for one
+summary mail per window.
 
 An agent's reply relayed to the customer is not automatic and is not held back by these
 rules (a person decided to send it).
 """
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from maild.domain.mail import Kind
+from maild.logmask import mask
 
 _MACHINE = re.compile(
     r"^(no-?reply|do-?not-?reply|donotreply|noreply\w*|no_reply|mailer-?daemon|mail-?daemon|postmaster"
@@ -36,6 +42,7 @@ class Caps:
     per_ticket: tuple[int, int]  # (count, minutes)
     per_address: tuple[int, int]
     per_address_day: tuple[int, int]
+    per_agent: int | None = None  # notifications to an agent per fixed window; past it, the summary
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,14 @@ class RecentMail:
     undeliverable_until: datetime | None = None
     consent: bool = True
     blocked: bool = False
+    agent_window: int = 0  # notifications to this agent in the current per-agent window
 
 
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     reason: str = ""
+    summarize: bool = False  # held for the agent's summary at the window's end (not lost)
 
 
 OK = Verdict(True)
@@ -116,3 +125,56 @@ def within_ticket_cap(address: str, recent: RecentMail, caps: Caps) -> Verdict:
         return Verdict(False, f"cap reached: {recent.on_ticket} automatic mails to {address} about this ticket "
                               f"in {minutes} min (limit {limit})")
     return OK
+
+
+class Purpose(enum.StrEnum):
+    """What an automatic mail is, which says which of the rules above apply to it."""
+
+    ACKNOWLEDGE = "acknowledge"  # answers a customer's mail that opened a ticket
+    ANSWER = "answer"  # answers a person's mail (command feedback, a control report)
+    NOTICE = "notice"  # to a ticket's customer, answering no mail (a trigger rule)
+    AGENT = "agent"  # a notification to an agent
+    PROOF = "proof"  # tells an agent their address was used without proof
+
+
+@dataclass(frozen=True)
+class Answering:
+    """The incoming mail an automatic mail answers."""
+
+    kind: Kind
+    null_reverse_path: bool
+    from_agent: bool = False
+
+
+def may_send_automatic(purpose: Purpose, to: str, recent: RecentMail, *, own: frozenset[str], caps: Caps,
+                       now: datetime, answering: Answering | None = None) -> Verdict:
+    """May maild send this automatic mail to ``to`` now? Pure; the first refusal wins.
+
+    ``recent``: what the outbox says about ``to`` (for :attr:`Purpose.PROOF`, ``on_ticket``
+    counts the notices about this ticket today and ``to_address_day`` all of them today).
+    """
+    if answering is not None and purpose is Purpose.ACKNOWLEDGE:
+        verdict = answerable(answering.kind, to, answering.null_reverse_path, own)
+        if verdict.ok and answering.from_agent:
+            verdict = Verdict(False, "the sender is an agent")
+    elif answering is not None:
+        verdict = reply_allowed(to, answering.null_reverse_path, own)
+    else:
+        verdict = recipient_allowed(to, own)
+    if not verdict.ok:
+        return verdict
+    if purpose is Purpose.AGENT:
+        if recent.undeliverable_until is not None and recent.undeliverable_until > now:
+            return Verdict(False, f"{to} bounced permanently")
+        verdict = within_ticket_cap(to, recent, caps)
+        if verdict.ok and caps.per_agent is not None and recent.agent_window >= caps.per_agent:
+            return Verdict(False, f"cap reached: {caps.per_agent} notifications to {mask(to)} in this window",
+                           summarize=True)
+        return verdict
+    if purpose is Purpose.PROOF:
+        if recent.on_ticket:
+            return Verdict(False, "already told today")
+        if recent.to_address_day >= caps.per_address_day[0]:
+            return Verdict(False, f"cap reached: {recent.to_address_day} such notices today")
+        return OK
+    return within_caps(to, recent, caps, now)

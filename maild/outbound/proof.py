@@ -40,12 +40,10 @@ def _sent_today(session: Session, agent: str, ticket_id: int | None, now: dateti
 def queue_notice(mailer: AutoMailer, session: Session, *, agent: Agent, ticket_id: int | None, mail: ParsedMail,
                  reason: str, control: str | None, now: datetime) -> int:
     """Queue the notice if the limits allow; return how many mails were queued (0 or 1)."""
-    verdict = policy.recipient_allowed(agent.email, mailer.own)
     same, total = _sent_today(session, agent.email, ticket_id, now)
-    if verdict.ok and same:
-        verdict = policy.Verdict(False, "already told today")
-    if verdict.ok and total >= mailer.caps.per_address_day[0]:
-        verdict = policy.Verdict(False, f"cap reached: {total} such notices today")
+    verdict = policy.may_send_automatic(policy.Purpose.PROOF, agent.email,
+                                        policy.RecentMail(on_ticket=same, to_address_day=total), own=mailer.own,
+                                        caps=mailer.caps, now=now)
     if not verdict.ok:
         if ticket_id is not None:
             mailer.held(session, ticket_id, f"proof notice to {agent.email}", verdict.reason, mail.message_id, now)

@@ -31,17 +31,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import insert
-
 from maild.config import Retry
+from maild.domain.events import EventSpec
 from maild.loop import Loop
 from maild.loop import backoff as round_backoff
 from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.outbound.pool import Pool
 from maild.outbound.transport import PermanentFailure, SmtpTransport, TransientFailure, Unconfirmed
+from maild.store import history
 from maild.store.db import Database
-from maild.store.models import Event, OutboxRow
+from maild.store.models import OutboxRow
 from maild.logmask import mask, mask_text
 
 __all__ = ["PermanentFailure", "Sender", "SmtpTransport", "TransientFailure", "Unconfirmed", "backoff"]
@@ -210,10 +210,9 @@ class Sender(Loop):
         mail = item.mail
         with self.db.write() as session:
             if outbox.mark_failed(session, item.row_id, token, error) and mail.ticket_id is not None:
-                session.execute(insert(Event), [{
-                    "ticket_id": mail.ticket_id, "at": self.clock(), "actor": "maild", "kind": "delivery_failed",
-                    "old": None, "new": mail.kind, "message_id": mail.message_id,
-                    "detail": f"to {', '.join(mail.recipients)}: {error}"[:2000]}])
+                history.record(session, mail.ticket_id, [EventSpec(
+                    "delivery_failed", None, mail.kind, f"to {', '.join(mail.recipients)}: {error}")],
+                    at=self.clock(), actor="maild", message_id=mail.message_id)
         log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(map(mask, mail.recipients)),
                   mask_text(error))
 

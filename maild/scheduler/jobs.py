@@ -30,13 +30,14 @@ from sqlalchemy.orm import Session
 
 from maild import calendar
 from maild.config import Config
+from maild.domain.events import EventSpec
 from maild.notify.deliver import Notifier
 from maild.notify.engine import CUSTOMER, Delivery, Directory, Event, Person, TicketFacts, resolve
 from maild.notify.facts import COLUMNS, FROM, of_row, ticket_facts
 from maild.outbound import templates
 from maild.outbound.compose import MailAttachment
+from maild.store import history
 from maild.store.db import Database
-from maild.store.models import Event as EventRow
 from maild.store.models import ScheduleMark
 from maild.store.repo import tickets
 from maild.threading.signing import Signer
@@ -122,9 +123,8 @@ class Jobs:
                 fresh = ticket_facts(session, facts.id)  # re-read inside the transaction
                 if fresh is None or fresh.next_action_at != facts.next_action_at or fresh.status == CLOSED:
                     return -1
-                session.execute(insert(EventRow), [{
-                    "ticket_id": facts.id, "at": now, "actor": "maild", "kind": "reminder", "old": None,
-                    "new": facts.next_action_at.isoformat(), "message_id": None, "detail": "next action due"}])
+                history.record(session, facts.id, [EventSpec("reminder", None, facts.next_action_at.isoformat(),
+                                                             "next action due")], at=now, actor="maild")
                 return self._fire(session, Event("reminder_due"), fresh, now)
 
             n = self._once("reminder", str(facts.id), facts.next_action_at, now, work)
@@ -191,10 +191,9 @@ class Jobs:
                     status=CLOSED, closed_at=now, updated_at=now))
                 if not done.rowcount:
                     continue  # the customer wrote meanwhile, or another leader closed it
-                session.execute(insert(EventRow), [{
-                    "ticket_id": ticket_id, "at": now, "actor": "maild", "kind": "status", "old": "waiting_customer",
-                    "new": CLOSED, "message_id": None,
-                    "detail": f"closed automatically after {days} days waiting on the customer"}])
+                history.record(session, ticket_id, [EventSpec(
+                    "status", "waiting_customer", CLOSED, f"closed automatically after {days} days waiting on the "
+                                                          "customer")], at=now, actor="maild")
                 facts = ticket_facts(session, ticket_id)
                 assert facts is not None
                 event = Event("status_changed", "waiting_customer", CLOSED)

@@ -1,4 +1,7 @@
-"""Carry out one Decision inside the caller's transaction.
+"""The store's part of one Decision, inside the caller's transaction: the raw mail's row,
+the ticket (opened or touched), its Cc participants and link, the message and its
+attachments. The processor calls these writers, then the history, forms, commands and
+outbox writers, in turn (docs/DESIGN.md, "the write path"); none of them calls another.
 
 Plain INSERT/UPDATE statements built once (see :mod:`maild.store.repo`) rather than ORM
 objects: this runs once per mail, and the unit-of-work bookkeeping would cost more than
@@ -7,16 +10,16 @@ the SQL itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from maild.domain.decision import Action, Decision
+from maild.domain.events import EventSpec
 from maild.domain.mail import Classification, ParsedMail
 from maild.domain.sender import Sender
-from maild.outbound import outbox
-from maild.store.models import AttachmentRow, Event
+from maild.store.models import AttachmentRow
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
 
 _NEW_TICKET = insert(tickets).returning(tickets.c.id)
@@ -30,10 +33,8 @@ _TOUCH_STATUS = update(tickets).where(tickets.c.id == bindparam("tid")).values(
     updated_at=bindparam("now"), message_count=tickets.c.message_count + 1, status=bindparam("status"),
     closed_at=bindparam("closed_at"))
 _NEW_ATTACHMENT = insert(AttachmentRow.__table__)
-_NEW_EVENT = insert(Event.__table__)
 _NEW_PARTICIPANT = insert(participants)
 _NEW_LINK = insert(links)
-COMPLAINT_HOLD = timedelta(days=3650)  # a complaint is an unsubscribe, not a passing failure
 
 
 @dataclass(frozen=True)
@@ -57,23 +58,10 @@ def finish_raw(session: Session, raw_id: int, status: str, reason: str, ticket_i
     conn(session).execute(_RAW_DONE, {"rid": raw_id, "status": status, "reason": reason, "tid": ticket_id})
 
 
-def apply_decision(
-    session: Session,
-    *,
-    decision: Decision,
-    mail: ParsedMail,
-    kind: Classification,
-    sender: Sender,
-    raw_id: int,
-    attachments: list[StoredAttachment],
-    own_addresses: frozenset[str],
-    channel: str,
-    now: datetime,
-    undeliverable_days: int = 30,
-) -> int | None:
-    """Write the ticket, message, participants and history; return the ticket id."""
-    if decision.action in (Action.DUPLICATE, Action.IGNORE):
-        return decision.ticket_id
+def write_ticket(session: Session, *, decision: Decision, mail: ParsedMail, sender: Sender,
+                 own_addresses: frozenset[str], channel: str, now: datetime) -> tuple[int, int | None]:
+    """The ticket a CREATE or APPEND decision names, opened or touched; returns (ticket id,
+    the requester's contact id for a new ticket, else None)."""
     c = conn(session)
     if decision.action is Action.CREATE:
         requester = contact_id_for(session, sender.email, sender.name, now)
@@ -83,21 +71,28 @@ def apply_decision(
             "created_at": now, "updated_at": now, "closed_at": now if decision.status == "closed" else None,
         }).scalar_one()
         _add_cc(session, ticket_id, mail, sender, own_addresses)
-        if decision.form is not None:
-            from maild.forms.store import apply_form
-
-            apply_form(session, ticket_id, requester, decision.form, now)
-        if decision.refers_to is not None:
-            c.execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": decision.refers_to, "kind": "refers_to"})
+        return ticket_id, requester
+    assert decision.ticket_id is not None, "an appended mail names its ticket"
+    ticket_id = decision.ticket_id
+    if not sender.is_agent and sender.is_known:
+        contact_id_for(session, sender.email, sender.name, now)
+    if decision.status:
+        closed_at = now if decision.status == "closed" else None
+        c.execute(_TOUCH_STATUS, {"tid": ticket_id, "now": now, "status": decision.status, "closed_at": closed_at})
     else:
-        ticket_id = decision.ticket_id
-        if not sender.is_agent and sender.is_known:
-            contact_id_for(session, sender.email, sender.name, now)
-        if decision.status:
-            closed_at = now if decision.status == "closed" else None
-            c.execute(_TOUCH_STATUS, {"tid": ticket_id, "now": now, "status": decision.status, "closed_at": closed_at})
-        else:
-            c.execute(_TOUCH, {"tid": ticket_id, "now": now})
+        c.execute(_TOUCH, {"tid": ticket_id, "now": now})
+    return ticket_id, None
+
+
+def link_ticket(session: Session, ticket_id: int, other_id: int, kind: str = "refers_to") -> None:
+    conn(session).execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": other_id, "kind": kind})
+
+
+def write_message(session: Session, *, ticket_id: int, decision: Decision, mail: ParsedMail, kind: Classification,
+                  sender: Sender, raw_id: int, attachments: list[StoredAttachment], channel: str,
+                  now: datetime) -> int:
+    """The mail as a message of the ticket, with its stored attachments; returns the row id."""
+    c = conn(session)
     message_id = c.execute(_NEW_MESSAGE, {
         "ticket_id": ticket_id, "direction": decision.direction, "message_id": mail.message_id,
         "in_reply_to": " ".join(mail.in_reply_to), "references": " ".join(mail.references),
@@ -112,25 +107,16 @@ def apply_decision(
         c.execute(_NEW_ATTACHMENT, [
             {"message_id": message_id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
              "sha256": a.sha256, "inline": a.inline} for a in attachments])
-    events = [{"kind": e.kind, "old": e.old, "new": e.new, "detail": e.detail} for e in decision.events]
-    if decision.action is Action.APPEND:
-        events.append({"kind": "message", "old": None, "new": decision.direction,
-                       "detail": f"{decision.reason}; rules: {' '.join(decision.rules)}"})
-    c.execute(_NEW_EVENT, [
-        {"ticket_id": ticket_id, "at": now, "actor": sender.email, "message_id": mail.message_id, **e} for e in events])
-    if decision.ops:
-        from maild.commands.apply import apply_ops
+    return int(message_id)
 
-        apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
-    if decision.bounced is not None:
-        outbox.note_bounce(session, decision.bounced.outbox_id, f"{mail.message_id}: {decision.reason}")
-    for address in decision.complaints:  # an unsubscribe: until an admin clears it
-        outbox.mark_undeliverable(session, address, now + COMPLAINT_HOLD, f"complaint (feedback report) {mail.message_id}",
-                                  now)
-    for address in decision.undeliverable:
-        outbox.mark_undeliverable(session, address, now + timedelta(days=undeliverable_days),
-                                  f"permanent bounce {mail.message_id}", now)
-    return ticket_id
+
+def history_of(decision: Decision) -> tuple[EventSpec, ...]:
+    """The history lines a decision writes: its own events, and for an appended mail one
+    ``message`` line naming the rules that fired (why the mail went there)."""
+    if decision.action is not Action.APPEND:
+        return decision.events
+    return (*decision.events, EventSpec("message", None, decision.direction,
+                                        f"{decision.reason}; rules: {' '.join(decision.rules)}"))
 
 
 def _add_cc(session: Session, ticket_id: int, mail: ParsedMail, sender: Sender, own: frozenset[str]) -> None:
