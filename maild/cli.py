@@ -11,7 +11,7 @@ from typing import Any
 
 from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
-from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE
+from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
 from maild.text import escape_c1, for_terminal, one_line
 
 
@@ -27,20 +27,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"maild: configuration error\n{exc}", file=sys.stderr)
         return EX_CONFIG
-    logging.basicConfig(level=getattr(logging, config.log_level),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # aiosmtpd logs every SMTP command, MAIL FROM and RCPT TO addresses included, at INFO.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    from maild.service.logs import configure
+
+    configure(config)  # aiosmtpd alone would log every SMTP command, addresses included
     return int(args.handler(config, args, path) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maild", description="E-mail-driven helpdesk daemon.")
     parser.add_argument("--config", help="the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)")
+    parser.add_argument("--version", action="version", version=f"maild {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    sub.add_parser("run", help="run the daemon").set_defaults(handler=_run)
+    sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)").set_defaults(handler=_run)
+    sub.add_parser("reload", help="make the running daemon re-read its configuration file "
+                   "(checked first; the daemon's log says what changed)").set_defaults(handler=_reload)
     sub.add_parser("check-config", help="validate the configuration and explain it").set_defaults(handler=_check)
 
     ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin (exit 0 done, 75 retry later)")
@@ -95,8 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maild")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import App
+    from maild.app import App, StartError
     from maild.store.db import SchemaError
 
     try:
@@ -104,7 +114,27 @@ def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
     except SchemaError as exc:
         print(f"maild: {exc}", file=sys.stderr)
         return EX_CONFIG
-    app.run()
+    try:
+        app.run(config_file=path)
+    except StartError as exc:
+        print(f"maild: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    return EX_OK
+
+
+def _reload(config: Config, args: argparse.Namespace, path: Path) -> int:
+    """The file was already loaded (and so checked) by ``main``; signal the daemon to re-read it."""
+    import os
+    import signal
+
+    pidfile = config.path(config.spool.path) / "maild.pid"
+    try:
+        pid = int(pidfile.read_text(encoding="ascii").strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        print(f"maild: no running maild for {path} (no live process in {pidfile})", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(f"maild (pid {pid}) re-reads {path}; its log names what changed and what needs a restart")
     return EX_OK
 
 

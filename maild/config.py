@@ -248,6 +248,21 @@ class Outbound(_Strict):
     enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
 
 
+class Metrics(_Strict):
+    """The health and metrics port (``GET /healthz``, ``GET /metrics``); off unless configured."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
+class Logging(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    # Other libraries' loggers (aiosmtpd, APScheduler, Alembic, imapclient) log at this
+    # level or above; aiosmtpd's INFO lines are every SMTP command with its addresses.
+    libraries: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
 class Config(_Strict):
     helpdesk: Helpdesk
     database: Database = Database()
@@ -267,7 +282,9 @@ class Config(_Strict):
     scheduler: Scheduler = Scheduler()
     triggers: list[Rule] | None = None  # None: maild.notify.rules.DEFAULT_TRIGGERS
     sms: SmsGateway | None = None  # the HTTP SMS gateway for triggers with channel: sms
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: Metrics | None = None
+    logging: Logging = Logging()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # older spelling of logging.level
 
     # Where the file was, so relative paths in it mean "next to the file's project".
     base_dir: Path = Path(".")
@@ -295,6 +312,10 @@ class Config(_Strict):
         if control and control in (self.helpdesk.address, *self.helpdesk.extra_addresses, *seen):
             raise ValueError(f"helpdesk.control_address {control} is also a helpdesk or agent address")
         return self
+
+    @property
+    def log_level_name(self) -> str:
+        return self.log_level or self.logging.level
 
     def path(self, value: str) -> Path:
         """A path from the file, relative ones taken from the working directory."""
