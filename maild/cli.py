@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
@@ -15,12 +17,37 @@ from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAI
 from maild.text import escape_c1, for_terminal, one_line
 
 
+CONFIG_HELP = "the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64 (EX_USAGE, sysexits.h) as mail tools do, not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    _config_everywhere(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EX_USAGE
+    try:
+        code = _main(args)
+        sys.stdout.flush()  # inside the try: a closed pipe found at exit is handled too
+        return code
+    except BrokenPipeError:
+        # The reader went away (`maild tickets list | head`): end quietly, as a C tool
+        # killed by SIGPIPE would, instead of a traceback about stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     try:
         config = load_config(path)
@@ -33,9 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(config, args, path) or 0)
 
 
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` after the subcommand too (``maild tickets list --config X``),
+    on every command, including those other modules register."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "--config" not in child._option_string_actions:
+                    child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_everywhere(child)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maild", description="E-mail-driven helpdesk daemon.")
-    parser.add_argument("--config", help="the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)")
+    parser = _Parser(prog="maild", description="E-mail-driven helpdesk daemon.")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--version", action="version", version=f"maild {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -193,6 +231,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     for line in lines:
         print(line)
     problems = [*problems, *broken]
+    metrics = config.metrics
+    print(f"  metrics      {f'http://{metrics.host}:{metrics.port}/metrics and /healthz' if metrics else 'off'}")
+    print(f"  logging      maild at {config.log_level_name}, libraries at {config.logging.libraries}, "
+          f"{config.logging.format} lines on stderr")
     auth = config.security.agent_auth
     print(f"  commands     control address {helpdesk.control_address or '-'}; {len(config.keywords)} subject "
           f"keyword(s); statuses {', '.join(s.name for s in config.workflow.statuses)}")

@@ -286,7 +286,7 @@ class Config(_Strict):
     logging: Logging = Logging()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # older spelling of logging.level
 
-    # Where the file was, so relative paths in it mean "next to the file's project".
+    # Relative paths in the file are taken from here: the file's directory (default_base_dir).
     base_dir: Path = Path(".")
     # The directory of the YAML file: its templates/ folder overrides maild's templates.
     config_dir: Path | None = None
@@ -318,7 +318,7 @@ class Config(_Strict):
         return self.log_level or self.logging.level
 
     def path(self, value: str) -> Path:
-        """A path from the file, relative ones taken from the working directory."""
+        """A path from the file, relative ones taken from ``base_dir`` (the file's directory)."""
         p = Path(value)
         return p if p.is_absolute() else self.base_dir / p
 
@@ -357,6 +357,14 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
+def default_base_dir(path: Path) -> Path:
+    """Where relative paths in the file point: the file's own directory, so `maild tickets
+    list` run from anywhere opens the daemon's database. maild's embedded example file is
+    the exception: it keeps its `var/` in the directory maild is started in."""
+    resolved = path.resolve()
+    return Path.cwd() if resolved == DEFAULT_CONFIG.resolve() else resolved.parent
+
+
 def load_config(path: Path, base_dir: Path | None = None) -> Config:
     """Read and validate the file; raise ConfigError naming file, line and key."""
     try:
@@ -373,7 +381,7 @@ def load_config(path: Path, base_dir: Path | None = None) -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must be a mapping of sections (helpdesk:, database:, ...)")
-    data = {**data, "base_dir": base_dir or Path.cwd(), "config_dir": path.resolve().parent}
+    data = {**data, "base_dir": base_dir or default_base_dir(path), "config_dir": path.resolve().parent}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -77,7 +77,7 @@ class _QueueCollector(Collector):
         yield GaugeMetricFamily("maild_outbox_oldest_queued_seconds", "Age of the oldest mail waiting to be sent",
                                 value=s.outbox_oldest_queued_seconds)
         raw = GaugeMetricFamily("maild_raw_mails", "Stored raw mails by channel and status "
-                                "(stored, ignored, quarantined)", labels=["channel", "status"])
+                                "(processed, duplicate, ignored, quarantined)", labels=["channel", "status"])
         for (channel, status), count in sorted(s.raw_mails.items()):
             raw.add_metric([channel, status], count)
         yield raw

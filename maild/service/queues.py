@@ -16,14 +16,15 @@ def read_snapshot(db: Database, spool: Spool, now: datetime, leader: bool | None
     oldest = 0.0
     if pending:
         # Spool file names start with their arrival time in nanoseconds (maild/ingest/spool.py).
-        first = pending[0].path.name.split(".", 1)[0]
+        first = pending[0].path.name.split("-", 1)[0]
         if first.isdigit():
             oldest = max(0.0, now.timestamp() - int(first) / 1e9)
     with db.read() as session:
-        outbox = dict(session.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).tuples().all())
+        outbox = {state: count for state, count in session.execute(
+            select(OutboxRow.state, func.count()).group_by(OutboxRow.state))}
         queued_since = session.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.state == "queued"))
         raw = {(channel, status): count for channel, status, count in session.execute(
-            select(RawMail.channel, RawMail.status, func.count()).group_by(RawMail.channel, RawMail.status)).tuples()}
+            select(RawMail.channel, RawMail.status, func.count()).group_by(RawMail.channel, RawMail.status))}
     return Snapshot(spool_depth=len(pending), spool_oldest_seconds=oldest, outbox=outbox,
                     outbox_oldest_queued_seconds=max(0.0, (now - queued_since).total_seconds()) if queued_since else 0.0,
                     raw_mails=raw, scheduler_leader=leader)
