@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
-from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
+from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
 from maild.text import escape_c1, for_terminal, one_line
 
 
@@ -128,6 +128,15 @@ def _parser() -> argparse.ArgumentParser:
 
     register_scheduler(sub)  # calendar export, scheduler run-once, sms list
 
+    backup = sub.add_parser("backup", help="a consistent copy of the database, raw mails, attachments and key "
+                            "into DIR (safe while maild runs)")
+    backup.add_argument("dir", type=Path, help="the backup directory (created; files already there are reused)")
+    backup.set_defaults(handler=_backup)
+    restore = sub.add_parser("restore", help="put a backup made by `maild backup` where the configuration says")
+    restore.add_argument("dir", type=Path, help="a directory made by `maild backup`")
+    restore.add_argument("--force", action="store_true", help="overwrite a database that already has tickets")
+    restore.set_defaults(handler=_restore)
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
@@ -157,6 +166,34 @@ def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
     except StartError as exc:
         print(f"maild: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE
+    return EX_OK
+
+
+def _backup(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.app import utc_now
+    from maild.service.backup import BackupError, backup
+
+    try:
+        made = backup(config, args.dir, utc_now())
+    except (BackupError, OSError) as exc:
+        print(f"maild: backup failed: {exc}", file=sys.stderr)
+        return EX_CANTCREAT
+    print(f"{args.dir}: {made.database} database at schema {made.schema}, {made.tickets} tickets, "
+          f"{made.messages} messages, {made.raw_mails} raw mails, {made.blobs} stored files"
+          f"{', signing key' if made.secret else ''}")
+    return EX_OK
+
+
+def _restore(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.service.backup import BackupError, restore
+
+    try:
+        made = restore(config, args.dir, args.force)
+    except (BackupError, OSError) as exc:
+        print(f"maild: restore failed: {exc}", file=sys.stderr)
+        return EX_CANTCREAT if isinstance(exc, OSError) else EX_DATAERR
+    print(f"restored {made.tickets} tickets, {made.messages} messages, {made.raw_mails} raw mails from {args.dir} "
+          f"(backup of {made.created_at}); run `maild db upgrade` if this maild is newer")
     return EX_OK
 
 
