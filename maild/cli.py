@@ -74,13 +74,15 @@ def _config_everywhere(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maild", description="E-mail-driven helpdesk daemon.")
     parser.add_argument("--config", help=CONFIG_HELP)
-    parser.add_argument("--version", action="version", version=f"maild {_version()}")
+    parser.add_argument("--version", action="version", version=f"maild {_version()}", help="print the version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)").set_defaults(handler=_run)
     sub.add_parser("reload", help="make the running daemon re-read its configuration file "
                    "(checked first; the daemon's log says what changed)").set_defaults(handler=_reload)
-    sub.add_parser("check-config", help="validate the configuration and explain it").set_defaults(handler=_check)
+    check = sub.add_parser("check-config", help="validate the configuration and explain it")
+    check.add_argument("--json", action="store_true", help="the main settings and any problems as JSON")
+    check.set_defaults(handler=_check)
 
     ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin (exit 0 done, 75 retry later)")
     ingest.add_argument("file", nargs="?")
@@ -89,31 +91,41 @@ def _parser() -> argparse.ArgumentParser:
 
     tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
     listing = tickets.add_parser("list", help="list tickets")
-    listing.add_argument("--status")
-    listing.add_argument("--tag")
+    listing.add_argument("--status", help="only tickets in this status (a name or an alias of the workflow)")
+    listing.add_argument("--tag", help="only tickets with this tag")
     listing.add_argument("--contact", help="only tickets of this requester address")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.set_defaults(handler=_tickets_list)
     show = tickets.add_parser("show", help="one ticket with its messages and history")
-    show.add_argument("id", type=int)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", type=int, help="the ticket number")
+    show.add_argument("--json", action="store_true", help="JSON: fields, messages, attachments, history")
     show.set_defaults(handler=_tickets_show)
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
-    qlist = quarantine.add_parser("list")
-    qlist.add_argument("--json", action="store_true")
+    qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
+    qlist.add_argument("--json", action="store_true", help="JSON instead of a table")
     qlist.add_argument("--ignored", action="store_true",
                        help="mails kept without a ticket (bounces, reports, auto-replies) and the rules that fired")
     qlist.set_defaults(handler=_quarantine_list)
+    qshow = quarantine.add_parser("show", help="one quarantined (or ignored) mail: the reason and the raw mail")
+    qshow.add_argument("id", type=int, help="the id `maild quarantine list` shows")
+    qshow.add_argument("--json", action="store_true", help="the row and the raw mail (as text) as JSON")
+    qshow.add_argument("--raw", action="store_true", help="only the raw mail, byte for byte (e.g. > mail.eml)")
+    qshow.set_defaults(handler=_quarantine_show)
 
     out = sub.add_parser("outbox", help="mail maild sends: list, retry").add_subparsers(metavar="ACTION")
     olist = out.add_parser("list", help="outbound mails, newest first")
-    olist.add_argument("--state", choices=["queued", "claimed", "sent", "failed"])
-    olist.add_argument("--limit", type=int, default=50)
-    olist.add_argument("--json", action="store_true")
+    olist.add_argument("--state", choices=["queued", "claimed", "sent", "failed"], help="only mails in this state")
+    olist.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    olist.add_argument("--json", action="store_true", help="JSON instead of a table")
     olist.set_defaults(handler=_outbox_list)
+    oshow = out.add_parser("show", help="one outbound mail: its state, tries, last error and the mail itself")
+    oshow.add_argument("id", type=int, help="the id `maild outbox list` shows")
+    oshow.add_argument("--json", action="store_true", help="the row as JSON")
+    oshow.add_argument("--raw", action="store_true", help="only the mail as it is sent, byte for byte")
+    oshow.set_defaults(handler=_outbox_show)
     oretry = out.add_parser("retry", help="queue failed mails again (all failed ones, or these ids)")
-    oretry.add_argument("ids", nargs="*", type=int)
+    oretry.add_argument("ids", nargs="*", type=int, help="outbox ids (default: every failed mail)")
     oretry.set_defaults(handler=_outbox_retry)
 
     reprocess = sub.add_parser("reprocess", help="run quarantined mails through the pipeline again")
@@ -139,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
-    db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
+    dbstatus = db.add_parser("status", help="show the schema version (exit 78 when it is not this maild's)")
+    dbstatus.add_argument("--json", action="store_true", help="current and needed revision as JSON")
+    dbstatus.set_defaults(handler=_db_status)
     return parser
 
 
@@ -213,7 +227,34 @@ def _reload(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_OK
 
 
+def _check_json(config: Config, path: Path) -> int:
+    from sqlalchemy.engine import make_url
+
+    from maild.outbound.templates import Renderer
+    from maild.scheduler.cli import describe
+
+    problems = [*Renderer(config.templates_path(), config.helpdesk.language).check(), *describe(config)[1]]
+    smtp, out, metrics = config.smtp_server, config.outbound, config.metrics
+    _print_json({
+        "file": str(path), "ok": not problems, "problems": problems,
+        "helpdesk": {"name": config.helpdesk.name, "address": config.helpdesk.address,
+                     "control_address": config.helpdesk.control_address},
+        "database": make_url(config.database_url).render_as_string(hide_password=True),
+        "storage": str(config.path(config.storage.path)), "spool": str(config.path(config.spool.path)),
+        "listener": {"protocol": "lmtp" if smtp.lmtp else "smtp", "host": smtp.host, "port": smtp.port}
+        if smtp.enabled else None,
+        "imap": [a.name for a in config.imap],
+        "outbound": {"host": out.smtp.host, "port": out.smtp.port} if out.enabled else None,
+        "agents": [a.email for a in config.agents], "forms": [f.name for f in config.forms],
+        "metrics": {"host": metrics.host, "port": metrics.port} if metrics else None,
+        "logging": {"level": config.log_level_name, "format": config.logging.format},
+    })
+    return EX_CONFIG if problems else EX_OK
+
+
 def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
+    if getattr(args, "json", False):
+        return _check_json(config, path)
     helpdesk = config.helpdesk
     print(f"{path}: OK")
     print(f"  helpdesk     {helpdesk.name} <{helpdesk.address}>, subject tag [{helpdesk.subject_tag} #n]")
@@ -312,8 +353,18 @@ def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
 def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.views import list_tickets
 
+    status = args.status
+    if status is not None:
+        from maild.commands.workflow import Workflow
+
+        workflow = Workflow.from_config(config)
+        status = workflow.status(args.status)  # names and aliases, as in commands
+        if status is None:
+            print(f"maild: unknown status {args.status!r}; statuses: {', '.join(workflow.status_names())}",
+                  file=sys.stderr)
+            return EX_USAGE
     with _database(config).read() as session:
-        rows = list_tickets(session, status=args.status, tag=args.tag, requester=args.contact)
+        rows = list_tickets(session, status=status, tag=args.tag, requester=args.contact)
     if args.json:
         _print_json(rows)
         return EX_OK
@@ -386,6 +437,60 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_OK
 
 
+def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.outbound.compose import to_bytes
+    from maild.outbound.sender import mail_of
+    from maild.store.models import OutboxRow
+
+    with _database(config).read() as session:
+        row = session.get(OutboxRow, args.id)
+        if row is None:
+            print(f"maild: no outbound mail {args.id}", file=sys.stderr)
+            return EX_DATAERR
+        raw = to_bytes(mail_of(row), config.helpdesk.address)
+        data = {"id": row.id, "state": row.state, "kind": row.kind, "ticket": row.ticket_id, "to": row.recipients,
+                "subject": row.subject, "message_id": row.message_id, "attempts": row.attempts,
+                "created_at": row.created_at.isoformat(), "next_attempt_at": row.next_attempt_at.isoformat(),
+                "sent_at": row.sent_at.isoformat() if row.sent_at else None, "last_error": row.last_error}
+    return _show(args, data, raw)
+
+
+def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.blobs import BlobStore
+    from maild.store.models import RawMail
+
+    with _database(config).read() as session:
+        row = session.get(RawMail, args.id)
+        if row is None or row.status not in ("quarantined", "ignored"):
+            print(f"maild: no quarantined or ignored mail {args.id}", file=sys.stderr)
+            return EX_DATAERR
+        data = {"id": row.id, "status": row.status, "sha256": row.sha256, "size": row.size, "channel": row.channel,
+                "received_at": row.received_at.isoformat(), "reason": row.reason, "message_id": row.message_id}
+    try:
+        raw = BlobStore(config.path(config.storage.path)).get_raw(data["sha256"])
+    except OSError as exc:
+        print(f"maild: the raw mail of {args.id} is missing from storage: {exc.strerror}", file=sys.stderr)
+        return EX_DATAERR
+    return _show(args, data, raw)
+
+
+def _show(args: argparse.Namespace, data: dict[str, Any], raw: bytes) -> int:
+    """A row and its mail: ``--raw`` the bytes, ``--json`` both, else fields then the mail for a terminal."""
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        return EX_OK
+    text = raw.decode("utf-8", "replace")
+    if args.json:
+        _print_json({**data, "raw": text})
+        return EX_OK
+    for key, value in data.items():
+        _line(f"{key:16} {value if value is not None else '-'}")
+    print()
+    print(for_terminal(text))
+    return EX_OK
+
+
 def _outbox_retry(config: Config, args: argparse.Namespace, path: Path) -> int:
     from datetime import timedelta
 
@@ -433,7 +538,10 @@ def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
 
     db = Database(config.database_url)
     current, head = db.current_revision(), db.head_revision()
-    print(f"schema {current or 'none'} (this maild needs {head})")
+    if getattr(args, "json", False):
+        _print_json({"current": current, "needed": head, "up_to_date": current == head})
+    else:
+        print(f"schema {current or 'none'} (this maild needs {head})")
     return EX_OK if current == head else EX_CONFIG
 
 
