@@ -149,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true", help="overwrite a database that already has tickets")
     restore.set_defaults(handler=_restore)
 
+    doctor = sub.add_parser("doctor", help="check the database, migrations, storage, smarthost, IMAP logins and "
+                            "DNS/authentication settings, and say what to fix (exit 69 when something fails)")
+    doctor.add_argument("--json", action="store_true", help="the findings as JSON")
+    doctor.set_defaults(handler=_doctor)
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
     dbstatus = db.add_parser("status", help="show the schema version (exit 78 when it is not this maild's)")
@@ -209,6 +214,18 @@ def _restore(config: Config, args: argparse.Namespace, path: Path) -> int:
     print(f"restored {made.tickets} tickets, {made.messages} messages, {made.raw_mails} raw mails from {args.dir} "
           f"(backup of {made.created_at}); run `maild db upgrade` if this maild is newer")
     return EX_OK
+
+
+def _doctor(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.service.doctor import Level, render, run
+
+    findings = run(config)
+    if args.json:
+        _print_json([{"check": f.check, "level": str(f.level), "detail": f.detail, "fix": f.fix} for f in findings])
+    else:
+        for line in render(findings):
+            print(line)
+    return EX_UNAVAILABLE if any(f.level is Level.FAIL for f in findings) else EX_OK
 
 
 def _reload(config: Config, args: argparse.Namespace, path: Path) -> int:
