@@ -71,7 +71,8 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     metrics_port = free_port()
-    r = Running(tmp_path, metrics=f"metrics: {{host: 127.0.0.1, port: {metrics_port}}}\n")
+    r = Running(tmp_path, metrics=f"metrics: {{host: 127.0.0.1, port: {metrics_port}}}\n",
+                outbound=f"outbound:\n  smtp: {{host: 127.0.0.1, port: {free_port()}}}\n")  # nothing listens
     r.metrics_port = metrics_port  # type: ignore[attr-defined]
     yield r
     if r.proc and r.proc.poll() is None:
@@ -178,6 +179,10 @@ def test_healthz_and_metrics_over_http(running: Running) -> None:
     assert re.search(r'maild_mail_processing_seconds_count\{channel="smtp"\} 3\.0', text)
     assert 'maild_raw_mails{channel="smtp",status="processed"} 2.0' in text
     assert "maild_spool_depth 0.0" in text and 'maild_outbox_mails{state="queued"}' in text
+    # The smarthost is not there: the acknowledgements fail once and wait for a retry.
+    wait_for(lambda: re.search(r"^maild_outbox_deferred [1-9]", processed(), re.M) is not None, 30,
+             "deferred outbound mail")
+    assert re.search(r'^maild_last_mail_processed_timestamp_seconds\{channel="smtp"\} 1\.[0-9.e+]+$', text, re.M)
     assert get(base + "/nothing")[0] == 404
     assert r.stop() == 0
 

@@ -15,7 +15,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -32,6 +32,7 @@ class Snapshot:
     spool_oldest_seconds: float = 0.0
     outbox: dict[str, int] = field(default_factory=dict)  # state → rows
     outbox_oldest_queued_seconds: float = 0.0
+    outbox_deferred: int = 0  # queued again after a temporary failure
     raw_mails: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) → rows
     scheduler_leader: bool | None = None  # None: the scheduler is off
 
@@ -47,6 +48,9 @@ class Metrics:
                                  "From the start of a mail's batch to its commit", ["channel"],
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                  registry=self.registry)
+        # Per IMAP account (channel imap:<name>) too: "how long since that mailbox gave us mail".
+        self.last_mail = Gauge("maild_last_mail_processed_timestamp_seconds",
+                               "Unix time of the last mail committed, by channel", ["channel"], registry=self.registry)
         self.reloads = Counter("maild_config_reloads", "Configuration reloads, by result", ["result"],
                                registry=self.registry)
         self.registry.register(_QueueCollector(snapshot))
@@ -55,6 +59,7 @@ class Metrics:
         for outcome in outcomes:
             self.mails.labels(channel, outcome).inc()
             self.latency.labels(channel).observe(seconds)
+        self.last_mail.labels(channel).set_to_current_time()
 
 
 class _QueueCollector(Collector):
@@ -74,6 +79,8 @@ class _QueueCollector(Collector):
         for state in ("queued", "claimed", "sent", "failed"):
             outbox.add_metric([state], s.outbox.get(state, 0))
         yield outbox
+        yield GaugeMetricFamily("maild_outbox_deferred", "Queued mails that already failed at least once "
+                                "(temporary failures, retried with backoff)", value=s.outbox_deferred)
         yield GaugeMetricFamily("maild_outbox_oldest_queued_seconds", "Age of the oldest mail waiting to be sent",
                                 value=s.outbox_oldest_queued_seconds)
         raw = GaugeMetricFamily("maild_raw_mails", "Stored raw mails by channel and status "

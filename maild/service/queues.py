@@ -22,9 +22,11 @@ def read_snapshot(db: Database, spool: Spool, now: datetime, leader: bool | None
     with db.read() as session:
         outbox = {state: count for state, count in session.execute(
             select(OutboxRow.state, func.count()).group_by(OutboxRow.state))}
+        deferred = session.scalar(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.state == "queued", OutboxRow.attempts > 0)) or 0
         queued_since = session.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.state == "queued"))
         raw = {(channel, status): count for channel, status, count in session.execute(
             select(RawMail.channel, RawMail.status, func.count()).group_by(RawMail.channel, RawMail.status))}
     return Snapshot(spool_depth=len(pending), spool_oldest_seconds=oldest, outbox=outbox,
                     outbox_oldest_queued_seconds=max(0.0, (now - queued_since).total_seconds()) if queued_since else 0.0,
-                    raw_mails=raw, scheduler_leader=leader)
+                    outbox_deferred=deferred, raw_mails=raw, scheduler_leader=leader)
