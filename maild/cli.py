@@ -45,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as exc:
+        if not exc.filename:
+            raise  # not about a path: a real fault, keep its traceback
+        # A path from the file that cannot be made or written (storage, spool, database
+        # directory): one line naming it, as for a busy port.
+        print(f"maild: cannot use {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_CANTCREAT
 
 
 def _main(args: argparse.Namespace) -> int:

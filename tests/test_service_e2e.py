@@ -224,6 +224,15 @@ def test_busy_metrics_port_is_one_line_too(tmp_path: Path) -> None:
     assert f"cannot open the metrics port on 127.0.0.1:{port}" in done.stderr
 
 
+def test_unusable_storage_path_is_one_line_and_exit_73(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("a file where a directory should be")
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(free_port()))
+    config.write_text(config.read_text().replace(str(tmp_path / "storage"), str(tmp_path / "afile" / "storage")))
+    done = subprocess.run([*MAILD, "--config", str(config), "run"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 73
+    assert done.stderr == f"maild: cannot use {tmp_path / 'afile' / 'storage'}: Not a directory\n"
+
+
 def test_version() -> None:
     done = subprocess.run([*MAILD, "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"maild {version('maild')}"
