@@ -50,6 +50,7 @@ class App:
         self._listener: Listener | None = None
         self._worker: SpoolWorker | None = None
         self._scheduler: Any = None
+        self._sender_started = False
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
@@ -100,6 +101,7 @@ class App:
         imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()
+            self._sender_started = True
             smtp = self.config.outbound.smtp
             log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
         sms_sender = self._start_sms()
@@ -191,7 +193,7 @@ class App:
         if self._worker is not None:
             worker = self._worker
             probes["spool_worker"] = lambda: worker.alive
-        if self.config.outbound.enabled:
+        if self._sender_started:  # as started, not as a reload may since have said
             probes["sender"] = lambda: self.sender.alive
         return check(probes)
 
