@@ -2,20 +2,27 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.limits import SessionLimits
-from maild.ingest.processor import Processor
+from maild.ingest.processor import Outcome, Processor
 from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
 from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
+from maild.service.health import Health, check
+from maild.service.metrics import Metrics, MetricsServer, Snapshot
+from maild.service.notify import Notifier, Watchdog
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 
@@ -40,6 +47,14 @@ class App:
         self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
                              bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
         self.processor.on_outbound = self.sender.wakeup.set
+        self.config_file: Path | None = None
+        self.metrics = Metrics(self._snapshot)
+        self._reload_requested = threading.Event()
+        self._handler: SpoolingHandler | None = None
+        self._listener: Listener | None = None
+        self._worker: SpoolWorker | None = None
+        self._scheduler: Any = None
+        self._sender_started = False
 
     def _dkim(self) -> Callable[[bytes], bytes] | None:
         settings = self.config.outbound.dkim
@@ -55,15 +70,24 @@ class App:
         control = [helpdesk.control_address] if helpdesk.control_address else []
         return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control], bounces=self.processor.signer)
 
-    def run(self, stop: threading.Event | None = None) -> None:
-        """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""
+    def run(self, stop: threading.Event | None = None, config_file: Path | None = None,
+            notifier: Notifier | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP.
+
+        SIGHUP (or :meth:`request_reload`) re-reads ``config_file``; the service manager
+        hears READY, RELOADING and STOPPING through ``notifier`` ($NOTIFY_SOCKET).
+        Raises :class:`StartError` when a port cannot be opened.
+        """
         stop = stop or threading.Event()
+        notifier = notifier or Notifier()
+        self.config_file = config_file
         if threading.current_thread() is threading.main_thread():
             def _on_signal(signum: int, _frame: FrameType | None) -> None:
                 log.info("signal %d: stopping", signum)
                 stop.set()
             signal.signal(signal.SIGTERM, _on_signal)
             signal.signal(signal.SIGINT, _on_signal)
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: self.request_reload())
 
         self.spool.clean_tmp()
         # The listener opens first: what a crash or a stop left in the spool is drained by
@@ -71,24 +95,49 @@ class App:
         listener = None
         smtp = self.config.smtp_server
         if smtp.enabled:
-            handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
-            listener = Listener(handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
+            self._handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
+            listener = Listener(self._handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
                                 SessionLimits.from_config(smtp))
-            listener.start()
+            _open(listener.start, "the SMTP listener", smtp.host, smtp.port)
+            self._listener = listener
             log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
-        worker = SpoolWorker(self.spool, self.processor.process_batch, utc_now)
+        metrics_server = None
+        try:
+            metrics_server = self._start_metrics()
+        except StartError:
+            if listener:
+                listener.stop()
+            raise
+        worker = SpoolWorker(self.spool, self._process_batch, utc_now)
         worker.start()
+        self._worker = worker
         imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()
+            self._sender_started = True
             smtp = self.config.outbound.smtp
             log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
         sms_sender = self._start_sms()
         scheduler = self._start_scheduler(sms_sender.wakeup.set if sms_sender else None)
-        log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
+        self._scheduler = scheduler
+        watchdog = Watchdog(notifier, lambda: self.health().ok)
+        watchdog.start()
+        pidfile = _PidFile(self.spool.root / "maild.pid")
+        status = f"{self.config.helpdesk.name} <{self.config.helpdesk.address}>"
+        log.info("maild running: %s", status)
+        notifier.ready(f"running: {status}")
         try:
-            stop.wait()
+            # Reloads run here, in the main thread, never inside the signal handler.
+            while not stop.wait(0.2):
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    notifier.reloading()
+                    self.reload()
+                    notifier.ready(f"running: {status}")
         finally:
+            notifier.stopping()
+            watchdog.stop()
+            pidfile.remove()
             if listener:
                 listener.stop()
             if imap_workers:
@@ -100,8 +149,97 @@ class App:
             if sms_sender:
                 sms_sender.stop()
             self.sender.stop()
+            if metrics_server:
+                metrics_server.stop()
             self.db.dispose()
             log.info("maild stopped")
+
+    # -- reload --------------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """Ask the running daemon to re-read its file (what SIGHUP does); safe from any thread."""
+        self._reload_requested.set()
+
+    def reload(self) -> bool:
+        """Re-read the file; swap in a processor built from it, or keep the old one on error.
+
+        Mails already in a batch finish under the processor they started with: the spool
+        worker and IMAP look ``self.processor`` up afresh for each batch.
+        """
+        from maild.config import ConfigError, load_config
+        from maild.service.reload import restart_only_changes
+
+        path = self.config_file
+        if path is None:
+            log.warning("reload: maild was started without a configuration file; nothing to re-read")
+            return False
+        try:
+            new = load_config(path, self.config.base_dir)
+            processor = Processor(new, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                log.error("reload refused, still running on the previous configuration: %s", line)
+            self.metrics.reloads.labels("refused").inc()
+            return False
+        except Exception as exc:  # e.g. a template that does not compile: the old config goes on
+            log.error("reload refused, still running on the previous configuration: %s: %s", path, exc)
+            self.metrics.reloads.labels("refused").inc()
+            return False
+        processor.on_outbound = self.sender.wakeup.set
+        pending = restart_only_changes(self.config, new)
+        self.processor, self.config = processor, new
+        if self._handler is not None:
+            self._handler.recipients = self.recipients()
+        self.metrics.reloads.labels("done").inc()
+        log.info("reload: %s re-read; agents, keywords, triggers, templates, forms, workflow and limits "
+                 "now in effect", path)
+        if pending:
+            log.warning("reload: changed settings that take effect only after a restart: %s", ", ".join(pending))
+        return True
+
+    # -- health and metrics -------------------------------------------------------------------
+    def health(self) -> Health:
+        """Alive or not, per part: the listener, the database, the spool worker, the sender, IMAP."""
+        probes: dict[str, Callable[[], bool]] = {"database": self._database_alive}
+        if self._listener is not None:
+            listener = self._listener
+            probes["listener"] = lambda: listener.controller.loop.is_running()
+        if self._worker is not None:
+            worker = self._worker
+            probes["spool_worker"] = lambda: worker.alive
+        if self._sender_started:  # as started, not as a reload may since have said
+            probes["sender"] = lambda: self.sender.alive
+        return check(probes)
+
+    def _database_alive(self) -> bool:
+        from sqlalchemy import text
+
+        with self.db.read() as session:
+            session.execute(text("SELECT 1"))
+        return True
+
+    def _process_batch(self, items: list[tuple[bytes, str]], now: datetime) -> Sequence[Outcome]:
+        started = time.monotonic()
+        outcomes = self.processor.process_batch(items, now)
+        elapsed = time.monotonic() - started
+        for (_raw, channel), outcome in zip(items, outcomes):
+            self.metrics.observe(channel, [outcome.status], elapsed)
+        return outcomes
+
+    def _start_metrics(self) -> MetricsServer | None:
+        settings = self.config.metrics
+        if settings is None:
+            return None
+        server = _open(lambda: MetricsServer(settings.host, settings.port, self.metrics, self.health),
+                       "the metrics port", settings.host, settings.port)
+        server.start()
+        log.info("metrics: http://%s:%d/metrics and /healthz", settings.host, server.port)
+        return server
+
+    def _snapshot(self) -> Snapshot:
+        from maild.service.queues import read_snapshot
+
+        leader = self._scheduler.leading if self._scheduler is not None else None
+        return read_snapshot(self.db, self.spool, utc_now(), leader)
 
     def _start_sms(self):  # noqa: ANN202 - SmsSender | None
         if self.config.sms is None or not self.config.outbound.enabled:
@@ -134,4 +272,51 @@ class App:
         from maild.ingest.imap import start_workers
         from maild.store.checkpoints import DbCheckpoints
 
-        return start_workers(self.config.imap, self.processor, DbCheckpoints(self.db))
+        return start_workers(self.config.imap, _CurrentProcessor(self), DbCheckpoints(self.db))
+
+
+class StartError(Exception):
+    """A port or path maild needs at start is not available; the message is one line for the admin."""
+
+
+T = TypeVar("T")
+
+
+def _open(start: Callable[[], T], what: str, host: str, port: int) -> T:
+    """Run ``start``; a bind failure becomes a one-line StartError naming the port."""
+    try:
+        return start()
+    except OSError as exc:
+        raise StartError(f"cannot open {what} on {host}:{port}: {exc.strerror or exc}") from exc
+    except RuntimeError as exc:  # aiosmtpd wraps a failed bind in its own error
+        cause = exc.__cause__ or exc.__context__
+        detail = getattr(cause, "strerror", None) or str(cause or exc)
+        raise StartError(f"cannot open {what} on {host}:{port}: {detail}") from exc
+
+
+class _CurrentProcessor:
+    """What IMAP workers call: always the processor of the current configuration, counted."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
+        started = time.monotonic()
+        outcome = self.app.processor.process(raw, channel, now)
+        self.app.metrics.observe(channel, [outcome.status], time.monotonic() - started)
+        return outcome
+
+
+class _PidFile:
+    """``maild.pid`` in the spool directory, for ``maild reload``; removed on a clean stop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.write_text(f"{os.getpid()}\n", encoding="ascii")
+
+    def remove(self) -> None:
+        try:
+            if self.path.read_text(encoding="ascii").strip() == str(os.getpid()):
+                self.path.unlink()
+        except OSError:
+            pass

@@ -4,44 +4,92 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
-from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE
+from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
 from maild.text import escape_c1, for_terminal, one_line
+
+
+CONFIG_HELP = "the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64 (EX_USAGE, sysexits.h) as mail tools do, not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    _config_everywhere(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EX_USAGE
+    try:
+        code = _main(args)
+        sys.stdout.flush()  # inside the try: a closed pipe found at exit is handled too
+        return code
+    except BrokenPipeError:
+        # The reader went away (`maild tickets list | head`): end quietly, as a C tool
+        # killed by SIGPIPE would, instead of a traceback about stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        if not exc.filename:
+            raise  # not about a path: a real fault, keep its traceback
+        # A path from the file that cannot be made or written (storage, spool, database
+        # directory): one line naming it, as for a busy port.
+        print(f"maild: cannot use {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_CANTCREAT
+
+
+def _main(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     try:
         config = load_config(path)
     except ConfigError as exc:
         print(f"maild: configuration error\n{exc}", file=sys.stderr)
         return EX_CONFIG
-    logging.basicConfig(level=getattr(logging, config.log_level),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # aiosmtpd logs every SMTP command, MAIL FROM and RCPT TO addresses included, at INFO.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    from maild.service.logs import configure
+
+    configure(config)  # aiosmtpd alone would log every SMTP command, addresses included
     return int(args.handler(config, args, path) or 0)
 
 
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` after the subcommand too (``maild tickets list --config X``),
+    on every command, including those other modules register."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "--config" not in child._option_string_actions:
+                    child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_everywhere(child)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maild", description="E-mail-driven helpdesk daemon.")
-    parser.add_argument("--config", help="the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)")
+    parser = _Parser(prog="maild", description="E-mail-driven helpdesk daemon.")
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--version", action="version", version=f"maild {_version()}", help="print the version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    sub.add_parser("run", help="run the daemon").set_defaults(handler=_run)
-    sub.add_parser("check-config", help="validate the configuration and explain it").set_defaults(handler=_check)
+    sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)").set_defaults(handler=_run)
+    sub.add_parser("reload", help="make the running daemon re-read its configuration file "
+                   "(checked first; the daemon's log says what changed)").set_defaults(handler=_reload)
+    check = sub.add_parser("check-config", help="validate the configuration and explain it")
+    check.add_argument("--json", action="store_true", help="the main settings and any problems as JSON")
+    check.set_defaults(handler=_check)
 
     ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin (exit 0 done, 75 retry later)")
     ingest.add_argument("file", nargs="?")
@@ -50,31 +98,41 @@ def _parser() -> argparse.ArgumentParser:
 
     tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
     listing = tickets.add_parser("list", help="list tickets")
-    listing.add_argument("--status")
-    listing.add_argument("--tag")
+    listing.add_argument("--status", help="only tickets in this status (a name or an alias of the workflow)")
+    listing.add_argument("--tag", help="only tickets with this tag")
     listing.add_argument("--contact", help="only tickets of this requester address")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.set_defaults(handler=_tickets_list)
     show = tickets.add_parser("show", help="one ticket with its messages and history")
-    show.add_argument("id", type=int)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", type=int, help="the ticket number")
+    show.add_argument("--json", action="store_true", help="JSON: fields, messages, attachments, history")
     show.set_defaults(handler=_tickets_show)
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
-    qlist = quarantine.add_parser("list")
-    qlist.add_argument("--json", action="store_true")
+    qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
+    qlist.add_argument("--json", action="store_true", help="JSON instead of a table")
     qlist.add_argument("--ignored", action="store_true",
                        help="mails kept without a ticket (bounces, reports, auto-replies) and the rules that fired")
     qlist.set_defaults(handler=_quarantine_list)
+    qshow = quarantine.add_parser("show", help="one quarantined (or ignored) mail: the reason and the raw mail")
+    qshow.add_argument("id", type=int, help="the id `maild quarantine list` shows")
+    qshow.add_argument("--json", action="store_true", help="the row and the raw mail (as text) as JSON")
+    qshow.add_argument("--raw", action="store_true", help="only the raw mail, byte for byte (e.g. > mail.eml)")
+    qshow.set_defaults(handler=_quarantine_show)
 
     out = sub.add_parser("outbox", help="mail maild sends: list, retry").add_subparsers(metavar="ACTION")
     olist = out.add_parser("list", help="outbound mails, newest first")
-    olist.add_argument("--state", choices=["queued", "claimed", "sent", "failed"])
-    olist.add_argument("--limit", type=int, default=50)
-    olist.add_argument("--json", action="store_true")
+    olist.add_argument("--state", choices=["queued", "claimed", "sent", "failed"], help="only mails in this state")
+    olist.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    olist.add_argument("--json", action="store_true", help="JSON instead of a table")
     olist.set_defaults(handler=_outbox_list)
+    oshow = out.add_parser("show", help="one outbound mail: its state, tries, last error and the mail itself")
+    oshow.add_argument("id", type=int, help="the id `maild outbox list` shows")
+    oshow.add_argument("--json", action="store_true", help="the row as JSON")
+    oshow.add_argument("--raw", action="store_true", help="only the mail as it is sent, byte for byte")
+    oshow.set_defaults(handler=_outbox_show)
     oretry = out.add_parser("retry", help="queue failed mails again (all failed ones, or these ids)")
-    oretry.add_argument("ids", nargs="*", type=int)
+    oretry.add_argument("ids", nargs="*", type=int, help="outbox ids (default: every failed mail)")
     oretry.set_defaults(handler=_outbox_retry)
 
     reprocess = sub.add_parser("reprocess", help="run quarantined mails through the pipeline again")
@@ -89,14 +147,39 @@ def _parser() -> argparse.ArgumentParser:
 
     register_scheduler(sub)  # calendar export, scheduler run-once, sms list
 
+    backup = sub.add_parser("backup", help="a consistent copy of the database, raw mails, attachments and key "
+                            "into DIR (safe while maild runs)")
+    backup.add_argument("dir", type=Path, help="the backup directory (created; files already there are reused)")
+    backup.set_defaults(handler=_backup)
+    restore = sub.add_parser("restore", help="put a backup made by `maild backup` where the configuration says")
+    restore.add_argument("dir", type=Path, help="a directory made by `maild backup`")
+    restore.add_argument("--force", action="store_true", help="overwrite a database that already has tickets")
+    restore.set_defaults(handler=_restore)
+
+    doctor = sub.add_parser("doctor", help="check the database, migrations, storage, smarthost, IMAP logins and "
+                            "DNS/authentication settings, and say what to fix (exit 69 when something fails)")
+    doctor.add_argument("--json", action="store_true", help="the findings as JSON")
+    doctor.set_defaults(handler=_doctor)
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(handler=_db_upgrade)
-    db.add_parser("status", help="show the schema version").set_defaults(handler=_db_status)
+    dbstatus = db.add_parser("status", help="show the schema version (exit 78 when it is not this maild's)")
+    dbstatus.add_argument("--json", action="store_true", help="current and needed revision as JSON")
+    dbstatus.set_defaults(handler=_db_status)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maild")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import App
+    from maild.app import App, StartError
     from maild.store.db import SchemaError
 
     try:
@@ -104,11 +187,98 @@ def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
     except SchemaError as exc:
         print(f"maild: {exc}", file=sys.stderr)
         return EX_CONFIG
-    app.run()
+    try:
+        app.run(config_file=path)
+    except StartError as exc:
+        print(f"maild: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     return EX_OK
 
 
+def _backup(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.app import utc_now
+    from maild.service.backup import BackupError, backup
+
+    try:
+        made = backup(config, args.dir, utc_now())
+    except (BackupError, OSError) as exc:
+        print(f"maild: backup failed: {exc}", file=sys.stderr)
+        return EX_CANTCREAT
+    print(f"{args.dir}: {made.database} database at schema {made.schema}, {made.tickets} tickets, "
+          f"{made.messages} messages, {made.raw_mails} raw mails, {made.blobs} stored files"
+          f"{', signing key' if made.secret else ''}")
+    return EX_OK
+
+
+def _restore(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.service.backup import BackupError, restore
+
+    try:
+        made = restore(config, args.dir, args.force)
+    except (BackupError, OSError) as exc:
+        print(f"maild: restore failed: {exc}", file=sys.stderr)
+        return EX_CANTCREAT if isinstance(exc, OSError) else EX_DATAERR
+    print(f"restored {made.tickets} tickets, {made.messages} messages, {made.raw_mails} raw mails from {args.dir} "
+          f"(backup of {made.created_at}); run `maild db upgrade` if this maild is newer")
+    return EX_OK
+
+
+def _doctor(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.service.doctor import Level, render, run
+
+    findings = run(config)
+    if args.json:
+        _print_json([{"check": f.check, "level": str(f.level), "detail": f.detail, "fix": f.fix} for f in findings])
+    else:
+        for line in render(findings):
+            print(line)
+    return EX_UNAVAILABLE if any(f.level is Level.FAIL for f in findings) else EX_OK
+
+
+def _reload(config: Config, args: argparse.Namespace, path: Path) -> int:
+    """The file was already loaded (and so checked) by ``main``; signal the daemon to re-read it."""
+    import os
+    import signal
+
+    pidfile = config.path(config.spool.path) / "maild.pid"
+    try:
+        pid = int(pidfile.read_text(encoding="ascii").strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        print(f"maild: no running maild for {path} (no live process in {pidfile})", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(f"maild (pid {pid}) re-reads {path}; its log names what changed and what needs a restart")
+    return EX_OK
+
+
+def _check_json(config: Config, path: Path) -> int:
+    from sqlalchemy.engine import make_url
+
+    from maild.outbound.templates import Renderer
+    from maild.scheduler.cli import describe
+
+    problems = [*Renderer(config.templates_path(), config.helpdesk.language).check(), *describe(config)[1]]
+    smtp, out, metrics = config.smtp_server, config.outbound, config.metrics
+    _print_json({
+        "file": str(path), "ok": not problems, "problems": problems,
+        "helpdesk": {"name": config.helpdesk.name, "address": config.helpdesk.address,
+                     "control_address": config.helpdesk.control_address},
+        "database": make_url(config.database_url).render_as_string(hide_password=True),
+        "storage": str(config.path(config.storage.path)), "spool": str(config.path(config.spool.path)),
+        "listener": {"protocol": "lmtp" if smtp.lmtp else "smtp", "host": smtp.host, "port": smtp.port}
+        if smtp.enabled else None,
+        "imap": [a.name for a in config.imap],
+        "outbound": {"host": out.smtp.host, "port": out.smtp.port} if out.enabled else None,
+        "agents": [a.email for a in config.agents], "forms": [f.name for f in config.forms],
+        "metrics": {"host": metrics.host, "port": metrics.port} if metrics else None,
+        "logging": {"level": config.log_level_name, "format": config.logging.format},
+    })
+    return EX_CONFIG if problems else EX_OK
+
+
 def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
+    if getattr(args, "json", False):
+        return _check_json(config, path)
     helpdesk = config.helpdesk
     print(f"{path}: OK")
     print(f"  helpdesk     {helpdesk.name} <{helpdesk.address}>, subject tag [{helpdesk.subject_tag} #n]")
@@ -163,6 +333,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     for line in lines:
         print(line)
     problems = [*problems, *broken]
+    metrics = config.metrics
+    print(f"  metrics      {f'http://{metrics.host}:{metrics.port}/metrics and /healthz' if metrics else 'off'}")
+    print(f"  logging      maild at {config.log_level_name}, libraries at {config.logging.libraries}, "
+          f"{config.logging.format} lines on stderr")
     auth = config.security.agent_auth
     print(f"  commands     control address {helpdesk.control_address or '-'}; {len(config.keywords)} subject "
           f"keyword(s); statuses {', '.join(s.name for s in config.workflow.statuses)}")
@@ -203,8 +377,18 @@ def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
 def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.views import list_tickets
 
+    status = args.status
+    if status is not None:
+        from maild.commands.workflow import Workflow
+
+        workflow = Workflow.from_config(config)
+        status = workflow.status(args.status)  # names and aliases, as in commands
+        if status is None:
+            print(f"maild: unknown status {args.status!r}; statuses: {', '.join(workflow.status_names())}",
+                  file=sys.stderr)
+            return EX_USAGE
     with _database(config).read() as session:
-        rows = list_tickets(session, status=args.status, tag=args.tag, requester=args.contact)
+        rows = list_tickets(session, status=status, tag=args.tag, requester=args.contact)
     if args.json:
         _print_json(rows)
         return EX_OK
@@ -277,6 +461,60 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_OK
 
 
+def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.outbound.compose import to_bytes
+    from maild.outbound.sender import mail_of
+    from maild.store.models import OutboxRow
+
+    with _database(config).read() as session:
+        row = session.get(OutboxRow, args.id)
+        if row is None:
+            print(f"maild: no outbound mail {args.id}", file=sys.stderr)
+            return EX_DATAERR
+        raw = to_bytes(mail_of(row), config.helpdesk.address)
+        data = {"id": row.id, "state": row.state, "kind": row.kind, "ticket": row.ticket_id, "to": row.recipients,
+                "subject": row.subject, "message_id": row.message_id, "attempts": row.attempts,
+                "created_at": row.created_at.isoformat(), "next_attempt_at": row.next_attempt_at.isoformat(),
+                "sent_at": row.sent_at.isoformat() if row.sent_at else None, "last_error": row.last_error}
+    return _show(args, data, raw)
+
+
+def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.blobs import BlobStore
+    from maild.store.models import RawMail
+
+    with _database(config).read() as session:
+        row = session.get(RawMail, args.id)
+        if row is None or row.status not in ("quarantined", "ignored"):
+            print(f"maild: no quarantined or ignored mail {args.id}", file=sys.stderr)
+            return EX_DATAERR
+        data = {"id": row.id, "status": row.status, "sha256": row.sha256, "size": row.size, "channel": row.channel,
+                "received_at": row.received_at.isoformat(), "reason": row.reason, "message_id": row.message_id}
+    try:
+        raw = BlobStore(config.path(config.storage.path)).get_raw(data["sha256"])
+    except OSError as exc:
+        print(f"maild: the raw mail of {args.id} is missing from storage: {exc.strerror}", file=sys.stderr)
+        return EX_DATAERR
+    return _show(args, data, raw)
+
+
+def _show(args: argparse.Namespace, data: dict[str, Any], raw: bytes) -> int:
+    """A row and its mail: ``--raw`` the bytes, ``--json`` both, else fields then the mail for a terminal."""
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        return EX_OK
+    text = raw.decode("utf-8", "replace")
+    if args.json:
+        _print_json({**data, "raw": text})
+        return EX_OK
+    for key, value in data.items():
+        _line(f"{key:16} {value if value is not None else '-'}")
+    print()
+    print(for_terminal(text))
+    return EX_OK
+
+
 def _outbox_retry(config: Config, args: argparse.Namespace, path: Path) -> int:
     from datetime import timedelta
 
@@ -324,7 +562,10 @@ def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
 
     db = Database(config.database_url)
     current, head = db.current_revision(), db.head_revision()
-    print(f"schema {current or 'none'} (this maild needs {head})")
+    if getattr(args, "json", False):
+        _print_json({"current": current, "needed": head, "up_to_date": current == head})
+    else:
+        print(f"schema {current or 'none'} (this maild needs {head})")
     return EX_OK if current == head else EX_CONFIG
 
 

@@ -272,6 +272,21 @@ class Outbound(_Strict):
     verp: bool = True
 
 
+class Metrics(_Strict):
+    """The health and metrics port (``GET /healthz``, ``GET /metrics``); off unless configured."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
+class Logging(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    # Other libraries' loggers (aiosmtpd, APScheduler, Alembic, imapclient) log at this
+    # level or above; aiosmtpd's INFO lines are every SMTP command with its addresses.
+    libraries: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
 class Config(_Strict):
     helpdesk: Helpdesk
     database: Database = Database()
@@ -291,9 +306,11 @@ class Config(_Strict):
     scheduler: Scheduler = Scheduler()
     triggers: list[Rule] | None = None  # None: maild.notify.rules.DEFAULT_TRIGGERS
     sms: SmsGateway | None = None  # the HTTP SMS gateway for triggers with channel: sms
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics: Metrics | None = None
+    logging: Logging = Logging()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # older spelling of logging.level
 
-    # Where the file was, so relative paths in it mean "next to the file's project".
+    # Relative paths in the file are taken from here: the file's directory (default_base_dir).
     base_dir: Path = Path(".")
     # The directory of the YAML file: its templates/ folder overrides maild's templates.
     config_dir: Path | None = None
@@ -320,8 +337,12 @@ class Config(_Strict):
             raise ValueError(f"helpdesk.control_address {control} is also a helpdesk or agent address")
         return self
 
+    @property
+    def log_level_name(self) -> str:
+        return self.log_level or self.logging.level
+
     def path(self, value: str) -> Path:
-        """A path from the file, relative ones taken from the working directory."""
+        """A path from the file, relative ones taken from ``base_dir`` (the file's directory)."""
         p = Path(value)
         return p if p.is_absolute() else self.base_dir / p
 
@@ -360,6 +381,14 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
+def default_base_dir(path: Path) -> Path:
+    """Where relative paths in the file point: the file's own directory, so `maild tickets
+    list` run from anywhere opens the daemon's database. maild's embedded example file is
+    the exception: it keeps its `var/` in the directory maild is started in."""
+    resolved = path.resolve()
+    return Path.cwd() if resolved == DEFAULT_CONFIG.resolve() else resolved.parent
+
+
 def load_config(path: Path, base_dir: Path | None = None) -> Config:
     """Read and validate the file; raise ConfigError naming file, line and key."""
     try:
@@ -376,7 +405,7 @@ def load_config(path: Path, base_dir: Path | None = None) -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must be a mapping of sections (helpdesk:, database:, ...)")
-    data = {**data, "base_dir": base_dir or Path.cwd(), "config_dir": path.resolve().parent}
+    data = {**data, "base_dir": base_dir or default_base_dir(path), "config_dir": path.resolve().parent}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

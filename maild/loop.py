@@ -26,6 +26,11 @@ class Loop:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def alive(self) -> bool:
+        """The thread was started and has not ended (what health checks report)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def step(self) -> float:
         """One round of work; return the seconds to wait before the next (0: at once)."""
         raise NotImplementedError

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "maild.outbound": EDGES,  # outbox, sender, mailer, proof
     "maild.notify": EDGES,  # sms, agentcap, facts, deliver
     "maild.scheduler.leader": EDGES,
+    "maild.service": EDGES,  # sd_notify, health probes, the metrics port, log set-up
     # orchestration: one mail's transaction, one job's run
     "maild.ingest.processor": ORCHESTRATION, "maild.outbound.plan": ORCHESTRATION,
     "maild.notify.planning": ORCHESTRATION, "maild.commands.mailbox": ORCHESTRATION,

@@ -1,0 +1,1 @@
+"""Running maild as a system service: systemd notification, reload, health and metrics, logs."""

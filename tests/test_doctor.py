@@ -1,0 +1,71 @@
+"""`maild doctor` against real peers: a smarthost sink, a dead IMAP port, a fresh database."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, write_config
+from maild.config import load_config
+from maild.service.doctor import Level, run, storage
+from smtpsink import Sink
+
+MAILD = [sys.executable, "-m", "maild"]
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink().start()
+    yield s
+    s.stop()
+
+
+def doctor(config: Path) -> tuple[int, dict[str, dict[str, str]]]:
+    done = subprocess.run([*MAILD, "--config", str(config), "doctor", "--json"], capture_output=True, text=True,
+                          timeout=120)
+    return done.returncode, {f["check"]: f for f in json.loads(done.stdout)}
+
+
+def outbound(port: int) -> str:
+    return f"outbound:\n  smtp: {{host: 127.0.0.1, port: {port}}}\n"
+
+
+def test_doctor_passes_a_healthy_setup_and_names_a_missing_migration(tmp_path: Path, sink: Sink) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", outbound=outbound(sink.port))
+    code, found = doctor(config)
+    assert code == 69
+    assert found["migrations"]["level"] == "fail" and "maild db upgrade" in found["migrations"]["fix"]
+    assert subprocess.run([*MAILD, "--config", str(config), "db", "upgrade"], capture_output=True,
+                          timeout=120).returncode == 0
+    code, found = doctor(config)
+    assert code == 0, found
+    assert found["smarthost"]["level"] == "ok" and f"127.0.0.1:{sink.port} answered EHLO" in found["smarthost"]["detail"]
+    assert found["storage"]["level"] == found["spool"]["level"] == found["database"]["level"] == "ok"
+    assert found["secret"]["level"] == "warn"  # the test file writes helpdesk.secret inline
+    assert sink.received == []  # nothing was sent
+
+
+def test_doctor_says_what_to_fix_for_a_dead_smarthost_and_imap(tmp_path: Path) -> None:
+    dead = free_port()
+    imap = (f"imap:\n  - name: caixa\n    host: 127.0.0.1\n    port: {dead}\n    ssl: false\n"
+            "    username: suporte\n    password: x\n")
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", outbound=outbound(dead), imap=imap)
+    human = subprocess.run([*MAILD, "--config", str(config), "doctor"], capture_output=True, text=True, timeout=120)
+    assert human.returncode == 69
+    assert f"FAIL  smarthost    smarthost 127.0.0.1:{dead}: ConnectionRefusedError" in human.stdout
+    assert f"FAIL  imap caixa   suporte@127.0.0.1:{dead}" in human.stdout
+    assert "fix: check imap[caixa] host, port" in human.stdout
+
+
+def test_storage_that_cannot_be_written_fails(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    config = load_config(write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}"))
+    config = config.model_copy(update={"storage": config.storage.model_copy(update={"path": str(tmp_path / "afile" / "s")})})
+    [bad, good] = list(storage(config))
+    assert bad.check == "storage" and bad.level is Level.FAIL and "cannot write" in bad.detail
+    assert good.check == "spool" and good.level is Level.OK
+    assert [f.check for f in run(config, (storage,))] == ["storage", "spool"]
