@@ -10,9 +10,11 @@ from types import FrameType
 
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
+from maild.ingest.daemonlock import DaemonLock
 from maild.ingest.limits import SessionLimits
 from maild.ingest.processor import Processor
-from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
+from maild.ingest.envelope import RecipientTable, helpdesk_recipients
+from maild.ingest.smtp import Listener, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
 from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.store.blobs import BlobStore
@@ -39,8 +41,7 @@ class App:
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
-        control = [helpdesk.control_address] if helpdesk.control_address else []
-        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control])
+        return helpdesk_recipients(helpdesk.address, helpdesk.extra_addresses, helpdesk.control_address)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP."""
@@ -53,6 +54,9 @@ class App:
             signal.signal(signal.SIGINT, _on_signal)
 
         self.spool.clean_tmp()
+        # `maild ingest` (the MTA's pipe) asks this lock whether anyone will take its mail.
+        lock = DaemonLock(self.spool.root)
+        lock.acquire()
         # The listener opens first: what a crash or a stop left in the spool is drained by
         # the worker thread in the background (oldest first), while new mail is accepted.
         listener = None
@@ -88,6 +92,7 @@ class App:
                 sms_sender.stop()
             self.sender.stop()
             self.db.dispose()
+            lock.release()
             log.info("maild stopped")
 
     def _start_sms(self):  # noqa: ANN202 - SmsSender | None

@@ -2,7 +2,9 @@
 
 A bad file stops maild at start with the file, the line, the key path and what is
 wrong (``ConfigError``). Nothing else in maild reads YAML or environment variables
-for settings: the composition root (:mod:`maild.app`) passes a ``Config`` down.
+for settings: the composition root (:mod:`maild.app`) passes a ``Config`` down — except
+the pipe (:mod:`maild.ingest.pipe`), which reads only the helpdesk addresses and the spool
+path so a delivery does not pay for this schema (``tests/test_pipe.py`` keeps the two alike).
 """
 from __future__ import annotations
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Iterable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -30,8 +28,11 @@ from maild.ingest.limits import (
     SessionLimits,
     declared_size,
 )
+from maild.ingest.envelope import RecipientTable, envelope_trace
 from maild.ingest.spool import Spool
 from maild.logmask import mask
+
+__all__ = ["Listener", "RecipientTable", "SpoolingHandler", "envelope_trace"]
 
 log = logging.getLogger("maild.smtp")
 
@@ -39,32 +40,6 @@ OK = "250 2.0.0 OK"
 RCPT_OK = "250 2.1.5 OK"
 UNKNOWN_RECIPIENT = "550 5.1.1 No such mailbox here"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
-
-
-class RecipientTable:
-    """Which envelope recipients this helpdesk takes, compiled once at start."""
-
-    def __init__(self, addresses: Iterable[str]) -> None:
-        patterns = []
-        for address in addresses:
-            local, _, domain = address.lower().rpartition("@")
-            patterns.append(rf"{re.escape(local)}(?:\+[^@\s]+)?@{re.escape(domain)}")
-        self._pattern = re.compile("|".join(patterns)) if patterns else None
-
-    def accepts(self, address: str) -> bool:
-        return bool(self._pattern and self._pattern.fullmatch(address.strip().strip("<>").lower()))
-
-
-def envelope_trace(recipients: list[str], mail_from: str | None = None) -> bytes:
-    """``Return-Path:`` (the envelope sender, ``<>`` when empty) and ``X-Original-To:`` lines.
-
-    Written above the mail's own headers: the first occurrence is what the pipeline reads,
-    so a ``Return-Path`` the sender wrote into the mail cannot stand in for the envelope.
-    """
-    sender = b"" if mail_from is None else b"Return-Path: <" + re.sub(
-        r"[\x00-\x20<>]", "", mail_from).encode("utf-8", "replace") + b">\r\n"
-    return sender + b"".join(b"X-Original-To: " + r.strip().strip("<>").encode("utf-8", "replace") + b"\r\n"
-                             for r in recipients)
 
 
 class SpoolingHandler:
