@@ -178,6 +178,7 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
           f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}")
     lim = out.limits
     print(f"  loop limits  per ticket {lim.per_ticket.count}/{lim.per_ticket.minutes} min, per address "
+          f"{lim.per_address_burst.count}/{lim.per_address_burst.minutes} min, "
           f"{lim.per_address.count}/{lim.per_address.minutes} min and {lim.per_address_day.count}/"
           f"{lim.per_address_day.minutes} min; a permanent bounce stops automatic mail for "
           f"{out.undeliverable_days} days")

@@ -233,6 +233,8 @@ class Limits(_Strict):
 
     per_ticket: Window = Window(count=10, minutes=10)
     per_address: Window = Window(count=30, minutes=10)
+    # A burst: a robot answering each mail at once exchanges 30 mails in a second.
+    per_address_burst: Window = Window(count=3, minutes=1)
     per_address_day: Window = Window(count=40, minutes=24 * 60)
     per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
 

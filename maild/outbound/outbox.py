@@ -32,6 +32,8 @@ _INSERT = insert(outbox)
 # acknowledgement): the caps' counts, the bounce record, the contact's flags.
 _RECENT = select(
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
+                               outbox.c.created_at > bindparam("burst")).scalar_subquery().label("burst"),
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("short")).scalar_subquery().label("short"),
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("day")).scalar_subquery().label("day"),
@@ -53,6 +55,7 @@ class Windows:
     per_ticket: int
     per_address: int
     per_address_day: int
+    per_address_burst: int = 1
 
 
 # For an agent the per-address caps do not apply (``notify_counters`` caps them in O(1)):
@@ -110,8 +113,10 @@ def recent(session: Session, address: str, ticket_id: int | None, windows: Windo
     row = session.connection().execute(_RECENT, {
         "addr": address, "tid": ticket_id if ticket_id is not None else -1,
         "short": now - timedelta(minutes=windows.per_address), "day": now - timedelta(minutes=windows.per_address_day),
+        "burst": now - timedelta(minutes=windows.per_address_burst),
         "since": now - timedelta(minutes=windows.per_ticket)}).one()
     return RecentMail(to_address=row.short, to_address_day=row.day, on_ticket=row.on_ticket,
+                      to_address_burst=row.burst,
                       undeliverable_until=row.undeliverable_until,
                       consent=row.consent if row.consent is not None else True, blocked=bool(row.blocked))
 
