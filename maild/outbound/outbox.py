@@ -30,8 +30,13 @@ outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__tab
 _INSERT = insert(outbox)
 # One round trip for everything the rules need about an address (this runs for every
 # acknowledgement): the caps' counts, the bounce record, the contact's flags.
+# The burst cap counts answers to someone's mail (acknowledgements, feedback, reports,
+# notices): what a loop is made of. Notifications to an agent about other people's mail
+# are capped per agent (``notify/agentcap.py``) and must not hold back that agent's report.
+_NOT_ANSWERS = ("notify", "summary", "proof")
 _RECENT = select(
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
+                               outbox.c.kind.not_in(_NOT_ANSWERS),
                                outbox.c.created_at > bindparam("burst")).scalar_subquery().label("burst"),
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("short")).scalar_subquery().label("short"),
