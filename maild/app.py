@@ -64,7 +64,7 @@ class App:
         if smtp.enabled:
             handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
             listener = Listener(handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
-                                SessionLimits.from_config(smtp))
+                                SessionLimits.from_config(smtp), smtp.hostname or self.config.helpdesk.domain)
             listener.start()
             log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
         worker = SpoolWorker(self.spool, self.processor.process_batch, utc_now)

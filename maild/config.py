@@ -131,6 +131,8 @@ class SmtpServer(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=2525, ge=0, le=65535)
     lmtp: bool = False
+    # The name in the greeting and the EHLO answer; default: the helpdesk address's domain.
+    hostname: str | None = None
     max_message_size: int = Field(default=50 * 1024 * 1024, gt=0)
     # What a real MTA limits (maild/ingest/limits.py): sessions at once, in all and per
     # client IP (beyond: 421), and the bytes of DATA held at once across sessions

@@ -78,14 +78,17 @@ class Listener:
     """An aiosmtpd Controller running in its own thread."""
 
     def __init__(self, handler: SpoolingHandler, host: str, port: int, lmtp: bool, max_size: int,
-                 limits: SessionLimits | None = None) -> None:
+                 limits: SessionLimits | None = None, server_name: str = "localhost") -> None:
         self.lmtp = lmtp
         limits = limits or SessionLimits()
-        kwargs: dict[str, Any] = {"data_size_limit": max_size, "decode_data": False, "enable_SMTPUTF8": True}
+        # The greeting and EHLO name the configured host, and no software or version
+        # (aiosmtpd's default is "<fqdn> Python SMTP 1.4.6"): nothing for a scanner to match.
+        kwargs: dict[str, Any] = {"data_size_limit": max_size, "decode_data": False, "enable_SMTPUTF8": True,
+                                  "ident": "LMTP" if lmtp else "ESMTP"}
         self.gate = ConnectionGate(limits.max_connections, limits.max_connections_per_ip)
         self.budget = InflightBudget(limits.max_inflight_bytes)
         self.controller = _Controller(handler, lmtp=lmtp, gate=self.gate, budget=self.budget, hostname=host,
-                                      port=port, **kwargs)
+                                      port=port, server_hostname=server_name, **kwargs)
 
     def start(self) -> None:
         self.controller.start()
