@@ -84,6 +84,9 @@ def test_the_repeat_rule_joins_the_live_ticket_and_skips_machines_and_agents() -
     assert _thread([]).rule == "new"
     assert _thread(recent, machine=True).rule == "new"
     assert _thread(recent, agent=True).rule == "new"
+    answering = mail("Mensagem recebida", ROBOT, body="Obrigado, recebemos.\n", headers={"In-Reply-To": "<u@x>"})
+    assert thread(ThreadContext(parse(answering), ROBOT, False, _Lookup(), Signer("s" * 32, "support", "x"),
+                                "Support", recent=recent)).rule == "new"  # a reply to something is a reply
 
 
 # -- a running daemon and a responder -----------------------------------------------------

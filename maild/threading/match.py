@@ -6,8 +6,9 @@
 3. headers       In-Reply-To / References name a stored (or signed) message
 4. subject_tag   ``[TAG #n]``, honoured only for agents and participants of ticket n;
                  anyone else gets a new ticket that refers to n (no hijacking)
-5. repeat        the same mail (subject and body) from the same customer within minutes:
-                 onto the ticket the first one opened (:mod:`maild.threading.repeat`)
+5. repeat        the same mail (subject and body) from the same customer within minutes,
+                 answering no message: onto the ticket the first one opened
+                 (:mod:`maild.threading.repeat`)
 6. new           a new ticket
 
 Subject text alone never threads a mail. Rules 2 and 3 find a ticket from what a mail
@@ -134,7 +135,8 @@ def _subject_tag(ctx: ThreadContext) -> Match | None:
 
 
 def _repeat(ctx: ThreadContext) -> Match | None:
-    if ctx.machine or ctx.sender_is_agent or ctx.agent_address:
+    # A mail that answers another (In-Reply-To/References) is a reply, whatever it says.
+    if ctx.machine or ctx.sender_is_agent or ctx.agent_address or _named(ctx.mail):
         return None
     ticket = repeated(ctx.mail.subject, ctx.mail.body_text, ctx.recent)
     if ticket is None or (live := ctx.lookup.resolve_ticket(ticket)) is None:
