@@ -169,3 +169,30 @@ def test_maild_down_postfix_defers_then_delivers_exactly_once(
     assert len(tickets) == 1 and tickets[0]["message_count"] == 1
     assert len(sink.to(CUSTOMER)) == 1
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("stack", ["lmtp"], indirect=True)
+def test_a_550_at_the_final_hop_comes_back_as_a_postfix_dsn_and_becomes_a_note(
+        stack: tuple[PostfixServer, Daemon], sink: Sink) -> None:
+    postfix, daemon = stack
+    daemon.config.write_text(daemon.config.read_text().replace("outbound:\n", "outbound:\n  notify_agents: false\n"))
+    sink.handler.fail_next, sink.handler.fail_code = 1, f"550 5.1.1 <{CUSTOMER}>: mailbox unknown"
+    daemon.start()
+    send(postfix, mail("Visita", CUSTOMER, message_id="<pf-dsn-1@cliente.example>"))
+
+    def shown() -> dict:
+        return json.loads(daemon.cli("tickets", "show", "1", "--json").stdout or "{}")
+
+    # The acknowledgement is refused at the sink; Postfix returns a DSN to maild's envelope
+    # sender, which comes back in over LMTP and is recorded on the ticket.
+    wait_for(lambda: any(e["kind"] == "bounce" for e in shown().get("events", [])), 90, "the DSN as a note")
+    ticket = shown()
+    assert ticket["messages"][-1]["direction"] == "note"
+    assert any(e["kind"] == "bounce" and "permanent" in e["detail"] for e in ticket["events"])
+    assert len(daemon.tickets()) == 1  # the DSN opened nothing
+    # The address is marked: the customer's next mail gets no acknowledgement.
+    send(postfix, mail("Outra coisa", CUSTOMER, message_id="<pf-dsn-2@cliente.example>"))
+    wait_for(lambda: len(daemon.tickets()) == 2, 60, "the second ticket")
+    settle(sink, daemon)
+    assert sink.to(CUSTOMER) == []
+    assert daemon.stop() == 0
