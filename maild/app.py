@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
+from maild.ingest.daemonlock import DaemonLock
 from maild.ingest.limits import SessionLimits
+from maild.ingest.envelope import RecipientTable, helpdesk_recipients
 from maild.ingest.processor import Outcome, Processor
-from maild.ingest.smtp import Listener, RecipientTable, SpoolingHandler
+from maild.ingest.smtp import Listener, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
 from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
@@ -67,8 +69,8 @@ class App:
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
-        control = [helpdesk.control_address] if helpdesk.control_address else []
-        return RecipientTable([helpdesk.address, *helpdesk.extra_addresses, *control], bounces=self.processor.signer)
+        return helpdesk_recipients(helpdesk.address, helpdesk.extra_addresses, helpdesk.control_address,
+                                   bounces=self.processor.signer)
 
     def run(self, stop: threading.Event | None = None, config_file: Path | None = None,
             notifier: Notifier | None = None) -> None:
@@ -90,6 +92,9 @@ class App:
             signal.signal(signal.SIGHUP, lambda _signum, _frame: self.request_reload())
 
         self.spool.clean_tmp()
+        # `maild ingest` (the MTA's pipe) asks this lock whether anyone will take its mail.
+        lock = DaemonLock(self.spool.root)
+        lock.acquire()
         # The listener opens first: what a crash or a stop left in the spool is drained by
         # the worker thread in the background (oldest first), while new mail is accepted.
         listener = None
@@ -97,7 +102,7 @@ class App:
         if smtp.enabled:
             self._handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
             listener = Listener(self._handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
-                                SessionLimits.from_config(smtp))
+                                SessionLimits.from_config(smtp), smtp.hostname or self.config.helpdesk.domain)
             _open(listener.start, "the SMTP listener", smtp.host, smtp.port)
             self._listener = listener
             log.info("listening for %s on %s:%d", "LMTP" if smtp.lmtp else "SMTP", smtp.host, smtp.port)
@@ -152,6 +157,7 @@ class App:
             if metrics_server:
                 metrics_server.stop()
             self.db.dispose()
+            lock.release()
             log.info("maild stopped")
 
     # -- reload --------------------------------------------------------------------------------

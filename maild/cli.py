@@ -3,18 +3,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from maild.cli_db import open_database as _database
-from maild.config import Config, ConfigError, config_path, load_config
-from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
+from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVAILABLE, EX_USAGE
 from maild.text import escape_c1, for_terminal, one_line
+
+if TYPE_CHECKING:
+    from maild.config import Config
+
+# The pipe (`maild ingest`) runs once per delivered mail and must not pay for loading the
+# whole schema and the database layer: heavy modules are imported where they are used.
+ENV_CONFIG = "MAILD_CONFIG"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
+
+
+def _database(config: Config):  # noqa: ANN202 - maild.cli_db.Database
+    from maild.cli_db import open_database
+
+    return open_database(config)
+
+
+def config_path(explicit: str | None) -> Path:
+    """The YAML file: ``--config``, else ``$MAILD_CONFIG``, else the embedded one (as
+    :func:`maild.config.config_path`, without importing the schema)."""
+    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
 CONFIG_HELP = "the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)"
@@ -56,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     path = config_path(args.config)
+    if args.handler is _ingest:
+        from maild.cli_ingest import ingest
+
+        return ingest(args, path)
+    from maild.config import ConfigError, load_config
+
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -91,9 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="the main settings and any problems as JSON")
     check.set_defaults(handler=_check)
 
-    ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin (exit 0 done, 75 retry later)")
+    ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin into the spool for the daemon "
+                                           "(exit 0 kept, 67 unknown recipient, 75 retry later)")
     ingest.add_argument("file", nargs="?")
     ingest.add_argument("--channel", default="pipe")
+    ingest.add_argument("-f", "--sender", help="the envelope sender (default: $SENDER, else the Return-Path header)")
+    ingest.add_argument("-r", "--recipient", help="the envelope recipient (default: $ORIGINAL_RECIPIENT/"
+                                                  "$RECIPIENT, else the Delivered-To/X-Original-To header)")
+    ingest.add_argument("--now", action="store_true",
+                        help="process the mail in this process and print the outcome (replays), not via the daemon")
+    ingest.add_argument("-v", "--verbose", action="store_true", help="print failure details on stderr")
     ingest.set_defaults(handler=_ingest)
 
     tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
@@ -316,6 +346,7 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
           f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}")
     lim = out.limits
     print(f"  loop limits  per ticket {lim.per_ticket.count}/{lim.per_ticket.minutes} min, per address "
+          f"{lim.per_address_burst.count}/{lim.per_address_burst.minutes} min, "
           f"{lim.per_address.count}/{lim.per_address.minutes} min and {lim.per_address_day.count}/"
           f"{lim.per_address_day.minutes} min; a permanent bounce stops automatic mail for "
           f"{out.undeliverable_days} days")
@@ -356,22 +387,8 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import App, utc_now
-
-    try:
-        raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
-    except OSError as exc:
-        print(f"maild: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return EX_DATAERR
-    try:
-        app = App(config)
-        outcome = app.processor.process(raw, args.channel, utc_now())
-    except Exception as exc:  # the MTA keeps the mail and retries
-        logging.getLogger("maild").exception("ingest failed")
-        print(f"maild: temporary failure, retry later: {exc}", file=sys.stderr)
-        return EX_TEMPFAIL
-    print(f"{outcome.status} ticket={outcome.ticket_id or '-'} {outcome.message_id or ''} {outcome.reason}".rstrip())
-    return EX_OK
+    """A marker: ``main`` hands ``ingest`` to :mod:`maild.ingest.pipe_cli` before any config is loaded."""
+    raise AssertionError("maild ingest is dispatched by main()")
 
 
 def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:

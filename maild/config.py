@@ -2,7 +2,9 @@
 
 A bad file stops maild at start with the file, the line, the key path and what is
 wrong (``ConfigError``). Nothing else in maild reads YAML or environment variables
-for settings: the composition root (:mod:`maild.app`) passes a ``Config`` down.
+for settings: the composition root (:mod:`maild.app`) passes a ``Config`` down — except
+the pipe (:mod:`maild.ingest.pipe`), which reads only the helpdesk addresses and the spool
+path so a delivery does not pay for this schema (``tests/test_pipe.py`` keeps the two alike).
 """
 from __future__ import annotations
 
@@ -129,6 +131,8 @@ class SmtpServer(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=2525, ge=0, le=65535)
     lmtp: bool = False
+    # The name in the greeting and the EHLO answer; default: the helpdesk address's domain.
+    hostname: str | None = None
     max_message_size: int = Field(default=50 * 1024 * 1024, gt=0)
     # What a real MTA limits (maild/ingest/limits.py): sessions at once, in all and per
     # client IP (beyond: 421), and the bytes of DATA held at once across sessions
@@ -243,6 +247,8 @@ class Limits(_Strict):
 
     per_ticket: Window = Window(count=10, minutes=10)
     per_address: Window = Window(count=30, minutes=10)
+    # A burst: a robot answering each mail at once exchanges 30 mails in a second.
+    per_address_burst: Window = Window(count=3, minutes=1)
     per_address_day: Window = Window(count=40, minutes=24 * 60)
     per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
 

@@ -21,6 +21,7 @@ FLOODER = "robo@flood.example"
 LIMITS = """\
 outbound:
   limits:
+    per_address_burst: {count: 1000, minutes: 1}
     per_address: {count: 1000, minutes: 10}
     per_address_day: {count: 1000, minutes: 1440}
     per_agent: {count: 20, minutes: 10}

@@ -205,7 +205,7 @@ def test_catalog_show_renders_an_item(tmp_path: Path) -> None:
 def test_form_mail_through_the_pipe_and_tickets_show_json(sqlite_forms: Env) -> None:
     sqlite_forms.app.db.dispose()
     raw = form_mail(FALE_CONOSCO)
-    done = subprocess.run([*MAILD, "--config", str(config_of(sqlite_forms)), "ingest"], input=raw,
+    done = subprocess.run([*MAILD, "--config", str(config_of(sqlite_forms)), "ingest", "--now"], input=raw,
                           capture_output=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith(b"created ticket=1"), done.stderr
     shown = json.loads(cli(config_of(sqlite_forms), "tickets", "show", "1", "--json").stdout)

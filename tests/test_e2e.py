@@ -142,13 +142,13 @@ def test_sigkill_mid_stream_then_redelivery_gives_exactly_one_ticket_per_mail(da
 def test_ingest_pipe_exit_codes(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}")
     raw = mail("Pelo pipe")
-    done = subprocess.run([*MAILD, "--config", str(config), "ingest"], input=raw, capture_output=True)
+    done = subprocess.run([*MAILD, "--config", str(config), "ingest", "--now"], input=raw, capture_output=True)
     assert done.returncode == 0 and done.stdout.startswith(b"created ticket=1")
-    again = subprocess.run([*MAILD, "--config", str(config), "ingest"], input=raw, capture_output=True)
+    again = subprocess.run([*MAILD, "--config", str(config), "ingest", "--now"], input=raw, capture_output=True)
     assert again.returncode == 0 and again.stdout.startswith(b"duplicate ticket=1")
     (tmp_path / "dead").mkdir()
     dead_db = write_config(tmp_path / "dead", f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
-    retry = subprocess.run([*MAILD, "--config", str(dead_db), "ingest"], input=raw, capture_output=True,
+    retry = subprocess.run([*MAILD, "--config", str(dead_db), "ingest", "--now"], input=raw, capture_output=True,
                            env={**os.environ, "PGCONNECT_TIMEOUT": "2"})
     assert retry.returncode == 75, retry.stderr
 
@@ -169,7 +169,7 @@ def test_quarantine_list_and_reprocess(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}")
     maild = [*MAILD, "--config", str(config)]
     junk = b"\x00\x01 binary junk with no headers\n"
-    assert subprocess.run([*maild, "ingest"], input=junk, capture_output=True).returncode == 0
+    assert subprocess.run([*maild, "ingest", "--now"], input=junk, capture_output=True).returncode == 0
     listed = json.loads(subprocess.run([*maild, "quarantine", "list", "--json"], capture_output=True,
                                        text=True).stdout)
     assert [row["reason"] for row in listed] == ["no usable headers (no From, Subject, Message-ID, Date, To ...)"]

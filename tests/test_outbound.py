@@ -178,9 +178,11 @@ def test_bounce_of_a_sent_reply_is_a_note_and_stops_automatic_mail(env: Env, sin
     assert len(sink.to(CUSTOMER)) == 1
 
 
-def _robot_answer(received: Received, sender: str, n: int) -> bytes:
-    """A robot that answers every mail with a fresh message (no threading headers)."""
-    return mail("Your message", sender, message_id=f"<robot-{n}@robot.example>", body="Received, thanks.\n")
+def _robot_answer(received: Received, sender: str, n: int, fixed: bool = False) -> bytes:
+    """A robot that answers every mail with a fresh message (no threading headers): a
+    numbered text, or (``fixed``) always the same one."""
+    body = "Received, thanks.\n" if fixed else f"Received, thanks. Your request number is {n}.\n"
+    return mail("Your message", sender, message_id=f"<robot-{n}@robot.example>", body=body)
 
 
 def test_caps_count_per_recipient_so_agent_notices_never_use_up_the_customers(env: Env) -> None:
@@ -204,8 +206,7 @@ def test_an_agent_who_opens_a_ticket_by_mail_gets_no_acknowledgement_of_it(tmp_p
     env.app.db.dispose()
 
 
-def test_a_robot_answering_every_mail_is_stopped_by_the_caps(env: Env, sink: Sink) -> None:
-    robot = "alerts@monitor.example"
+def _exchange(env: Env, sink: Sink, robot: str, fixed: bool) -> None:
     sender = sender_for(env, sink.port)
     env.process(mail("Hello", robot, message_id="<robot-0@robot.example>"))
     answered = 0
@@ -215,10 +216,30 @@ def test_a_robot_answering_every_mail_is_stopped_by_the_caps(env: Env, sink: Sin
         if not pending:
             break
         for got in pending:
-            env.process(_robot_answer(got, robot, n), advance=timedelta(seconds=5))
+            env.process(_robot_answer(got, robot, n, fixed), advance=timedelta(seconds=1))
         answered += len(pending)
-    assert len(sink.to(robot)) == env.config.outbound.limits.per_address.count  # 30, then silence
+
+
+def test_a_robot_answering_every_mail_is_stopped_by_the_burst_cap(env: Env, sink: Sink) -> None:
+    # Each answer a different text, one a second: the burst cap (3 a minute), not the
+    # 10-minute one (30), ends the exchange.
+    robot = "alerts@monitor.example"
+    _exchange(env, sink, robot, fixed=False)
+    assert len(sink.to(robot)) == env.config.outbound.limits.per_address_burst.count == 3
+    assert len(env.tickets()) == 4
     assert any(e["kind"] == "mail_held" for t in env.tickets()[-1:] for e in env.ticket(t["id"])["events"])
+
+
+def test_a_robot_answering_with_one_fixed_text_opens_one_ticket_for_it(env: Env, sink: Sink) -> None:
+    robot = "alerts@monitor.example"
+    _exchange(env, sink, robot, fixed=True)
+    # "Hello" opened #1 (acknowledged), the robot's first answer #2 (acknowledged); its
+    # second, the same mail again, joined #2: nothing more to answer.
+    assert len(sink.to(robot)) == 2
+    tickets = sorted(env.tickets(), key=lambda t: t["id"])
+    assert [t["message_count"] for t in tickets] == [1, 2]
+    events = env.ticket(tickets[1]["id"])["events"]
+    assert any("thread:repeat" in str(e) for e in events), events
 
 
 def test_an_autoresponder_answering_everything_gets_one_ack_only(env: Env, sink: Sink) -> None:

@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from maild.config import Config
-from maild.contacts.csvfile import formula_escape
 from maild.text import escape_c1, one_line
+
+if TYPE_CHECKING:
+    from maild.config import Config
 
 T = TypeVar("T")
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 65, 66, 78
@@ -129,6 +130,8 @@ class _rollback:  # noqa: N801 - used like db.write()
 
 
 def _export(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.contacts.csvfile import formula_escape  # pydantic-backed: loaded only when used
+
     from maild.contacts.book import all_contacts
 
     with _database(config).read() as session:

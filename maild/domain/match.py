@@ -12,6 +12,7 @@ class MatchRule(enum.StrEnum):
     REPLY_ADDRESS = "reply_address"
     HEADERS = "headers"
     SUBJECT_TAG = "subject_tag"
+    REPEAT = "repeat"
     NEW = "new"
 
 

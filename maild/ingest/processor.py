@@ -12,7 +12,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +50,7 @@ from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
 from maild.threading.match import ThreadContext, thread
+from maild.threading.repeat import REPEAT_MINUTES
 from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.processor")
@@ -320,11 +321,15 @@ class Processor:
         if form is not None:
             kind, sender = as_customer_mail(kind, form), form.sender
         lookup = repo.SessionLookup(session)
+        # What this customer wrote lately: the same mail again joins its ticket (a responder
+        # answering every mail with one fixed text would otherwise open a ticket per exchange).
+        recent = (repo.recent_from(session, sender.email, now - timedelta(minutes=REPEAT_MINUTES))
+                  if form is None and kind.kind is Kind.NORMAL and not sender.is_agent else [])
         match = thread(ThreadContext(mail, sender.email, sender.is_agent, lookup, self.signer,
                                      self.policy.subject_tag, machine=kind.kind in (Kind.BOUNCE, Kind.AUTO_REPLY,
                                                                              Kind.REPORT),
                                      agent_address=sender.email in self.agents,
-                                     agent=sender.agent.email if sender.agent else ""))
+                                     agent=sender.agent.email if sender.agent else "", recent=recent))
         if form is not None and match.rule != MatchRule.DUPLICATE:
             match = Match("new", None, detail=form.origin)
         forgotten = (match.rule != MatchRule.DUPLICATE and not sender.is_agent and sender.is_known

@@ -53,9 +53,10 @@ class AutoMailer:
         limits = out.limits
         self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
                                 (limits.per_address.count, limits.per_address.minutes),
-                                (limits.per_address_day.count, limits.per_address_day.minutes))
+                                (limits.per_address_day.count, limits.per_address_day.minutes),
+                                (limits.per_address_burst.count, limits.per_address_burst.minutes))
         self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
-                                      limits.per_address_day.minutes)
+                                      limits.per_address_day.minutes, limits.per_address_burst.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
         # Any address of an agent → the agent's configured address, which signatures name.

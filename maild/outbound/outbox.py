@@ -32,7 +32,14 @@ outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__tab
 _INSERT = insert(outbox)
 # One round trip for everything the rules need about an address (this runs for every
 # acknowledgement): the caps' counts, the bounce record, the contact's flags.
+# The burst cap counts answers to someone's mail (acknowledgements, feedback, reports,
+# notices): what a loop is made of. Notifications to an agent about other people's mail
+# are capped per agent (``notify/agentcap.py``) and must not hold back that agent's report.
+_NOT_ANSWERS = ("notify", "summary", "proof")
 _RECENT = select(
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
+                               outbox.c.kind.not_in(_NOT_ANSWERS),
+                               outbox.c.created_at > bindparam("burst")).scalar_subquery().label("burst"),
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
                                outbox.c.created_at > bindparam("short")).scalar_subquery().label("short"),
     select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.automatic.is_(True),
@@ -55,6 +62,7 @@ class Windows:
     per_ticket: int
     per_address: int
     per_address_day: int
+    per_address_burst: int = 1
 
 
 # For an agent the per-address caps do not apply (``notify_counters`` caps them in O(1)):
@@ -112,8 +120,10 @@ def recent(session: Session, address: str, ticket_id: int | None, windows: Windo
     row = session.connection().execute(_RECENT, {
         "addr": address, "tid": ticket_id if ticket_id is not None else -1,
         "short": now - timedelta(minutes=windows.per_address), "day": now - timedelta(minutes=windows.per_address_day),
+        "burst": now - timedelta(minutes=windows.per_address_burst),
         "since": now - timedelta(minutes=windows.per_ticket)}).one()
     return RecentMail(to_address=row.short, to_address_day=row.day, on_ticket=row.on_ticket,
+                      to_address_burst=row.burst,
                       undeliverable_until=row.undeliverable_until,
                       consent=row.consent if row.consent is not None else True, blocked=bool(row.blocked))
 

@@ -8,8 +8,9 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
      mail with an empty reverse-path (``MAIL FROM:<>`` / ``Return-Path: <>``);
   4. an address a permanent bounce marked undeliverable, until that expires;
   5. a contact who withdrew consent or is blocked;
-  6. past the sliding-window caps, all per recipient: about one ticket, to the address,
-     to the address per day.
+  6. past the sliding-window caps, all per recipient: about one ticket, to the address in a
+     short burst (a robot answering at once: 3 a minute by default), to the address, to the
+     address per day.
 
 :func:`may_send_automatic` is the one gate every automatic mail passes; the functions
 below it are its rules.
@@ -43,6 +44,7 @@ class Caps:
     per_address: tuple[int, int]
     per_address_day: tuple[int, int]
     per_agent: int | None = None  # notifications to an agent per fixed window; past it, the summary
+    per_address_burst: tuple[int, int] = (3, 1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class RecentMail:
     to_address: int = 0  # within per_address minutes
     to_address_day: int = 0  # within per_address_day minutes
     on_ticket: int = 0  # to this address about this ticket, within per_ticket minutes
+    to_address_burst: int = 0  # within per_address_burst minutes
     undeliverable_until: datetime | None = None
     consent: bool = True
     blocked: bool = False
@@ -110,6 +113,7 @@ def within_caps(address: str, recent: RecentMail, caps: Caps, now: datetime) -> 
         return Verdict(False, f"{address} did not consent to automatic mail")
     for label, count, (limit, minutes) in (
         ("ticket", recent.on_ticket, caps.per_ticket),
+        ("address", recent.to_address_burst, caps.per_address_burst),
         ("address", recent.to_address, caps.per_address),
         ("address per day", recent.to_address_day, caps.per_address_day),
     ):

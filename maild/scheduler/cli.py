@@ -6,9 +6,10 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from maild.config import Config
+if TYPE_CHECKING:
+    from maild.config import Config
 
 
 def register(sub: Any) -> None:

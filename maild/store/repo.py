@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from maild.domain.decision import TicketState
 from maild.store.keys import header_hash
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
+from maild.threading.repeat import Recent
 
 contacts, tickets, messages = Contact.__table__, Ticket.__table__, Message.__table__
 participants, raw_mails, links = Participant.__table__, RawMail.__table__, TicketLink.__table__
@@ -89,6 +90,23 @@ class SessionLookup:
             return False
         rows = self.conn.execute(_ADDRESSEES, {"tid": ticket_id, "mids": list(message_ids)[:100]}).all()
         return any(email in (a.strip().lower() for a in f"{r.to_addrs},{r.cc_addrs}".split(",")) for r in rows)
+
+
+# Through the requester's tickets (indexed by requester) rather than messages.from_addr
+# (not indexed): a repeat joins a ticket the same sender opened.
+_RECENT_FROM = (
+    select(messages.c.ticket_id, messages.c.subject, messages.c.body_text)
+    .select_from(messages.join(tickets, messages.c.ticket_id == tickets.c.id)
+                 .join(contacts, tickets.c.requester_id == contacts.c.id))
+    .where(contacts.c.email == bindparam("email"), messages.c.from_addr == bindparam("email"),
+           messages.c.direction == "in", messages.c.created_at > bindparam("since"))
+    .order_by(messages.c.id.desc()).limit(20))
+
+
+def recent_from(session: Session, email: str, since: datetime) -> list[Recent]:
+    """What ``email`` wrote since ``since`` on tickets they requested, newest first."""
+    return [Recent(r.ticket_id, r.subject, r.body_text)
+            for r in conn(session).execute(_RECENT_FROM, {"email": email, "since": since})]
 
 
 def raw_seen(session: Session, digest: str) -> tuple[int | None, str | None] | None:

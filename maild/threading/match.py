@@ -6,7 +6,10 @@
 3. headers       In-Reply-To / References name a stored (or signed) message
 4. subject_tag   ``[TAG #n]``, honoured only for agents and participants of ticket n;
                  anyone else gets a new ticket that refers to n (no hijacking)
-5. new           a new ticket
+5. repeat        the same mail (subject and body) from the same customer within minutes,
+                 answering no message: onto the ticket the first one opened
+                 (:mod:`maild.threading.repeat`)
+6. new           a new ticket
 
 Subject text alone never threads a mail. Rules 2 and 3 find a ticket from what a mail
 client copies (a reply address, message-ids), which anyone holding a forwarded mail has
@@ -26,6 +29,7 @@ from typing import Protocol
 
 from maild.domain.mail import ParsedMail
 from maild.domain.match import Match, MatchRule
+from maild.threading.repeat import Recent, repeated
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
 
@@ -61,6 +65,7 @@ class ThreadContext:
     # commands, flagged): staff, so it stays on the ticket it answers rather than opening one.
     agent_address: bool = False
     agent: str = ""  # the configured address of a proven agent: their signed reply addresses count
+    recent: Sequence[Recent] = ()  # what this sender wrote lately, newest first (the repeat rule)
 
 
 def _named(mail: ParsedMail) -> list[str]:
@@ -129,7 +134,17 @@ def _subject_tag(ctx: ThreadContext) -> Match | None:
     return Match(MatchRule.NEW, None, refers_to=live, detail=f"tag #{number} from a non-participant")
 
 
-RULES: tuple[Rule, ...] = (_duplicate, _reply_address, _headers, _subject_tag)
+def _repeat(ctx: ThreadContext) -> Match | None:
+    # A mail that answers another (In-Reply-To/References) is a reply, whatever it says.
+    if ctx.machine or ctx.sender_is_agent or ctx.agent_address or _named(ctx.mail):
+        return None
+    ticket = repeated(ctx.mail.subject, ctx.mail.body_text, ctx.recent)
+    if ticket is None or (live := ctx.lookup.resolve_ticket(ticket)) is None:
+        return None
+    return Match(MatchRule.REPEAT, live, detail=f"the same mail as one on #{live} minutes ago")
+
+
+RULES: tuple[Rule, ...] = (_duplicate, _reply_address, _headers, _subject_tag, _repeat)
 
 
 def thread(ctx: ThreadContext) -> Match:
