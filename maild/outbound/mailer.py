@@ -54,7 +54,7 @@ class AutoMailer:
         self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
                                 (limits.per_address.count, limits.per_address.minutes),
                                 (limits.per_address_day.count, limits.per_address_day.minutes),
-                                (limits.per_address_burst.count, limits.per_address_burst.minutes))
+                                per_address_burst=(limits.per_address_burst.count, limits.per_address_burst.minutes))
         self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
                                       limits.per_address_day.minutes, limits.per_address_burst.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
