@@ -5,9 +5,10 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from maild.clock import utc_now
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.limits import SessionLimits
@@ -18,11 +19,12 @@ from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 
+if TYPE_CHECKING:  # started only when configured: imported where they start
+    from maild.ingest.imap import ImapWorker
+    from maild.notify.sms import SmsSender
+    from maild.scheduler.service import SchedulerService
+
 log = logging.getLogger("maild")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class App:
@@ -68,8 +70,8 @@ class App:
         imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()
-            smtp = self.config.outbound.smtp
-            log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
+            smarthost = self.config.outbound.smtp
+            log.info("outbox: sending through %s:%d", smarthost.host, smarthost.port)
         sms_sender = self._start_sms()
         scheduler = self._start_scheduler(sms_sender.wakeup.set if sms_sender else None)
         log.info("maild running: %s <%s>", self.config.helpdesk.name, self.config.helpdesk.address)
@@ -90,7 +92,7 @@ class App:
             self.db.dispose()
             log.info("maild stopped")
 
-    def _start_sms(self):  # noqa: ANN202 - SmsSender | None
+    def _start_sms(self) -> SmsSender | None:
         if self.config.sms is None or not self.config.outbound.enabled:
             return None
         from maild.notify.sms import HttpGateway, SmsSender
@@ -99,7 +101,7 @@ class App:
         sender.start()
         return sender
 
-    def _start_scheduler(self, wake_sms: Callable[[], None] | None):  # noqa: ANN202 - SchedulerService | None
+    def _start_scheduler(self, wake_sms: Callable[[], None] | None) -> SchedulerService | None:
         """Reminders, re-announcements, auto-close, digests (maild/scheduler/), leader only."""
         if not self.config.scheduler.enabled:
             return None
@@ -115,7 +117,7 @@ class App:
         log.info("scheduler: started (leader election every %g s)", self.config.scheduler.leader_retry_seconds)
         return service
 
-    def _start_imap(self) -> list:
+    def _start_imap(self) -> list[ImapWorker]:
         if not self.config.imap:
             return []
         from maild.ingest.imap import start_workers

@@ -28,8 +28,8 @@ from typing import Protocol
 from sqlalchemy import insert
 
 from maild.config import OutboundSmtp, Retry
+from maild.clock import backoff as delay_after
 from maild.loop import Loop
-from maild.loop import backoff as round_backoff
 from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.store.db import Database
@@ -129,7 +129,7 @@ class SmtpTransport:
 
 def backoff(attempts: int, retry: Retry) -> timedelta:
     """The wait after the ``attempts``-th failed try: first, 2×first, 4×first … up to max."""
-    return timedelta(seconds=min(retry.max_seconds, retry.first_seconds * 2 ** max(attempts - 1, 0)))
+    return timedelta(seconds=delay_after(attempts - 1, retry.first_seconds, retry.max_seconds))
 
 
 def mail_of(row: OutboxRow) -> OutboundMail:
@@ -234,4 +234,4 @@ class Sender(Loop):
             tried = 0
         if tried:
             return 0
-        return round_backoff(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
+        return delay_after(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds

@@ -6,9 +6,12 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maild.config import Config
+
+if TYPE_CHECKING:  # the database layer is imported only by the commands that open it
+    from maild.store.db import Database
 
 
 def register(sub: Any) -> None:
@@ -32,7 +35,7 @@ def register(sub: Any) -> None:
     slist.set_defaults(handler=_sms_list)
 
 
-def _db(config: Config):  # noqa: ANN202
+def _db(config: Config) -> Database:
     from maild.cli_db import open_database
 
     return open_database(config)
@@ -40,7 +43,7 @@ def _db(config: Config):  # noqa: ANN202
 
 def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild import calendar
-    from maild.app import utc_now
+    from maild.clock import utc_now
 
     assignee = None
     if args.agent:
@@ -65,7 +68,7 @@ def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> in
 
 
 def _run_once(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import utc_now
+    from maild.clock import utc_now
     from maild.scheduler.jobs import Jobs
     from maild.threading.signing import Signer
 
