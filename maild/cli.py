@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from maild.cli_db import close_databases
 from maild.cli_db import open_database as _database
 from maild.config import Config, ConfigError, config_path, load_config
 from maild.exitcodes import EX_CONFIG, EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_USAGE
@@ -32,7 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # aiosmtpd logs every SMTP command, MAIL FROM and RCPT TO addresses included, at INFO.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    return int(args.handler(config, args, path) or 0)
+    try:
+        return int(args.handler(config, args, path) or 0)
+    finally:
+        close_databases()
 
 
 def _parser() -> argparse.ArgumentParser:
