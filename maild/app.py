@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from maild.clock import utc_now
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.daemonlock import DaemonLock
@@ -28,11 +29,12 @@ from maild.service.notify import Notifier, Watchdog
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 
+if TYPE_CHECKING:  # started only when configured: imported where they start
+    from maild.ingest.imap import ImapWorker
+    from maild.notify.sms import SmsSender
+    from maild.scheduler.service import SchedulerService
+
 log = logging.getLogger("maild")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class App:
@@ -120,8 +122,8 @@ class App:
         if self.config.outbound.enabled:
             self.sender.start()
             self._sender_started = True
-            smtp = self.config.outbound.smtp
-            log.info("outbox: sending through %s:%d", smtp.host, smtp.port)
+            smarthost = self.config.outbound.smtp
+            log.info("outbox: sending through %s:%d", smarthost.host, smarthost.port)
         sms_sender = self._start_sms()
         scheduler = self._start_scheduler(sms_sender.wakeup.set if sms_sender else None)
         self._scheduler = scheduler
@@ -247,7 +249,7 @@ class App:
         leader = self._scheduler.leading if self._scheduler is not None else None
         return read_snapshot(self.db, self.spool, utc_now(), leader)
 
-    def _start_sms(self):  # noqa: ANN202 - SmsSender | None
+    def _start_sms(self) -> SmsSender | None:
         if self.config.sms is None or not self.config.outbound.enabled:
             return None
         from maild.notify.sms import HttpGateway, SmsSender
@@ -256,7 +258,7 @@ class App:
         sender.start()
         return sender
 
-    def _start_scheduler(self, wake_sms: Callable[[], None] | None):  # noqa: ANN202 - SchedulerService | None
+    def _start_scheduler(self, wake_sms: Callable[[], None] | None) -> SchedulerService | None:
         """Reminders, re-announcements, auto-close, digests (maild/scheduler/), leader only."""
         if not self.config.scheduler.enabled:
             return None
@@ -272,7 +274,7 @@ class App:
         log.info("scheduler: started (leader election every %g s)", self.config.scheduler.leader_retry_seconds)
         return service
 
-    def _start_imap(self) -> list:
+    def _start_imap(self) -> list[ImapWorker]:
         if not self.config.imap:
             return []
         from maild.ingest.imap import start_workers

@@ -66,4 +66,5 @@ def to_ics(items: list[Item], helpdesk: Any, now: datetime, tag: str) -> str:
         event.add("status", "CONFIRMED")
         event.add("categories", [item.status])
         cal.add_component(event)
-    return cal.to_ical().decode("utf-8")
+    ical: bytes = cal.to_ical()
+    return ical.decode("utf-8")

@@ -1,17 +1,12 @@
-"""Background loops: the spool worker, the outbox sender and the SMS sender.
+"""Background loops: the spool worker, the outbox sender, the SMS sender and the IMAP workers.
 
 Each runs ``step()`` over and over in a daemon thread. A step returns how long to wait
 before the next one; the wait ends early when someone sets ``wakeup`` (new work committed)
-or ``stop()`` is called.
+or ``stop()`` is called. The delays after failures come from :func:`maild.clock.backoff`.
 """
 from __future__ import annotations
 
 import threading
-
-
-def backoff(failures: int, base: float, cap: float = 60.0) -> float:
-    """``base`` doubled per consecutive failure, at most ``cap`` seconds."""
-    return min(cap, base * 2 ** failures)
 
 
 class Loop:
@@ -25,6 +20,10 @@ class Loop:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def alive(self) -> bool:
@@ -43,11 +42,25 @@ class Loop:
                 self.wakeup.wait(delay)
 
     def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.thread_name} already started")
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the thread to stop after the step in hand; returns at once."""
         self._stop.set()
         self.wakeup.set()
-        if self._thread:
-            self._thread.join(timeout)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread; True when it ended within ``timeout`` seconds (or never ran)."""
+        self.request_stop()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True

@@ -302,7 +302,7 @@ def test_worker_thread_backs_off_and_retries_after_processor_failure(
 
 def test_reconnects_after_server_restart(dovecot: DovecotServer, processor: FakeProcessor,
                                          checkpoints: MemoryCheckpoints,
-                                         running: list[ImapWorker]) -> None:
+                                         running: list[ImapWorker], caplog: pytest.LogCaptureFixture) -> None:
     worker = worker_for(account(dovecot, poll_seconds=600), processor, checkpoints)
     running.append(worker)
     worker.start()
@@ -310,7 +310,7 @@ def test_reconnects_after_server_restart(dovecot: DovecotServer, processor: Fake
     wait_until(lambda: len(processor.records) == 1, what="first mail")
 
     dovecot.stop()  # drops the IDLE connection; reconnects are refused for a while
-    time.sleep(0.5)
+    wait_until(lambda: "reconnecting in" in caplog.text, what="the dropped connection noticed")
     dovecot.start()
     dovecot.append(SUPPORT, mail(2))
     dovecot.append(SUPPORT, mail(3))
@@ -417,11 +417,12 @@ def test_one_mail_to_two_helpdesk_addresses_makes_one_ticket(
 
 
 def test_stop_interrupts_idle_promptly(dovecot: DovecotServer, processor: FakeProcessor,
-                                       checkpoints: MemoryCheckpoints) -> None:
+                                       checkpoints: MemoryCheckpoints, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="maild.ingest.imap")
     worker = worker_for(account(dovecot, poll_seconds=3600), processor, checkpoints,
                         idle_tick=IDLE_TICK_SECONDS)
     worker.start()
-    time.sleep(0.5)  # let it reach IDLE
+    wait_until(lambda: "imap support: idling" in caplog.text, what="the worker in IDLE")
     started = time.monotonic()
     assert worker.stop(timeout=10)
     assert time.monotonic() - started < 3

@@ -3,14 +3,13 @@ Dovecot, tickets read back through the CLI."""
 from __future__ import annotations
 
 import smtplib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import HELPDESK, free_port, mail, write_config
-from test_e2e import Daemon, wait_for
+from test_e2e import Daemon, drain, wait_for
 from tests.dovecot import DovecotServer
 
 pytestmark = pytest.mark.slow
@@ -65,8 +64,10 @@ def test_dovecot_restart_mid_run_loses_nothing(daemon: Daemon, dovecot: DovecotS
     daemon.start()
     dovecot.append(BOX, mail("Primeiro"))
     wait_for(lambda: len(daemon.tickets()) == 1, 30, "the first ticket")
+    before = daemon.log.read_text().count("reconnecting in")
     dovecot.stop()
-    time.sleep(1.5)  # the worker notices the dropped connection and backs off
+    wait_for(lambda: daemon.log.read_text().count("reconnecting in") > before, 30,
+             "the worker to notice the dropped connection and back off")
     dovecot.start()
     dovecot.append(BOX, mail("Depois do reinício"))
     wait_for(lambda: len(daemon.tickets()) == 2, 60, "the mail after the restart")
@@ -103,7 +104,7 @@ def test_one_mail_through_smtp_and_imap_is_one_ticket(daemon: Daemon, dovecot: D
     dovecot.append(BOX, b"Received: from mx by imap; Mon, 02 Nov 2026 10:00:02 +0000\r\n" + raw)
     wait_for(lambda: dovecot.folder_uids(BOX) == [], 30, "the IMAP copy to be processed")
     wait_for(lambda: len(daemon.tickets()) >= 1, 30, "the ticket")
-    time.sleep(1)
+    drain(daemon, outbox=False)  # the SMTP copy too (no smarthost: the outbox stays queued)
     [ticket] = daemon.tickets()
     assert ticket["message_count"] == 1
     assert daemon.stop() == 0

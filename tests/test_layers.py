@@ -19,7 +19,7 @@ DOMAIN, PURE, STORE, EDGES, ORCHESTRATION, ROOT_LAYER = range(6)
 LAYERS: dict[str, int] = {
     "maild.domain": DOMAIN,
     # pure stages and the leaf helpers and config schemas they read
-    "maild.text": PURE, "maild.logmask": PURE, "maild.loop": PURE, "maild.secret": PURE,
+    "maild.text": PURE, "maild.logmask": PURE, "maild.loop": PURE, "maild.clock": PURE, "maild.secret": PURE,
     "maild.exitcodes": PURE, "maild.config": PURE,
     "maild.threading": PURE,
     "maild.ingest.parse": PURE, "maild.ingest.decode": PURE, "maild.ingest.htmltext": PURE,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import time
 from collections.abc import Iterator
 from email.utils import parseaddr
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from conftest import AGENT, HELPDESK, free_port, mail, write_config
 from smtpsink import Received, Sink
-from test_e2e import Daemon, wait_for
+from test_e2e import Daemon, drain, wait_for
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "maria@cliente.example.com.br"
@@ -132,7 +131,7 @@ def test_outbox_survives_a_smarthost_that_is_down_then_answers_451(daemon: Daemo
     sink.start()
     sink.wait_for(6, 40)
     got = settle(sink, daemon)
-    time.sleep(1.0)  # nothing more may come
+    drain(daemon)  # nothing left that could still come
     assert len(sink.received) == 6
     ids = [g.message["Message-ID"] for g in got]
     assert len(set(ids)) == 6 and set(ids) == {r["message_id"] for r in outbox(daemon)}
@@ -151,7 +150,7 @@ def test_sigkill_between_claim_and_send_delivers_each_mail_once(daemon: Daemon, 
     daemon.start()
     sink.wait_for(2, 30)
     got = settle(sink, daemon)
-    time.sleep(1.0)
+    drain(daemon)
     assert len(sink.received) == 2
     assert sorted(g.rcpt_tos[0] for g in got) == sorted([CUSTOMER, AGENT])
     rows = outbox(daemon)

@@ -3,7 +3,6 @@ sent once, and a new leader takes over when the leader is killed."""
 from __future__ import annotations
 
 import smtplib
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from maild.config import load_config
 from maild.store.models import Ticket
 from scheduling import ANA, BRUNO, CUSTOMER, team_config
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
+from test_e2e import Daemon, drain, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -75,6 +74,19 @@ def log_now(d: Daemon) -> str:
     return d.log.read_text()[OFFSETS.get(d.log, 0):] if d.log.exists() else ""
 
 
+def runs(d: Daemon, job: str) -> int:
+    """How many times ``SchedulerService.<job>`` finished in this daemon since its last start
+    (APScheduler logs each run)."""
+    return sum(1 for line in log_now(d).splitlines()
+               if f'"SchedulerService.{job} ' in line and "executed successfully" in line)
+
+
+def more_runs(d: Daemon, job: str, n: int = 3) -> None:
+    """Drain instead of sleeping: wait until ``job`` has run ``n`` more times in ``d``."""
+    target = runs(d, job) + n
+    wait_for(lambda: runs(d, job) >= target, 30, f"{n} more runs of {job}")
+
+
 def leader(daemons: list[Daemon]) -> list[Daemon]:
     return [d for d in daemons if d.proc and d.proc.poll() is None and "this instance is the leader" in log_now(d)]
 
@@ -109,7 +121,10 @@ def test_two_daemons_send_each_reminder_once_and_a_new_leader_takes_over(
     for n in (0, 1):
         remind(pg_database, ids[f"Pedido {n}"], now + timedelta(seconds=2))
     wait_for(lambda: len(reminders(sink)) >= 2, 20, "two reminders")
-    time.sleep(2.5)  # several polls of both daemons later: nothing more
+    [lead] = leader(pair)
+    more_runs(lead, "_poll")  # several polls of the leader and rounds of the other later: nothing more
+    more_runs(b if lead is a else a, "leader_round")
+    drain(lead)
     assert sorted(reminders(sink)) == sorted(expected[:2])
     assert {tuple(r.rcpt_tos) for r in sink.received if r.message["Subject"].startswith("Reminder:")} == {(BRUNO,)}
 
@@ -119,10 +134,11 @@ def test_two_daemons_send_each_reminder_once_and_a_new_leader_takes_over(
     remind(pg_database, ids["Pedido 2"], datetime.now(timezone.utc) + timedelta(seconds=1))
     wait_for(lambda: "this instance is the leader" in log_now(follower), 20, "the follower to take over")
     wait_for(lambda: len(reminders(sink)) >= 3, 20, "the third reminder, from the new leader")
-    time.sleep(2)
+    more_runs(follower, "_poll")
     assert sorted(reminders(sink)) == sorted(expected)
     start(first)  # back: it follows, and sends nothing again
-    time.sleep(2)
+    more_runs(first, "leader_round")
+    more_runs(follower, "_poll")
     assert len(reminders(sink)) == 3 and leader(pair) == [follower]
     assert ANA not in {r for m in sink.received for r in m.rcpt_tos if m.message["Subject"].startswith("Reminder")}
     assert follower.stop() == 0 and first.stop() == 0

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from maild.domain import ops
 from maild.domain.events import EventSpec
 from maild.store import history
+from maild.store import rows as stored
 from maild.store.models import Contact, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
 tickets, tags, ticket_tags = Ticket.__table__, Tag.__table__, TicketTag.__table__
@@ -157,10 +158,10 @@ class _Writer:
         self.done.notes.append(f"cloned as #{new_id}")
 
     def new_ticket(self, op: ops.NewTicket, requester_id: int, origin: str) -> int:
-        return self.c.execute(insert(tickets).returning(tickets.c.id), {
+        return stored.new_id(self.c.execute(insert(tickets).returning(tickets.c.id), {
             "subject": op.subject[:2000], "status": "new", "priority": "normal", "requester_id": requester_id,
             "visible": True, "origin": origin, "message_count": 0, "created_at": self.now,
-            "updated_at": self.now}).scalar_one()
+            "updated_at": self.now}))
 
 
 def apply_ops(session: Session, ticket_id: int, changes: Sequence[ops.Op], *, actor: str,

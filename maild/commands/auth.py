@@ -118,7 +118,9 @@ class AgentAuthenticator:
     def _signed_for(self, address: str, agent: str) -> bool:
         if self.signer.agent_reply_ticket(address, agent) is not None:
             return True
-        return bool(self.control) and self.signer.is_agent_control_address(address, self.control, agent)
+        if not self.control:
+            return False
+        return self.signer.is_agent_control_address(address, self.control, agent)
 
     def _results(self, raw: bytes, domain: str) -> AuthVerdict:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw)

@@ -84,7 +84,7 @@ class _Builder:
         self.status = status
         self.ok(cmd, f"status → {status}")
 
-    def set_mode(self, cmd: Command, mode: str) -> bool:
+    def set_mode(self, cmd: Command, mode: Mode) -> bool:
         if self.mode != REPLY and self.mode != mode:
             self.no(cmd, f"/{self.mode} was already given: one of /note, /log, /draft, /send per mail")
             return False

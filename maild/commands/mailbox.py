@@ -98,9 +98,9 @@ class ControlMailbox:
                 for tid, what, old, new in done.changes:
                     changed.setdefault(tid, []).append((what, old, new))
                 section = replace(section, applied=(*section.applied, *(f"#{ticket_id}: {x}" for x in done.notes)))
-            for _index, new in result.new_tickets:
-                ticket_id = self._open(session, new, sender, mail, raw_id, n, now)
-                opened[ticket_id] = new.text
+            for _index, opening in result.new_tickets:
+                ticket_id = self._open(session, opening, sender, mail, raw_id, n, now)
+                opened[ticket_id] = opening.text
                 changed.setdefault(ticket_id, [])
                 section = replace(section, applied=(
                     *section.applied,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from maild.commands.grammar import split_commands, starts_with_command
+from maild.commands.grammar import Command, split_commands, starts_with_command
 from maild.commands.interpret import CommandLookup, Context, TicketView, interpret
 from maild.commands.keywords import AGENT, CUSTOMER, MANAGER, KeywordTable
 from maild.commands.settings import KeywordAction
@@ -22,7 +23,7 @@ from maild.commands.workflow import Workflow
 from maild.domain.commands import Interpretation
 
 
-class StageLookup(CommandLookup):
+class StageLookup(CommandLookup, Protocol):
     def requester_of(self, ticket_id: int) -> str: ...
 
 
@@ -48,7 +49,8 @@ class Interpreter:
         actor = self.workflow.agent_by_address(sender_email)
         role = MANAGER if actor is not None and actor.role == "manager" else AGENT
         scan = self.keywords.scan(subject, role)
-        commands, text = ((), body)
+        commands: tuple[Command, ...] = ()
+        text = body
         if ticket_id is not None and starts_with_command(body):
             commands, text = split_commands(body)
         if not scan.changed and not commands:

@@ -10,13 +10,16 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maild.text import escape_c1, one_line
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the database layer is imported only by the commands that open it
     from maild.config import Config
+    from maild.contacts.normalize import AddressKey
+    from maild.store.db import Database
 
 T = TypeVar("T")
 EX_OK, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 65, 66, 78
@@ -70,20 +73,20 @@ def _progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
     yield from tqdm(items, total=total, desc=what, unit="", file=sys.stderr, disable=None, leave=False)
 
 
-def _database(config: Config):  # noqa: ANN202
+def _database(config: Config) -> Database:
     from maild.cli_db import open_database
 
     return open_database(config)
 
 
-def _key(config: Config):  # noqa: ANN202
+def _key(config: Config) -> AddressKey:
     from maild.contacts.normalize import AddressKey
 
     return AddressKey(config.contacts)
 
 
-def _now():  # noqa: ANN202
-    from maild.app import utc_now
+def _now() -> datetime:
+    from maild.clock import utc_now
 
     return utc_now()
 

@@ -56,6 +56,7 @@ from maild.domain.events import EventSpec
 from maild.store import history
 from maild.store.blobs import BlobStore, sha256
 from maild.store.keys import header_hash
+from maild.store.rows import rowcount
 from maild.store.models import (
     AddressStatus,
     AttachmentRow,
@@ -111,7 +112,7 @@ def _no_progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
 
 
 def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: bytes, now: datetime, actor: str,
-           progress: Progress = _no_progress) -> ForgetReport:
+           progress: Progress[Any] = _no_progress) -> ForgetReport:
     """Erase everything about ``email_address`` (normalized) inside the caller's transaction.
 
     The caller commits, then deletes ``report.files_to_delete``.
@@ -142,7 +143,7 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
         session.execute(update(tickets).where(tickets.c.id.in_(own)).values(subject=ERASED))
         done = session.execute(update(outbox).where(outbox.c.ticket_id.in_(own)).values(
             subject=ERASED, body_text=ERASED + "\n", from_header=ERASED, to_header=ERASED, cc_header=""))
-        report.outbox = done.rowcount or 0
+        report.outbox = rowcount(done)
         session.execute(update(outbox).where(outbox.c.ticket_id.in_(own), outbox.c.state.in_(("queued", "claimed")))
                         .values(state="failed", last_error="erased on request before it was sent", claim_token=None))
         touched |= {"tickets", "outbox"}
@@ -151,9 +152,10 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
                                          outbox.c.state.in_(("queued", "claimed")))
                     .values(state="failed", last_error="erased on request before it was sent", claim_token=None))
     report.sms = _fail_sms(session, person)
-    if session.execute(delete(participants).where(participants.c.email == email_address)).rowcount:
+    if rowcount(session.execute(delete(participants).where(participants.c.email == email_address))):
         touched.add("participants")
-    if session.execute(delete(AddressStatus.__table__).where(AddressStatus.__table__.c.email == email_address)).rowcount:
+    if rowcount(session.execute(delete(AddressStatus.__table__)
+                                .where(AddressStatus.__table__.c.email == email_address))):
         touched.add("address_status")
 
     report.mentions = _scrub_everywhere(session, person, touched)
@@ -234,7 +236,7 @@ def _scrub_everywhere(session: Session, person: Person, touched: set[str]) -> in
         cols = [table.c[name] for name in columns]
         for row in session.execute(select(*keys, *cols)).all():
             key, values_in = row[:len(keys)], row[len(keys):]
-            values = {name: person.erase(value) for name, value in zip(columns, values_in)
+            values: dict[str, str | None] = {name: person.erase(value) for name, value in zip(columns, values_in)
                       if isinstance(value, str) and person.found_in(value)}
             if values:
                 if "message_id" in values and "message_id_hash" in table.c:
@@ -260,7 +262,7 @@ def _is_from(raw: bytes, person: Person) -> bool:
 
 
 def _rewrite_raw(session: Session, blobs: BlobStore, person: Person, erase_ids: set[int],
-                 now: datetime, report: ForgetReport, progress: Progress) -> None:
+                 now: datetime, report: ForgetReport, progress: Progress[Any]) -> None:
     """Stub the person's raw mails; redact the others that mention them."""
     total = session.scalar(select(func.count()).select_from(raw_mails)) or 0
     rows = session.execute(select(raw_mails.c.id, raw_mails.c.sha256).order_by(raw_mails.c.id)).all()

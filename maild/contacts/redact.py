@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.encoders import encode_base64
-from email.message import Message
+from email.message import EmailMessage
 
 ERASED = "[erased]"
 ERASED_ADDRESS = "erased@maild.invalid"
@@ -87,11 +88,17 @@ def _literal_forms(person: Person, data: bytes, charset: str) -> Iterator[bytes]
                 yield match.group(0).encode(charset)
 
 
-def _parse(raw: bytes) -> Message:
+def _parse(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
-def _header_text(part: Message) -> Iterator[str]:
+def _decoded(part: EmailMessage) -> bytes:
+    """A leaf part's payload, transfer encoding undone (None only for multiparts)."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _header_text(part: EmailMessage) -> Iterator[str]:
     for name, value in part.items():
         yield f"{name}: {value}"
         yield str(name) + ": " + str(getattr(value, "_parse_tree", value))
@@ -100,13 +107,13 @@ def _header_text(part: Message) -> Iterator[str]:
             yield f"{key}={email.utils.collapse_rfc2231_value(value)}"
 
 
-def _payload_text(part: Message) -> str:
+def _payload_text(part: EmailMessage) -> str:
     if part.is_multipart():
         return ""
-    data = part.get_payload(decode=True) or b""
+    data = _decoded(part)
     if part.get_content_maintype() == "text":
         try:
-            return part.get_content()
+            return str(part.get_content())
         except (LookupError, UnicodeError, AssertionError, KeyError):
             pass
     texts = [data.decode(c, errors="ignore") for c in ("utf-8", "latin-1")]
@@ -149,7 +156,7 @@ def redact(raw: bytes, person: Person) -> bytes | None:
     return None if mentions(new, person) else new
 
 
-def _redact_headers(part: Message, person: Person) -> None:
+def _redact_headers(part: EmailMessage, person: Person) -> None:
     for index, (name, value) in enumerate(list(part.items())):
         text = str(value)
         if person.found_in(text) or person.found_in(str(getattr(value, "_parse_tree", ""))):
@@ -157,7 +164,7 @@ def _redact_headers(part: Message, person: Person) -> None:
             part._headers[index] = part.policy.header_store_parse(name, person.erase(text, ERASED_ADDRESS))  # type: ignore[attr-defined]
 
 
-def _redact_payload(part: Message, person: Person) -> None:
+def _redact_payload(part: EmailMessage, person: Person) -> None:
     if part.is_multipart():
         return
     if part.get_content_maintype() == "text":
@@ -172,7 +179,7 @@ def _redact_payload(part: Message, person: Person) -> None:
                 part.set_payload(person.erase(text, ERASED_ADDRESS).encode("utf-8"))
                 encode_base64(part)
             return
-    data = part.get_payload(decode=True) or b""
+    data = _decoded(part)
     cleaned = person.erase_bytes(data)
     if cleaned != data:
         del part["Content-Transfer-Encoding"]

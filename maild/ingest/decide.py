@@ -154,7 +154,7 @@ def _report(kind: Classification, bounced: Bounced | None, rules: tuple[str, ...
     detail = f"complaint (feedback report) from {bounced.to_addr} about outbox #{bounced.outbox_id}; " \
              "no more automatic mail to it"
     return Decision(Action.APPEND, bounced.ticket_id, "complaint recorded", (*rules, "report:outbox"),
-                    direction="note", events=(EventSpec("complaint", detail=detail),),
+                    direction=Direction.NOTE, events=(EventSpec("complaint", detail=detail),),
                     complaints=(bounced.to_addr,), bounced=bounced)
 
 
@@ -198,10 +198,10 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
         if ticket.closed_at is not None and now - ticket.closed_at > window:
             linked = Match(MatchRule.NEW, None, refers_to=ticket.id, detail="reply to a ticket closed too long ago")
             return _create(mail, sender, linked, policy, (*rules, "reopen:too-old"), interp=interp, flags=flags)
-        status = wanted or policy.on_customer_mail or policy.reopen_status
+        reopened = wanted or policy.on_customer_mail or policy.reopen_status
         return Decision(Action.APPEND, ticket.id, "customer reply reopens", (*rules, "reopen"),
-                        status=status, ops=ops,
-                        events=(EventSpec("status", old="closed", new=status, detail="reopened by customer mail"),
+                        status=reopened, ops=ops,
+                        events=(EventSpec("status", old="closed", new=reopened, detail="reopened by customer mail"),
                                 *flags))
     status = wanted or policy.on_customer_mail
     if status and ticket.status != status:

@@ -223,6 +223,7 @@ def _date(value: str, defects: list[str]) -> datetime | None:
     if not value:
         return None
     try:
+        parsed: datetime
         parsed, _offset = convert_mail_date(value)
     except Exception:
         try:
@@ -300,12 +301,18 @@ def _text(part: Message, defects: list[str]) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _subparts(part: Message) -> list[Message]:
+    """A multipart's parts (``get_payload()`` is typed for a leaf's text too)."""
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
 def _fallback_name(part: Message) -> str:
     if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        subjects = _all_raw(inner[0], "subject") if isinstance(inner, list) and inner else []
+        inner = _subparts(part)
+        subjects = _all_raw(inner[0], "subject") if inner else []
         return f"{decode_words(subjects[0] if subjects else '')[:80] or 'message'}.eml"
-    return _safe(lambda: part.get_param("name")) or ""  # type: ignore[return-value]
+    return _safe(lambda: part.get_param("name")) or ""
 
 
 def _payload(part: Message, defects: list[str]) -> bytes:
@@ -356,13 +363,13 @@ def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
         ctype = part.get_content_type()
         inner: Message | None = None
         if ctype == "message/feedback-report" and part.is_multipart() and part.get_payload():
-            fields = part.get_payload()[0]
+            fields = _subparts(part)[0]
             feedback_type = _raw_header(fields.get("feedback-type", "")).lower()
             returned_to += [_raw_header(v).strip("<> ").lower() for v in fields.get_all("original-rcpt-to", [])]
         elif ctype == "text/plain" and part.get_filename():
             texts.append(decode_bytes(_payload(part, defects), _safe(part.get_content_charset), []))
         if ctype == "message/delivery-status":
-            for block in part.get_payload() if part.is_multipart() else []:
+            for block in _subparts(part) if part.is_multipart() else []:
                 for field in ("final-recipient", "original-recipient"):
                     addr = _raw_header(block.get(field, "")).rpartition(";")[2].strip().strip("<>").lower()
                     if "@" in addr:
@@ -371,7 +378,7 @@ def _report(msg: Message, body_text: str, defects: list[str]) -> DeliveryReport:
                 statuses += [status.group(1)] if status else []
                 actions += [_raw_header(block["action"]).lower()] if block.get("action") else []
         elif ctype == "message/rfc822" and part.is_multipart() and part.get_payload():
-            inner = part.get_payload()[0]
+            inner = _subparts(part)[0]
         elif ctype in ("text/rfc822-headers", "message/rfc822-headers"):
             text = decode_bytes(_payload(part, defects), None, [])
             inner = email.parser.HeaderParser(policy=compat32).parsestr(text)

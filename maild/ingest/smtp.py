@@ -191,7 +191,9 @@ class _Limited(SMTP):
             log.warning("%s: DATA refused, %d bytes in flight", self.session and self.session.peer,
                         self.budget.used)
             await self.push(INSUFFICIENT_STORAGE)
-            self._set_rset_state()  # the transaction is refused: a new MAIL may follow at once
+            # The transaction is refused: a new MAIL may follow at once (aiosmtpd's own
+            # reset, which it leaves unannotated).
+            self._set_rset_state()  # type: ignore[no-untyped-call]
             return
         guard = self._guard
         guard.held, guard.read_bytes, guard.in_data = first, 0, True

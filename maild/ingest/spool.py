@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from maild.domain.mail import RETRY
-from maild.loop import Loop, backoff
+from maild.clock import backoff
+from maild.loop import Loop
 
 log = logging.getLogger("maild.spool")
 

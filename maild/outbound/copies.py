@@ -109,7 +109,7 @@ def remove(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, int]:
     """``text`` without the given line spans (blank runs left behind squeezed to one);
     also how many non-blank lines went."""
     lines = text.split("\n")
-    gone = set()
+    gone: set[int] = set()
     for first, last in spans:
         gone.update(range(first, last + 1))
     removed = sum(1 for i in gone if lines[i].strip())

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.outbound.compose import OutboundMail, attachments_json
@@ -25,6 +25,7 @@ from maild.outbound.policy import RecentMail
 from maild.store.keys import header_hash
 from maild.store.models import AddressStatus, Contact, Message, OutboxRow, OutboxSender
 from maild.store.queue import claim_due
+from maild.store.rows import new_id, rowcount
 
 outbox, statuses, contacts, messages = (OutboxRow.__table__, AddressStatus.__table__, Contact.__table__,
                                         Message.__table__)
@@ -83,14 +84,14 @@ def enqueue(session: Session, mail: OutboundMail, now: datetime, expires_at: dat
 def enqueue_at(session: Session, mail: OutboundMail, now: datetime, send_at: datetime, expires_at: datetime) -> int:
     """A row the sender takes only from ``send_at`` on (a summary due at its window's end)."""
     values = {**_row(mail, now, expires_at), "next_attempt_at": send_at}
-    return session.connection().execute(insert(outbox).returning(outbox.c.id), values).scalar_one()
+    return new_id(session.connection().execute(insert(outbox).returning(outbox.c.id), values))
 
 
 def update_queued(session: Session, row_id: int, subject: str, body_text: str) -> bool:
     """Rewrite a mail not yet taken by the sender (a summary growing during its window)."""
     done = session.execute(update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.state == "queued")
                            .values(subject=subject, body_text=body_text))
-    return bool(done.rowcount)
+    return bool(rowcount(done))
 
 
 def _row(mail: OutboundMail, now: datetime, expires_at: datetime) -> dict[str, object]:
@@ -159,7 +160,7 @@ def live_senders(session: Session, alive_since: datetime) -> list[OutboxSender]:
     return list(session.scalars(select(OutboxSender).where(OutboxSender.heartbeat_at >= alive_since)))
 
 
-def _mine(row_id: int, token: str):  # noqa: ANN202 - a WHERE clause
+def _mine(row_id: int, token: str) -> ColumnElement[bool]:
     return and_(OutboxRow.id == row_id, OutboxRow.state == "claimed", OutboxRow.claim_token == token)
 
 
@@ -168,23 +169,23 @@ def mark_sent(session: Session, row_id: int, token: str, now: datetime, note: st
     done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
         state="sent", sent_at=now, claim_token=None,
         last_error=case((OutboxRow.maybe_delivered.is_(True), OutboxRow.last_error), else_=note)))
-    if done.rowcount:
+    if rowcount(done):
         message_id = session.scalar(select(OutboxRow.message_id).where(OutboxRow.id == row_id))
         session.execute(update(Message).where(Message.message_id_hash == header_hash(message_id),
                                               Message.message_id == message_id).values(sent_at=now))
-    return bool(done.rowcount)
+    return bool(rowcount(done))
 
 
 def mark_retry(session: Session, row_id: int, token: str, at: datetime, error: str) -> bool:
     done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
         state="queued", next_attempt_at=at, claim_token=None, last_error=error[:2000]))
-    return bool(done.rowcount)
+    return bool(rowcount(done))
 
 
 def mark_failed(session: Session, row_id: int, token: str, error: str) -> bool:
     done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
         state="failed", claim_token=None, last_error=error[:2000]))
-    return bool(done.rowcount)
+    return bool(rowcount(done))
 
 
 def requeue(session: Session, ids: Sequence[int] | None, now: datetime, expires_at: datetime) -> int:
@@ -192,8 +193,8 @@ def requeue(session: Session, ids: Sequence[int] | None, now: datetime, expires_
     where = OutboxRow.state == "failed"
     if ids:
         where = and_(where, OutboxRow.id.in_(list(ids)))
-    return session.execute(update(OutboxRow).where(where).values(
-        state="queued", next_attempt_at=now, expires_at=expires_at, attempts=0)).rowcount
+    return rowcount(session.execute(update(OutboxRow).where(where).values(
+        state="queued", next_attempt_at=now, expires_at=expires_at, attempts=0)))
 
 
 def sent_for(session: Session, message_ids: Sequence[str]) -> OutboxRow | None:
@@ -218,7 +219,7 @@ def note_bounce(session: Session, row_id: int, detail: str) -> None:
 def mark_undeliverable(session: Session, address: str, until: datetime, reason: str, now: datetime) -> None:
     done = session.execute(update(AddressStatus).where(AddressStatus.email == address).values(
         undeliverable_until=until, reason=reason[:2000], updated_at=now))
-    if not done.rowcount:
+    if not rowcount(done):
         session.execute(insert(AddressStatus).values(email=address, undeliverable_until=until,
                                                      reason=reason[:2000], updated_at=now))
 

@@ -33,8 +33,8 @@ from typing import Protocol
 
 from maild.config import Retry
 from maild.domain.events import EventSpec
+from maild.clock import backoff as delay_after
 from maild.loop import Loop
-from maild.loop import backoff as round_backoff
 from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail, attachments_of, to_bytes
 from maild.outbound.pool import Pool
@@ -74,7 +74,7 @@ class BounceAddresses(Protocol):
 
 def backoff(attempts: int, retry: Retry) -> timedelta:
     """The wait after the ``attempts``-th failed try: first, 2×first, 4×first … up to max."""
-    return timedelta(seconds=min(retry.max_seconds, retry.first_seconds * 2 ** max(attempts - 1, 0)))
+    return timedelta(seconds=delay_after(attempts - 1, retry.first_seconds, retry.max_seconds))
 
 
 def mail_of(row: OutboxRow) -> OutboundMail:
@@ -227,7 +227,7 @@ class Sender(Loop):
             tried = 0
         if tried:
             return 0
-        return round_backoff(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
+        return delay_after(self.failures, self.retry.poll_seconds) if self.failures else self.retry.poll_seconds
 
     def start(self) -> None:
         self.heartbeat.start()

@@ -28,7 +28,7 @@ NOTIFY_NEW = "notify_new_ticket"  # to agents: a new ticket
 NOTIFY_REPLY = "notify_customer_reply"  # to agents: the customer wrote again
 COMMAND_FEEDBACK = "command_feedback"  # to an agent: what was done with their mail
 CONTROL_REPORT = "control_report"  # to an agent: the answer to a mail to the control address
-NAMES = (ACKNOWLEDGEMENT, AGENT_REPLY, NOTIFY_NEW, NOTIFY_REPLY, COMMAND_FEEDBACK, CONTROL_REPORT)
+NAMES: tuple[str, ...] = (ACKNOWLEDGEMENT, AGENT_REPLY, NOTIFY_NEW, NOTIFY_REPLY, COMMAND_FEEDBACK, CONTROL_REPORT)
 
 SAMPLE: dict[str, Any] = {
     "helpdesk": {"name": "Example Helpdesk", "address": "support@example.com"},

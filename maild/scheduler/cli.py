@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from maild.config import Config
 
+if TYPE_CHECKING:  # the database layer is imported only by the commands that open it
+    from maild.store.db import Database
+
 
 def register(sub: Any) -> None:
     cal = sub.add_parser("calendar", help="next actions as iCalendar").add_subparsers(metavar="ACTION")
@@ -33,7 +36,7 @@ def register(sub: Any) -> None:
     slist.set_defaults(handler=_sms_list)
 
 
-def _db(config: Config):  # noqa: ANN202
+def _db(config: Config) -> Database:
     from maild.cli_db import open_database
 
     return open_database(config)
@@ -41,7 +44,7 @@ def _db(config: Config):  # noqa: ANN202
 
 def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild import calendar
-    from maild.app import utc_now
+    from maild.clock import utc_now
 
     assignee = None
     if args.agent:
@@ -66,7 +69,7 @@ def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> in
 
 
 def _run_once(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import utc_now
+    from maild.clock import utc_now
     from maild.scheduler.jobs import Jobs
     from maild.threading.signing import Signer
 

@@ -20,11 +20,13 @@ is simply still due at the next run: it fires once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,7 @@ from maild.store import history
 from maild.store.db import Database
 from maild.store.models import ScheduleMark
 from maild.store.repo import tickets
+from maild.store.rows import rowcount
 from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.scheduler")
@@ -60,7 +63,7 @@ class RunResult:
         return RunResult(*(a + b for a, b in zip(self.__dict__.values(), other.__dict__.values())))
 
 
-def _mark_missing(job: str, due: object) -> object:
+def _mark_missing(job: str, due: ColumnElement[Any]) -> ColumnElement[bool]:
     return ~exists().where(marks.c.job == job, marks.c.key == cast(tickets.c.id, String), marks.c.due_at == due)
 
 
@@ -85,7 +88,7 @@ class Jobs:
         return result
 
     # -- one ticket, one transaction, one mark ---------------------------------------------
-    def _once(self, job: str, key: str, due: datetime, now: datetime, work) -> int | None:  # noqa: ANN001
+    def _once(self, job: str, key: str, due: datetime, now: datetime, work: Callable[[Session], int]) -> int | None:
         """Record (job, key, due) and do ``work(session)`` in one transaction; None if done before."""
         try:
             with self.db.write() as session:
@@ -119,11 +122,11 @@ class Jobs:
         for facts in due:
             assert facts.next_action_at is not None
 
-            def work(session: Session, facts: TicketFacts = facts) -> int:
+            def work(session: Session, facts: TicketFacts = facts, due: datetime = facts.next_action_at) -> int:
                 fresh = ticket_facts(session, facts.id)  # re-read inside the transaction
                 if fresh is None or fresh.next_action_at != facts.next_action_at or fresh.status == CLOSED:
                     return -1
-                history.record(session, facts.id, [EventSpec("reminder", None, facts.next_action_at.isoformat(),
+                history.record(session, facts.id, [EventSpec("reminder", None, due.isoformat(),
                                                              "next action due")], at=now, actor="maild")
                 return self._fire(session, Event("reminder_due"), fresh, now)
 
@@ -189,7 +192,7 @@ class Jobs:
             with self.db.write() as session:
                 done = session.execute(update(tickets).where(tickets.c.id == ticket_id, stale).values(
                     status=CLOSED, closed_at=now, updated_at=now))
-                if not done.rowcount:
+                if not rowcount(done):
                     continue  # the customer wrote meanwhile, or another leader closed it
                 history.record(session, ticket_id, [EventSpec(
                     "status", "waiting_customer", CLOSED, f"closed automatically after {days} days waiting on the "
@@ -223,8 +226,8 @@ class Jobs:
             return RunResult()
         sent = 0
         for agent in self.directory.agents:
-            def work(session: Session, agent=agent) -> int:  # noqa: ANN001
-                return self._digest(session, agent.email, agent.name, today, now)
+            def work(session: Session, email: str = agent.email, name: str = agent.name) -> int:
+                return self._digest(session, email, name, today, now)
 
             if self._once("digest", agent.email, slot, now, work):
                 sent += 1
@@ -238,7 +241,7 @@ class Jobs:
         mine_or_free = (tickets.c.assignee == email) | tickets.c.assignee.is_(None)
         open_ = tickets.c.status != CLOSED
 
-        def rows(*where: object, order: object = tickets.c.id) -> list[dict[str, object]]:
+        def rows(*where: ColumnElement[bool], order: ColumnElement[Any] = tickets.c.id) -> list[dict[str, object]]:
             found = session.execute(select(tickets.c.id, tickets.c.subject, tickets.c.status, tickets.c.assignee,
                                            tickets.c.next_action_at).where(*where).order_by(order).limit(500))
             return [{"id": r.id, "tag": f"[{self.tag} #{r.id}]", "subject": r.subject, "status": r.status,

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from maild.clock import utc_now
 from maild.config import Config
 from maild.scheduler.jobs import Jobs, RunResult
 from maild.scheduler.leader import LeaderLock, lock_for
@@ -95,10 +96,11 @@ class SchedulerService:
 
     # -- APScheduler ---------------------------------------------------------------------
     def start(self) -> None:
+        # APScheduler runs on the wall clock (not the injected one): "first run now" is utc_now.
         self._scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._scheduler.add_job(self.leader_round, "interval", seconds=self.settings.leader_retry_seconds,
-                                id="leader", next_run_time=datetime.now(timezone.utc))
+                                id="leader", next_run_time=utc_now())
         self._scheduler.start()
 
     def _add_work_jobs(self) -> None:
@@ -106,7 +108,7 @@ class SchedulerService:
             if self._scheduler is None or self._stopping:
                 return
             self._scheduler.add_job(self._poll, "interval", seconds=self.settings.poll_seconds, id="poll",
-                                    replace_existing=True, next_run_time=datetime.now(timezone.utc))
+                                    replace_existing=True, next_run_time=utc_now())
 
     def _remove_work_jobs(self) -> None:
         with self._jobs_lock:

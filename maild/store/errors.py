@@ -53,6 +53,7 @@ _SQLITE_TRANSIENT = frozenset({
 
 def classify_db_error(exc: BaseException) -> ErrorClass:
     """TRANSIENT when the database is unwell; MAIL for everything else."""
+    orig: BaseException | None
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return ErrorClass.TRANSIENT

@@ -6,6 +6,7 @@ Times are stored as timezone-aware UTC.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -46,7 +48,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is mapped to one Table: the Core statements (insert/update/delete of
+    # ``Model.__table__``) need it typed as a Table, not the general FromClause.
+    __table__: ClassVar[Table]
 
 
 class Contact(Base):

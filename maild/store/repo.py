@@ -15,6 +15,7 @@ from maild.domain.decision import TicketState
 from maild.store.keys import header_hash
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
 from maild.threading.repeat import Recent
+from maild.store.rows import new_id
 
 contacts, tickets, messages = Contact.__table__, Ticket.__table__, Message.__table__
 participants, raw_mails, links = Participant.__table__, RawMail.__table__, TicketLink.__table__
@@ -59,7 +60,7 @@ class SessionLookup:
     def ticket_of_any(self, message_ids: Sequence[str]) -> int | None:
         hashes = [header_hash(m) for m in list(message_ids)[:100]]
         # The hash found the rows; the dict below keeps only full-value matches.
-        by_id = dict(self.conn.execute(_TICKETS_OF_MESSAGES, {"mid_hashes": hashes}).all())
+        by_id: dict[str, int] = dict(self.conn.execute(_TICKETS_OF_MESSAGES, {"mid_hashes": hashes}).all())
         for message_id in message_ids:  # the caller's order: most recent first
             if message_id in by_id:
                 return by_id[message_id]
@@ -132,11 +133,11 @@ def contact_id_for(session: Session, email: str, name: str, now: datetime) -> in
     c = conn(session)
     row = c.execute(_CONTACT, {"email": email}).first()
     if row is None:
-        return c.execute(_NEW_CONTACT, {"email": email, "name": name[:200], "phone": "", "consent": True,
-                                        "blocked": False, "created_at": now, "updated_at": now}).scalar_one()
+        return new_id(c.execute(_NEW_CONTACT, {"email": email, "name": name[:200], "phone": "", "consent": True,
+                                               "blocked": False, "created_at": now, "updated_at": now}))
     if name and not row.name:
         c.execute(_CONTACT_NAME, {"cid": row.id, "name": name[:200], "now": now})
-    return row.id
+    return int(row.id)
 
 
 def is_blocked(session: Session, email: str) -> bool:
