@@ -15,6 +15,7 @@ from maild.text import escape_c1, for_terminal, one_line
 
 if TYPE_CHECKING:
     from maild.config import Config
+    from maild.store.db import Database
 
 # The pipe (`maild ingest`) runs once per delivered mail and must not pay for loading the
 # whole schema and the database layer: heavy modules are imported where they are used.
@@ -22,7 +23,7 @@ ENV_CONFIG = "MAILD_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
 
 
-def _database(config: Config):  # noqa: ANN202 - maild.cli_db.Database
+def _database(config: Config) -> Database:
     from maild.cli_db import open_database
 
     return open_database(config)
@@ -230,7 +231,7 @@ def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _backup(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.app import utc_now
+    from maild.clock import utc_now
     from maild.service.backup import BackupError, backup
 
     try:
@@ -510,10 +511,11 @@ def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> in
         if row is None or row.status not in ("quarantined", "ignored"):
             print(f"maild: no quarantined or ignored mail {args.id}", file=sys.stderr)
             return EX_DATAERR
+        digest = row.sha256
         data = {"id": row.id, "status": row.status, "sha256": row.sha256, "size": row.size, "channel": row.channel,
                 "received_at": row.received_at.isoformat(), "reason": row.reason, "message_id": row.message_id}
     try:
-        raw = BlobStore(config.path(config.storage.path)).get_raw(data["sha256"])
+        raw = BlobStore(config.path(config.storage.path)).get_raw(digest)
     except OSError as exc:
         print(f"maild: the raw mail of {args.id} is missing from storage: {exc.strerror}", file=sys.stderr)
         return EX_DATAERR

@@ -44,11 +44,12 @@ def ingest(args: argparse.Namespace, path: Path) -> int:
 def _now(raw: bytes, envelope: PipeEnvelope, args: argparse.Namespace, path: Path) -> int:
     """Process in this process: the whole config, the database, the pipeline."""
     try:
-        from maild.app import App, utc_now
+        from maild.app import App
+        from maild.clock import utc_now
         from maild.config import load_config
 
         config = load_config(path)
-        logging.basicConfig(level=getattr(logging, config.log_level),
+        logging.basicConfig(level=getattr(logging, config.log_level_name),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         app = App(config)
         data, refusal = prepare(raw, envelope, app.recipients())

@@ -31,6 +31,6 @@ class DkimSigner:
 
     def sign(self, data: bytes) -> bytes:
         """``data`` with a DKIM-Signature header in front."""
-        signature = dkim.sign(data, self.selector.encode(), self.domain.encode(), self.private_key,
+        signature: bytes = dkim.sign(data, self.selector.encode(), self.domain.encode(), self.private_key,
                               canonicalize=(b"relaxed", b"relaxed"), include_headers=list(SIGNED_HEADERS))
         return signature + data

@@ -136,7 +136,7 @@ RETAKEN = "taken again after its sender stopped: it may already have been delive
 def beat(session: Session, sender_id: str, node: str, pid: int, now: datetime) -> None:
     """This sender is alive (its claims are not to be taken)."""
     done = session.execute(update(OutboxSender).where(OutboxSender.id == sender_id).values(heartbeat_at=now))
-    if not done.rowcount:
+    if not rowcount(done):
         session.execute(insert(OutboxSender).values(id=sender_id, node=node, pid=pid, started_at=now,
                                                     heartbeat_at=now))
 

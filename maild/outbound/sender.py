@@ -233,8 +233,8 @@ class Sender(Loop):
         self.heartbeat.start()
         super().start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
+    def stop(self, timeout: float = 10.0) -> bool:
+        ended = super().stop(timeout)
         self.heartbeat.stop(timeout)
         self.pool.close()
         try:
@@ -242,6 +242,7 @@ class Sender(Loop):
                 outbox.retire(session, self.token_prefix)
         except Exception:  # noqa: BLE001 - the row then simply ages out
             log.warning("could not retire outbox sender %s", self.token_prefix, exc_info=True)
+        return ended
 
 
 class Heartbeat(Loop):
