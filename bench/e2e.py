@@ -505,8 +505,8 @@ def main() -> int:
 
         n = len(items)
         q = n // 4
-        first_q = q / (progress.when(q) - start)
-        last_q = q / (stored_end - progress.when(n - q))
+        first_q = q / max(progress.when(q) - start, 1e-6)
+        last_q = q / max(stored_end - progress.when(n - q), 1e-6)
         size = sum(len(i.raw) for i in items)
         kinds = Counter(i.kind for i in items)
         print(f"corpus           {n} mails ({size / 1e6:.1f} MB): {kinds['new']} new tickets, {kinds['header']} replies "

@@ -90,7 +90,7 @@ def test_backup_and_restore_on_postgresql(tmp_path: Path, pg_database: str) -> N
     _reset_pg(pg_database)
     (tmp_path / "pg").mkdir()
     config = write_config(tmp_path / "pg", pg_database)
-    assert subprocess.run([*MAILD, "--config", str(config), "ingest"], input=mail("No Postgres"),
+    assert subprocess.run([*MAILD, "--config", str(config), "ingest", "--now"], input=mail("No Postgres"),
                           capture_output=True, timeout=60).returncode == 0
     before = everything(config)
     made = cli(config, "backup", str(tmp_path / "bk"))

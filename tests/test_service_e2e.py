@@ -166,8 +166,9 @@ def test_healthz_and_metrics_over_http(running: Running) -> None:
     assert health["status"] == "ok" and health["parts"] == {"database": True, "listener": True,
                                                              "spool_worker": True, "sender": True}
     send(r.port, mail("Medido"))
-    send(r.port, mail("Medido", message_id="<dup@c.example>"))
-    send(r.port, mail("Medido", message_id="<dup@c.example>"))
+    # A different mail (the same one again within minutes would join the first ticket).
+    send(r.port, mail("Medido outra vez", message_id="<dup@c.example>"))
+    send(r.port, mail("Medido outra vez", message_id="<dup@c.example>"))
 
     def processed() -> str:
         return get(base + "/metrics")[1]
@@ -246,7 +247,7 @@ def test_cli_from_any_directory_opens_the_files_next_to_the_config(tmp_path: Pat
                       "database: {url: sqlite:///var/maild.db}\nstorage: {path: var/storage}\nspool: {path: var/spool}\n")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    done = subprocess.run([*MAILD, "--config", str(config), "ingest"], input=mail("De longe"), capture_output=True,
+    done = subprocess.run([*MAILD, "--config", str(config), "ingest", "--now"], input=mail("De longe"), capture_output=True,
                           cwd=tmp_path / "a", timeout=60)
     assert done.returncode == 0, done.stderr
     listed = subprocess.run([*MAILD, "--config", "../etc/maild.yaml", "tickets", "list", "--json"],

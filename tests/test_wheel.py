@@ -43,7 +43,7 @@ def test_wheel_installed_elsewhere_migrates_renders_and_ingests(tmp_path: Path) 
                            text=True, cwd=elsewhere, check=True).stdout
     assert where.startswith(purelib)
     run = [str(python), "-m", "maild", "--config", str(config)]
-    done = subprocess.run([*run, "ingest"], input=mail("Instalado"), capture_output=True, cwd=elsewhere, timeout=120)
+    done = subprocess.run([*run, "ingest", "--now"], input=mail("Instalado"), capture_output=True, cwd=elsewhere, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith(b"created ticket=1"), done.stderr
     outbox = subprocess.run([*run, "outbox", "list", "--json"], capture_output=True, text=True, cwd=elsewhere,
                             timeout=120)
