@@ -91,6 +91,7 @@ def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Seq
         f"    per_address: {{count: {HIGH_CAP}, minutes: 10}}",
         f"    per_address_day: {{count: {HIGH_CAP}, minutes: 1440}}",
         f"    per_agent: {{count: {HIGH_CAP}, minutes: 10}}",
+        f"    per_address_burst: {{count: {HIGH_CAP}, minutes: 1}}",
         # No re-announcements or digest during a run: what reaches the sink is what the mails caused.
         "scheduler: {unaccepted_minutes: 0, digest: {enabled: false}}",
         f"log_level: {log_level}",
@@ -514,7 +515,7 @@ def main() -> int:
               f"prefilled {args.prefill} messages + {args.prefill} outbox rows")
         print(f"outbound         {len(agents)} agents notified of every mail, an acknowledgement per new ticket: "
               f"{expected} mails expected, {len(records)} at the sink; caps (outbound.limits.per_ticket, per_address, "
-              f"per_address_day, per_agent) set to {HIGH_CAP} so none holds a mail back; maild log_level {args.log_level}")
+              f"per_address_day, per_agent, per_address_burst) set to {HIGH_CAP} so none holds a mail back; maild log_level {args.log_level}")
         print(f"stored           {n / (stored_end - start):.1f} mails/s  ({stored_end - start:.2f} s first byte in → "
               f"last ticket committed)")
         print(f"delivered        {n / (out_end - start):.1f} mails/s  ({out_end - start:.2f} s first byte in → last "
