@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import AGENT, free_port, mail, write_config
+from conftest import AGENT, mail
 from maild.ingest.parse import parse
 from maild.outbound.policy import Caps, RecentMail, within_caps
 from maild.threading.match import ThreadContext, thread
@@ -19,7 +18,8 @@ from maild.threading.repeat import Recent, repeated
 from maild.threading.signing import Signer
 from smtpsink import Sink
 from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, outbox
+from test_automatic_e2e import daemon, sink  # noqa: F401 - fixtures: a running daemon and its smarthost
+from test_outbound_e2e import deliver, outbox
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 CAPS = Caps((10, 10), (30, 10), (40, 1440), (3, 1))
@@ -90,26 +90,6 @@ def test_the_repeat_rule_joins_the_live_ticket_and_skips_machines_and_agents() -
 
 
 # -- a running daemon and a responder -----------------------------------------------------
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    d.start()
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
-
-
 class Responder:
     """Answers every mail maild sends it, at once, with one fixed text: no Auto-Submitted,
     no In-Reply-To, a fresh Message-ID (what the issue's responder did)."""

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from maild.ingest.pipe import (NO_DAEMON, PipeEnvelope, PipeError, envelope_of, 
 from maild.ingest.smtp import RecipientTable
 from smtpsink import Sink
 from test_e2e import Daemon, wait_for
-from test_outbound_e2e import outbound_section, settle
+from test_outbound_e2e import daemon, outbound_section, settle, sink  # noqa: F401 - fixtures
 
 MAILD = [sys.executable, "-m", "maild"]
 CUSTOMER = "maria@cliente.example.com.br"
@@ -159,25 +158,6 @@ def test_exit_codes_and_texts_an_mta_may_bounce(tmp_path: Path) -> None:
     assert b"not valid YAML" in ingest(tmp_path / "broken.yaml", raw, "-v").stderr
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
-
-
 @pytest.mark.slow
 def test_piped_mail_waits_for_the_daemon_then_becomes_a_ticket_with_its_envelope(
         daemon: Daemon, sink: Sink, tmp_path: Path) -> None:
@@ -185,6 +165,7 @@ def test_piped_mail_waits_for_the_daemon_then_becomes_a_ticket_with_its_envelope
     first = ingest(daemon.config, mail("Antes do daemon", CUSTOMER, message_id="<p-1@x.example>"),
                    SENDER=CUSTOMER, ORIGINAL_RECIPIENT=HELPDESK, RECIPIENT=HELPDESK)
     assert first.returncode == 0 and first.stderr.decode().strip() == NO_DAEMON
+    sink.start()
     daemon.start()
     wait_for(lambda: len(daemon.tickets()) == 1, 30, "the spooled mail processed on start")
     # While it runs: no note, the daemon takes the mail.
