@@ -175,6 +175,8 @@ class Workflow(_Strict):
     transitions: commands_settings.Transitions = commands_settings.Transitions()
     # Close tickets waiting on the customer this many days, with a closing mail; 0 = never.
     autoclose_days: int = Field(default=0, ge=0)
+    # The first agent whose reply to an unassigned ticket is sent becomes its assignee.
+    assign_on_reply: bool = True
 
 
 class Spool(_Strict):
@@ -251,6 +253,9 @@ class Limits(_Strict):
     per_address_burst: Window = Window(count=3, minutes=1)
     per_address_day: Window = Window(count=40, minutes=24 * 60)
     per_agent: AgentWindow = AgentWindow(count=20, minutes=10)
+    # Command feedback and control-address reports answer what an agent just did: they are
+    # counted apart from every other automatic mail, under this generous cap of their own.
+    feedback: Window = Window(count=200, minutes=24 * 60)
 
 
 class Dkim(_Strict):

@@ -128,9 +128,10 @@ def test_assign_unknown_agent_gets_feedback(cenv: Env) -> None:
     t = open_ticket(cenv)
     agent(cenv, t, "/assign carlos\n/tag +vip\n")
     ticket = cenv.ticket(t)
-    assert ticket["assignee"] is None and ticket["tags"] == ["vip"]  # the valid command still applies
+    assert ticket["assignee"] is None and ticket["tags"] == []  # all or nothing: the valid one waits too
     [fb] = feedback(cenv)
     assert "unknown agent 'carlos'" in fb.body_text and "tags +vip" in fb.body_text
+    assert "Would have been done (not done)" in fb.body_text
 
 
 def test_tags_add_and_remove(cenv: Env) -> None:

@@ -32,6 +32,8 @@ class TicketState:
     id: int
     status: str
     closed_at: datetime | None
+    assignee: str | None = None
+    visible: bool = True  # False: the customer sees nothing of the ticket (/visible no)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Policy:
     on_customer_mail: str | None = "waiting_agent"
     on_agent_reply: str | None = "waiting_customer"
     reopen_status: str = "waiting_agent"
+    assign_on_reply: bool = True  # the first agent who replies to an unassigned ticket takes it
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,9 @@ class Outgoing:
     what: OutgoingKind
     text: str = ""  # RELAY: the agent's new text, quoted history cut off
     applied: tuple[str, ...] = ()  # FEEDBACK lines
-    rejected: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()  # FEEDBACK: any rejected line means nothing in ``applied`` was done
     sent: bool = False
+    notes: tuple[str, ...] = ()  # FEEDBACK: what else the agent should know (a reply kept internal)
     cc: tuple[str, ...] = ()  # RELAY: a one-off copy to these addresses (/cc)
     canned: str | None = None  # RELAY: the standard answer to send (/canned NAME)
 

@@ -172,12 +172,15 @@ def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
         events.append(EventSpec("flagged", detail="no sender address: cannot be answered"))
     subject = ticket_subject(interp.subject if interp else mail.subject, policy.subject_tag) or "(no subject)"
     status = "new"
+    outgoing = []
+    if sender.is_agent and plan is not None and plan.rejected:  # all or nothing: the ticket, no command
+        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=plan.rejected))
+        events.append(EventSpec("held", detail=f"{len(plan.rejected)} command(s) failed: no command of this mail "
+                                               "was applied"))
+        plan = None
     if plan is not None and plan.status and plan.status != "new":
         status = plan.status
         events.append(EventSpec("status", old="new", new=status, detail="subject keyword"))
-    outgoing = []
-    if sender.is_agent and plan is not None and plan.rejected:
-        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=plan.rejected))
     return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status=status,
                     refers_to=refers, events=tuple(events), outgoing=tuple(outgoing),
                     ops=plan.ops if plan else ())
@@ -187,7 +190,7 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
             rules: tuple[str, ...], mail: ParsedMail, interp: Interpretation | None = None,
             flags: tuple[EventSpec, ...] = (), known: KnownTexts = KnownTexts()) -> Decision:
     if sender.is_agent:
-        return _agent_mail(mail, ticket, rules, policy, interp, known)
+        return _agent_mail(mail, sender, ticket, rules, policy, interp, known)
     plan = interp.plan if interp else None
     wanted = plan.status if plan is not None and plan.status else None  # a keyword marked anyone
     ops = plan.ops if plan is not None else ()
@@ -211,7 +214,7 @@ def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, n
     return Decision(Action.APPEND, ticket.id, "customer reply", rules, ops=ops, events=flags)
 
 
-def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], policy: Policy,
+def _agent_mail(mail: ParsedMail, sender: Sender, ticket: TicketState, rules: tuple[str, ...], policy: Policy,
                 interp: Interpretation | None, known: KnownTexts = KnownTexts()) -> Decision:
     """An agent's mail on a ticket: its commands (:mod:`maild.commands`), then what the text is.
 
@@ -220,18 +223,22 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
       draft (plus any new text) later;
     * otherwise the text (quoted history cut, see :mod:`maild.outbound.quotes`) and/or a
       ``/canned`` answer is relayed to the customer from the helpdesk address, and the
-      ticket moves to ``workflow.transitions.agent_reply`` unless a command set a status.
-      A reply whose only new lines were commands (the rest a copy of maild's mail) relays
-      nothing and moves no status: it was a command mail.
+      ticket moves to ``workflow.transitions.agent_reply`` unless a command set a status;
+      the first agent who replies to an unassigned ticket takes it
+      (``workflow.assign_on_reply``). A reply whose only new lines were commands (the rest
+      a copy of maild's mail) relays nothing and moves no status: it was a command mail.
+    * on a ticket hidden from the customer (``/visible no``, before or in this mail) the
+      reply is kept as an internal note and the agent is told; ``/visible yes`` sends it.
 
     The copy of the maild mail being answered (``known.answered``) is cut exactly. Before
     relaying, any run of text maild sent only to agents (``known.internal``) that is still
     there is removed and the history says so; if nothing is left, the reply is held and
     the agent is told.
 
-    A mail with any rejected command is not relayed (a misspelt ``/note`` must not reach
-    the customer); the valid commands are applied, and the agent gets one feedback mail
-    listing what was applied and what was rejected, and why. So does an empty reply.
+    All or nothing: when anything of the mail fails (a rejected command, an empty or held
+    reply) no command is applied, no status moves and nothing is sent or saved; the mail is
+    kept on the ticket, and the agent gets one feedback mail saying what failed and what
+    would have been done (:func:`all_or_nothing`).
     """
     plan = interp.plan if interp else Plan()
     text = interp.text if interp is not None and interp.text is not None else mail.body_text
@@ -241,6 +248,7 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
     events: list[EventSpec] = []
     ops: list[command_ops.Op] = list(plan.ops)
     outgoing: list[Outgoing] = []
+    notes: list[str] = []
     direction, body, reason, sent = Direction.AGENT, None, "agent mail with commands", False
     status = plan.status
     relay_text: str | None = None
@@ -268,8 +276,7 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
     elif plan.mode == SEND and plan.draft is not None:
         more = latest_reply(text, known.answered).text if text.strip() else ""
         relay_text = plan.draft[1].rstrip("\n") + ("\n\n" + more if more.strip() else "\n")
-        if not rejected:
-            ops += [command_ops.ReleaseDraft(plan.draft[0]), command_ops.DraftPending(False)]
+        ops += [command_ops.ReleaseDraft(plan.draft[0]), command_ops.DraftPending(False)]
     else:
         reply = latest_reply(text, known.answered)
         if reply.text.strip() or plan.canned:
@@ -292,7 +299,17 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
             rules = (*rules, "agent:internal-removed")
             events.append(EventSpec("privacy", detail=f"{removed} line(s) of maild's internal mails to agents "
                                                       "removed from the reply before relaying"))
-    if relay_text is not None and not rejected:
+    if rejected:
+        return all_or_nothing(ticket, rules, plan, rejected, relay_text is not None, events, body)
+    if relay_text is not None and not _visible_after(ticket, plan):
+        direction, body, reason = Direction.NOTE, relay_text, "agent reply kept internal: the ticket is hidden"
+        rules = (*rules, "agent:hidden")
+        events.append(EventSpec("note", detail="the ticket is hidden from the customer (/visible no): "
+                                               "the reply was kept as an internal note, not sent"))
+        notes.append("the ticket is hidden from the customer (/visible no): your reply was kept as an internal "
+                     "note and NOT sent; write /visible yes above a reply to send it")
+        relay_text = None
+    if relay_text is not None:
         outgoing.append(Outgoing(RELAY, text=relay_text, cc=plan.cc, canned=plan.canned))
         sent = True
         reason = "agent reply relayed" if plan.mode != SEND else "draft sent"
@@ -303,15 +320,46 @@ def _agent_mail(mail: ParsedMail, ticket: TicketState, rules: tuple[str, ...], p
             events.append(EventSpec("cc", new=", ".join(plan.cc), detail="a copy of this reply"))
         if status is None and policy.on_agent_reply:
             status = policy.on_agent_reply
-    elif relay_text is not None:
-        reason = "agent reply held: a command was rejected"
-        rules = (*rules, "agent:held")
+        if policy.assign_on_reply and ticket.assignee is None and not _sets_assignee(plan):
+            # The first agent who answers an unassigned ticket becomes its "Responsável".
+            ops.append(command_ops.SetField("assignee", sender.agent.email if sender.agent else sender.email))
+            rules = (*rules, "assign:on-reply")
     if status is not None and status != ticket.status:
         events.append(EventSpec("status", old=ticket.status, new=status,
                                 detail="agent replied" if status != plan.status else "by command"))
     else:
         status = None
-    if rejected:
-        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=tuple(rejected), sent=sent))
+    if notes:
+        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, sent=sent, notes=tuple(notes)))
     return Decision(Action.APPEND, ticket.id, reason, rules, direction=direction, status=status,
                     events=tuple(events), outgoing=tuple(outgoing), body=body, ops=tuple(ops))
+
+
+def all_or_nothing(ticket: TicketState, rules: tuple[str, ...], plan: Plan, rejected: list[str], had_reply: bool,
+                   events: list[EventSpec], note: str | None) -> Decision:
+    """A mail of which something failed: kept on the ticket as the agent's mail (or their
+    note), nothing else done. The feedback lists what failed and what would have been done."""
+    would = list(plan.applied)
+    if had_reply:
+        would.append("your reply would have been sent to the customer")
+    kept = [e for e in events if e.kind in ("privacy", "note", "interaction")]
+    kept.append(EventSpec("held", detail=f"{len(rejected)} line(s) failed: no command of this mail was applied "
+                                         "and nothing was sent"))
+    internal = plan.mode in (NOTE, LOG)
+    return Decision(Action.APPEND, ticket.id, "agent mail held: something failed, nothing was applied",
+                    (*rules, "agent:held"), direction=Direction.NOTE if internal else Direction.AGENT,
+                    events=tuple(kept),
+                    outgoing=(Outgoing(FEEDBACK, applied=tuple(would), rejected=tuple(rejected)),),
+                    body=note if internal else None)
+
+
+def _visible_after(ticket: TicketState, plan: Plan) -> bool:
+    visible = ticket.visible
+    for op in plan.ops:
+        if isinstance(op, command_ops.SetField) and op.field == "visible":
+            visible = bool(op.value)
+    return visible
+
+
+def _sets_assignee(plan: Plan) -> bool:
+    return any(isinstance(op, command_ops.SetField) and op.field == "assignee" for op in plan.ops)

@@ -99,7 +99,8 @@ class Processor:
         transitions = config.workflow.transitions
         self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days,
                              undeliverable_days=out.undeliverable_days, on_customer_mail=transitions.customer_mail,
-                             on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen)
+                             on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen,
+                             assign_on_reply=config.workflow.assign_on_reply)
         self.max_attachment = config.storage.max_attachment_bytes
         self.planner = Planner(config, self.signer, self.own_addresses)
         # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.

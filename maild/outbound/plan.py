@@ -153,7 +153,7 @@ class Planner(AutoMailer):
         variables = self._vars(ticket, mail, sender)
         variables["feedback"] = {"subject": strip_prefixes(mail.subject) or tagged(ticket.subject, self.tag, ticket.id),
                                  "applied": list(intent.applied), "rejected": list(intent.rejected),
-                                 "sent": intent.sent}
+                                 "sent": intent.sent, "notes": list(intent.notes)}
         rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
         out = self.mail(compose.FEEDBACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
                         in_reply_to=mail.message_id,

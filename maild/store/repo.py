@@ -37,7 +37,7 @@ _PARTICIPANT = select(participants.c.id).where(participants.c.ticket_id == bindp
 _ADDRESSEES = select(messages.c.to_addrs, messages.c.cc_addrs).where(
     messages.c.ticket_id == bindparam("tid"), messages.c.message_id.in_(bindparam("mids", expanding=True)))
 _RAW_SEEN = select(raw_mails.c.ticket_id, raw_mails.c.message_id).where(raw_mails.c.sha256 == bindparam("sha"))
-_TICKET_STATE = select(tickets.c.status, tickets.c.closed_at).where(tickets.c.id == bindparam("tid"))
+_TICKET_STATE = select(tickets.c.status, tickets.c.closed_at, tickets.c.assignee, tickets.c.visible).where(tickets.c.id == bindparam("tid"))
 _CONTACT = select(contacts.c.id, contacts.c.name, contacts.c.blocked).where(contacts.c.email == bindparam("email"))
 _NEW_CONTACT = insert(contacts).returning(contacts.c.id)
 _CONTACT_NAME = update(contacts).where(contacts.c.id == bindparam("cid")).values(
@@ -125,7 +125,7 @@ def ticket_state(session: Session, ticket_id: int | None) -> TicketState | None:
     if ticket_id is None:
         return None
     row = conn(session).execute(_TICKET_STATE, {"tid": ticket_id}).first()
-    return TicketState(ticket_id, row.status, row.closed_at) if row else None
+    return TicketState(ticket_id, row.status, row.closed_at, row.assignee, bool(row.visible)) if row else None
 
 
 def contact_id_for(session: Session, email: str, name: str, now: datetime) -> int:
