@@ -256,6 +256,7 @@ class Limits(_Strict):
     # Command feedback and control-address reports answer what an agent just did: they are
     # counted apart from every other automatic mail, under this generous cap of their own.
     feedback: Window = Window(count=200, minutes=24 * 60)
+    feedback_burst: Window = Window(count=10, minutes=1)
 
 
 class Dkim(_Strict):

@@ -126,7 +126,12 @@ NORMAL_MAIL = Answering(Kind.NORMAL, False)
     (Purpose.ACKNOWLEDGE, BRUNO, RecentMail(), Answering(Kind.NORMAL, False, from_agent=True), "is an agent"),
     (Purpose.ACKNOWLEDGE, "noreply@shop.example", RecentMail(), NORMAL_MAIL, "machine address"),
     (Purpose.ANSWER, MARIA, RecentMail(), Answering(Kind.LIST, False), ""),  # feedback answers any kind
-    (Purpose.ANSWER, MARIA, RecentMail(to_address=3), NORMAL_MAIL, "per address in 60 min"),
+    # feedback and reports: their own caps, never the other automatic mail's
+    (Purpose.ANSWER, ANA, RecentMail(to_address=40, to_address_day=40, to_address_burst=9, on_ticket=9),
+     NORMAL_MAIL, ""),
+    (Purpose.ANSWER, ANA, RecentMail(feedback=200), NORMAL_MAIL, "200 feedback mails and reports in 1440 min"),
+    (Purpose.ANSWER, ANA, RecentMail(feedback_burst=10), NORMAL_MAIL, "in 1 min (limit 10)"),
+    (Purpose.ANSWER, ANA, RecentMail(undeliverable_until=NOW + timedelta(hours=1)), NORMAL_MAIL, "bounced"),
     (Purpose.NOTICE, "support@helpdesk.example", RecentMail(), None, "maild's own address"),
     (Purpose.NOTICE, MARIA, RecentMail(on_ticket=2), None, "per ticket"),
     (Purpose.NOTICE, MARIA, RecentMail(to_address_day=5), None, "per address per day"),

@@ -102,7 +102,7 @@ class Notifier(AutoMailer):
         agentcap.count_sent(session, email, window)
         rendered = self.renderer.render(d.template, v)
         out = self.mail("notify", "auto-generated", facts.id, rendered, to=(d.person.name, email),
-                        from_name=from_name or self.name, now=now)
+                        from_name=from_name or self.name, now=now, root=self.root(session, facts.id))
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 
@@ -132,7 +132,8 @@ class Notifier(AutoMailer):
         last = session.connection().execute(LAST_IN, {"tid": facts.id}).first()
         out = self.mail(NOTICE, "auto-generated", facts.id, rendered, to=(d.person.name, email), now=now,
                         in_reply_to=last.message_id if last else "",
-                        references=references_for(last.references, last.message_id) if last else "")
+                        references=references_for(last.references, last.message_id) if last else "",
+                        root=self.root(session, facts.id))
         self.enqueue_with_message(session, out, now, author=self.address, from_name=self.name)
         return 1
 

@@ -3,7 +3,9 @@
 The per-mail planner (acknowledgements, relayed replies, command feedback) and the trigger
 notifier (notifications, reminders, digests) derive the same things from the config once
 — sender identity, subject tag, caps and their windows, how long a mail may wait — and
-build mails alike: a signed Message-ID and Reply-To (for an agent, the agent's own signed
+build mails alike: one thread per ticket (every mail about it names the ticket's root, its
+first stored message, first in References, and answers it unless it answers a later one:
+mail clients group a ticket's mails for agents as for customers), a signed Message-ID and Reply-To (for an agent, the agent's own signed
 reply address, so answering it proves who wrote: :mod:`maild.commands.auth`), the ticket tag kept in the subject
 even when an admin's template drops it, an ``out`` message on the ticket for what the
 customer receives, and a ``mail_held`` history event for what the rules hold back.
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from maild.config import Config
 from maild.domain.events import EventSpec
 from maild.outbound import outbox, policy, templates
-from maild.outbound.compose import OutboundMail, address
+from maild.outbound.compose import OutboundMail, address, references_for
 from maild.store import history
 from maild.store.repo import messages
 from maild.threading.signing import Signer
@@ -33,6 +35,9 @@ log = logging.getLogger("maild.outbound")
 LAST_IN = (select(messages.c.message_id, messages.c.references).where(
     messages.c.ticket_id == bindparam("tid"), messages.c.direction == "in")
     .order_by(messages.c.id.desc()).limit(1))
+# A ticket's first stored message: the root of the thread every mail about the ticket joins.
+_ROOT = (select(messages.c.message_id).where(messages.c.ticket_id == bindparam("tid"))
+         .order_by(messages.c.id).limit(1))
 _NEW_MESSAGE = insert(messages)
 
 
@@ -54,9 +59,12 @@ class AutoMailer:
         self.caps = policy.Caps((limits.per_ticket.count, limits.per_ticket.minutes),
                                 (limits.per_address.count, limits.per_address.minutes),
                                 (limits.per_address_day.count, limits.per_address_day.minutes),
-                                per_address_burst=(limits.per_address_burst.count, limits.per_address_burst.minutes))
+                                per_address_burst=(limits.per_address_burst.count, limits.per_address_burst.minutes),
+                                feedback=(limits.feedback.count, limits.feedback.minutes),
+                                feedback_burst=(limits.feedback_burst.count, limits.feedback_burst.minutes))
         self.windows = outbox.Windows(limits.per_ticket.minutes, limits.per_address.minutes,
-                                      limits.per_address_day.minutes, limits.per_address_burst.minutes)
+                                      limits.per_address_day.minutes, limits.per_address_burst.minutes,
+                                      limits.feedback.minutes, limits.feedback_burst.minutes)
         self.lifetime = timedelta(hours=out.retry.give_up_hours)
         self.helpdesk_vars = {"name": helpdesk.name, "address": helpdesk.address}
         # Any address of an agent → the agent's configured address, which signatures name.
@@ -70,12 +78,21 @@ class AutoMailer:
             return self.signer.agent_reply_address(ticket_id, agent)
         return self.signer.reply_address(ticket_id)
 
+    def root(self, session: Session, ticket_id: int) -> str:
+        """The Message-ID every mail about this ticket threads under (its first message)."""
+        return session.connection().execute(_ROOT, {"tid": ticket_id}).scalar() or ""
+
     def mail(self, kind: str, auto_submitted: str, ticket_id: int | None, rendered: templates.Rendered, *,
              to: tuple[str, str], now: datetime, cc: tuple[str, ...] = (), automatic: bool = True,
              from_name: str | None = None, in_reply_to: str = "", references: str = "",
-             attachments: tuple[Any, ...] = ()) -> OutboundMail:
+             attachments: tuple[Any, ...] = (), root: str = "") -> OutboundMail:
+        """``root``: the ticket's thread root (:meth:`root`); the mail answers ``in_reply_to``,
+        else the root, and its References start with the root."""
         subject = rendered.subject
         reply_to = ""
+        if root:
+            in_reply_to = in_reply_to or root
+            references = references_for(f"{root} {references}", in_reply_to)
         if ticket_id is not None:
             if find_tag(subject, self.tag) != ticket_id:  # an overridden template must not break threading
                 subject = f"[{self.tag} #{ticket_id}] {subject}".strip()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from maild.outbound.compose import OutboundMail, attachments_json
+from maild.outbound.compose import FEEDBACK, OutboundMail, attachments_json
 from maild.outbound.policy import RecentMail
 from maild.store.keys import header_hash
 from maild.store.models import AddressStatus, Contact, Message, OutboxRow, OutboxSender
@@ -51,6 +51,12 @@ _RECENT = select(
                                outbox.c.created_at > bindparam("since")).scalar_subquery().label("on_ticket"),
     select(statuses.c.undeliverable_until).where(statuses.c.email == bindparam("addr"))
     .scalar_subquery().label("undeliverable_until"),
+    # Feedback and control reports, counted apart (they answer what an agent just did).
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.kind == FEEDBACK,
+                               outbox.c.created_at > bindparam("feedback")).scalar_subquery().label("feedback"),
+    select(func.count()).where(outbox.c.to_addr == bindparam("addr"), outbox.c.kind == FEEDBACK,
+                               outbox.c.created_at > bindparam("feedback_burst")).scalar_subquery()
+    .label("feedback_burst"),
     select(contacts.c.consent).where(contacts.c.email == bindparam("addr")).scalar_subquery().label("consent"),
     select(contacts.c.blocked).where(contacts.c.email == bindparam("addr")).scalar_subquery().label("blocked"),
 )
@@ -64,6 +70,8 @@ class Windows:
     per_address: int
     per_address_day: int
     per_address_burst: int = 1
+    feedback: int = 24 * 60
+    feedback_burst: int = 1
 
 
 # For an agent the per-address caps do not apply (``notify_counters`` caps them in O(1)):
@@ -122,9 +130,11 @@ def recent(session: Session, address: str, ticket_id: int | None, windows: Windo
         "addr": address, "tid": ticket_id if ticket_id is not None else -1,
         "short": now - timedelta(minutes=windows.per_address), "day": now - timedelta(minutes=windows.per_address_day),
         "burst": now - timedelta(minutes=windows.per_address_burst),
+        "feedback": now - timedelta(minutes=windows.feedback),
+        "feedback_burst": now - timedelta(minutes=windows.feedback_burst),
         "since": now - timedelta(minutes=windows.per_ticket)}).one()
     return RecentMail(to_address=row.short, to_address_day=row.day, on_ticket=row.on_ticket,
-                      to_address_burst=row.burst,
+                      to_address_burst=row.burst, feedback=row.feedback, feedback_burst=row.feedback_burst,
                       undeliverable_until=row.undeliverable_until,
                       consent=row.consent if row.consent is not None else True, blocked=bool(row.blocked))
 

@@ -112,8 +112,8 @@ class Planner(AutoMailer):
             return self.held(session, ticket.id, "acknowledgement", verdict.reason, mail.message_id, now)
         rendered = self.renderer.render(template, self._vars(ticket, mail, sender))
         out = self.mail(compose.ACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
-                        in_reply_to=mail.message_id,
-                         references=references_for(" ".join(mail.references), mail.message_id), now=now)
+                        in_reply_to=mail.message_id, root=self.root(session, ticket.id),
+                        references=references_for(" ".join(mail.references), mail.message_id), now=now)
         self.enqueue_with_message(session, out, now, author=self.address, from_name=self.name)
         return 1
 
@@ -138,8 +138,8 @@ class Planner(AutoMailer):
         from_name = f"{variables['agent']['name']} ({self.name})"
         out = self.mail(compose.REPLY, "", ticket.id, rendered, to=(ticket.requester_name, ticket.requester),
                         cc=tuple(cc), automatic=False, in_reply_to=last.message_id if last else "",
-                         references=references_for(last.references, last.message_id) if last else "",
-                         now=now, from_name=from_name)
+                        references=references_for(last.references, last.message_id) if last else "",
+                        now=now, from_name=from_name, root=self.root(session, ticket.id))
         self.enqueue_with_message(session, out, now, author=sender.email, from_name=from_name)
         return 1
 
@@ -156,8 +156,8 @@ class Planner(AutoMailer):
                                  "sent": intent.sent, "notes": list(intent.notes)}
         rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
         out = self.mail(compose.FEEDBACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
-                        in_reply_to=mail.message_id,
-                         references=references_for(" ".join(mail.references), mail.message_id), now=now)
+                        in_reply_to=mail.message_id, root=self.root(session, ticket.id),
+                        references=references_for(" ".join(mail.references), mail.message_id), now=now)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 

@@ -12,6 +12,11 @@ Automatic mail (acknowledgements, notifications, feedback) is never sent to:
      short burst (a robot answering at once: 3 a minute by default), to the address, to the
      address per day.
 
+Command feedback and control-address reports (:attr:`Purpose.ANSWER`) answer what an agent
+just did: they are counted apart, under caps of their own (``outbound.limits.feedback``, a
+day's worth, and ``feedback_burst``), so an agent who received 40 notifications still gets
+them, while two robots answering each other still stop.
+
 :func:`may_send_automatic` is the one gate every automatic mail passes; the functions
 below it are its rules.
 
@@ -45,6 +50,8 @@ class Caps:
     per_address_day: tuple[int, int]
     per_agent: int | None = None  # notifications to an agent per fixed window; past it, the summary
     per_address_burst: tuple[int, int] = (3, 1)
+    feedback: tuple[int, int] = (200, 24 * 60)  # command feedback and reports to one address
+    feedback_burst: tuple[int, int] = (10, 1)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class RecentMail:
     consent: bool = True
     blocked: bool = False
     agent_window: int = 0  # notifications to this agent in the current per-agent window
+    feedback: int = 0  # command feedback and control reports to the address, within the feedback window
+    feedback_burst: int = 0  # the same, within the feedback burst window
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,18 @@ def within_caps(address: str, recent: RecentMail, caps: Caps, now: datetime) -> 
     return OK
 
 
+def within_feedback_caps(address: str, recent: RecentMail, caps: Caps, now: datetime) -> Verdict:
+    """Command feedback and control reports: their own caps only, never the other automatic mail's."""
+    if recent.undeliverable_until is not None and recent.undeliverable_until > now:
+        return Verdict(False, f"{address} bounced permanently")
+    if recent.blocked:
+        return Verdict(False, f"{address} is blocked")
+    for count, (limit, minutes) in ((recent.feedback_burst, caps.feedback_burst), (recent.feedback, caps.feedback)):
+        if count >= limit:
+            return Verdict(False, f"cap reached: {count} feedback mails and reports in {minutes} min (limit {limit})")
+    return OK
+
+
 def within_ticket_cap(address: str, recent: RecentMail, caps: Caps) -> Verdict:
     """The per-ticket cap alone: what holds back notifications to agents."""
     limit, minutes = caps.per_ticket
@@ -181,4 +202,6 @@ def may_send_automatic(purpose: Purpose, to: str, recent: RecentMail, *, own: fr
         if recent.to_address_day >= caps.per_address_day[0]:
             return Verdict(False, f"cap reached: {recent.to_address_day} such notices today")
         return OK
+    if purpose is Purpose.ANSWER:
+        return within_feedback_caps(to, recent, caps, now)
     return within_caps(to, recent, caps, now)

@@ -60,7 +60,8 @@ def queue_notice(mailer: AutoMailer, session: Session, *, agent: Agent, ticket_i
                   "reply_address": reply, "subject": " ".join(mail.subject.split())[:200]},
     })
     if ticket_id is not None:
-        out = mailer.mail(PROOF, "auto-replied", ticket_id, rendered, to=(agent.name, agent.email), now=now)
+        out = mailer.mail(PROOF, "auto-replied", ticket_id, rendered, to=(agent.name, agent.email), now=now,
+                          root=mailer.root(session, ticket_id))
     else:
         out = OutboundMail(
             kind=PROOF, automatic=True, ticket_id=None, message_id=mailer.signer.message_id(0),
