@@ -9,9 +9,14 @@ A rule (seed 001's "gatilhos de notificação")::
                                         # | watchers | an agent's address or name
       fallback: [agents]                # stands in for `assignee` on an unassigned ticket
       channel: email                    # email | sms
-      template: notify_new_ticket
+      template: notify_new_ticket        # or per event: {ticket_created: notify_new_ticket,
+                                         #                customer_replied: notify_customer_reply}
 
-Conditions are all-of; a list in a condition is any-of. With no ``triggers:`` key the
+Conditions are all-of; a list in a condition is any-of. A rule listing several events speaks
+of the event that happened: with no template, or with one that is another listed event's
+own template (``notify_new_ticket`` on a rule also ``on: customer_replied``), each event
+uses its own template — a customer's reply is never announced as a new ticket. A template
+of the admin's own serves every listed event (it can read ``event.name``). With no ``triggers:`` key the
 :data:`DEFAULT_TRIGGERS` apply (the embedded ``config/maild.yaml`` spells them out).
 """
 from __future__ import annotations
@@ -62,7 +67,7 @@ class Rule(_Strict):
     to: list[str] = Field(min_length=1)
     fallback: list[str] = []
     channel: Literal["email", "sms"] = "email"
-    template: str = ""  # default: the event's own template (TEMPLATE_FOR)
+    template: str | dict[EventName, str] = ""  # default: the event's own template (TEMPLATE_FOR)
 
     @model_validator(mode="before")
     @classmethod
@@ -94,7 +99,14 @@ class Rule(_Strict):
         return self
 
     def template_for(self, event: str) -> str:
-        return self.template or TEMPLATE_FOR[event]
+        """The template for ``event``, which happened (one of ``on``)."""
+        own = TEMPLATE_FOR[event]
+        if isinstance(self.template, dict):
+            return {str(name): t for name, t in self.template.items()}.get(event, own)
+        if not self.template:
+            return own
+        others = {TEMPLATE_FOR[e] for e in self.on if e != event}
+        return own if self.template in others else self.template
 
 
 # The template an event uses when a rule names none.

@@ -10,6 +10,7 @@ import email.policy
 import email.utils
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -79,6 +80,32 @@ def address(name: str, addr: str) -> str:
         return str(Address(display_name=name, addr_spec=addr))
     except Exception:  # noqa: BLE001 - an address the stdlib refuses (non-ASCII local part ...)
         return addr
+
+
+def _words(line: str) -> list[str]:
+    plain = unicodedata.normalize("NFKD", line.lower()).encode("ascii", "ignore").decode()
+    return re.findall(r"[a-z0-9]+", plain)
+
+
+def signs_off(text: str, name: str) -> bool:
+    """Does ``text`` already end with its writer's name ("Abraço,\nAna", "Ana Souza | Acme")?
+
+    Then a relayed reply carries no second signature of the template's. A sign-off line is
+    one of the last three, short (six words at most), and starts or ends with the first
+    name, or holds the full name; accents and case are ignored.
+    """
+    full = _words(name)
+    if not full:
+        return False
+    lines = [w for w in (_words(line) for line in text.splitlines()) if w][-3:]
+    for words in lines:
+        if len(words) > 6:
+            continue
+        if words[0] == full[0] or words[-1] in (full[0], full[-1]):
+            return True
+        if any(words[i:i + len(full)] == full for i in range(len(words))):
+            return True
+    return False
 
 
 def references_for(previous_refs: str, previous_id: str, limit: int = 20) -> str:

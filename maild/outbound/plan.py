@@ -134,6 +134,8 @@ class Planner(AutoMailer):
         if intent.canned:  # /canned NAME: the standard answer, then whatever the agent wrote
             canned = self.renderer.render_text(f"canned/{intent.canned}", variables).strip("\n")
             variables["message"]["text"] = "\n\n".join(t for t in (canned, intent.text.strip("\n")) if t)
+        # One signature: none of the template's when the agent signed the text themselves.
+        variables["agent"]["signed"] = compose.signs_off(variables["message"]["text"], variables["agent"]["name"])
         rendered = self.renderer.render(templates.AGENT_REPLY, variables)
         from_name = f"{variables['agent']['name']} ({self.name})"
         out = self.mail(compose.REPLY, "", ticket.id, rendered, to=(ticket.requester_name, ticket.requester),

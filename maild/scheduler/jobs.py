@@ -8,7 +8,8 @@
 - :meth:`Jobs.autoclose`: a ticket waiting on the customer for ``workflow.autoclose_days``
   is closed, with a closing mail to the customer and a ``status_changed`` event.
 - :meth:`Jobs.digests`: once a day per agent, counts per status, their open tickets, the
-  overdue next actions and an iCalendar file of the coming ones.
+  overdue next actions and an iCalendar file of the coming ones — not sent on a day with
+  nothing to report (no open ticket of theirs or unassigned, nothing overdue or coming).
 
 The ticket table is the truth: a reminder is due when ``tickets.next_action_at`` says so,
 read at every run, so a date changed or cleared by any maild instance counts at once.
@@ -229,7 +230,7 @@ class Jobs:
             def work(session: Session, email: str = agent.email, name: str = agent.name) -> int:
                 return self._digest(session, email, name, today, now)
 
-            if self._once("digest", agent.email, slot, now, work):
+            if self._once("digest", agent.email, slot, now, work):  # 0: nothing to report, marked done
                 sent += 1
         return RunResult(digests=sent, queued=sent)
 
@@ -251,6 +252,11 @@ class Jobs:
         mine = rows(tickets.c.assignee == email, open_)
         overdue = rows(open_, mine_or_free, tickets.c.next_action_at < now, order=tickets.c.next_action_at)
         items = calendar.upcoming(session, now, now + timedelta(days=days), assignee=email, include_unassigned=True)
+        unassigned = session.scalar(select(func.count()).select_from(tickets).where(
+            open_, tickets.c.assignee.is_(None)))
+        if not (mine or overdue or items or unassigned):
+            log.info("no digest for %s on %s: nothing to report", email, today.isoformat())
+            return 0
         ics = calendar.to_ics(items, self.config.helpdesk, now, self.tag)
         variables = {
             "helpdesk": self.notifier.helpdesk_vars, "recipient": {"name": name, "email": email},
