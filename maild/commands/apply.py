@@ -18,11 +18,12 @@ from maild.domain import ops
 from maild.domain.events import EventSpec
 from maild.store import history
 from maild.store import rows as stored
-from maild.store.models import Contact, Message, Participant, Tag, Ticket, TicketLink, TicketTag
+from maild.store.models import AttachmentRow, Contact, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
 tickets, tags, ticket_tags = Ticket.__table__, Tag.__table__, TicketTag.__table__
 participants, links, contacts, messages = (Participant.__table__, TicketLink.__table__, Contact.__table__,
                                            Message.__table__)
+attachments = AttachmentRow.__table__
 
 
 def _text(value: Any) -> str | None:
@@ -139,14 +140,19 @@ class _Writer:
             self.event(ticket_id, "blocked", None, op.email, "later mail from this address is kept but ignored")
 
     def clone(self, ticket_id: int) -> None:
+        """A working copy: the fields, tags, the conversation (every message but drafts, with
+        its attachments, under new Message-IDs) and an owner — the original's assignee, else the
+        agent who cloned it — so the copy is not an unowned empty ticket announced again and again."""
         row = self.c.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
         if row is None:
             return
         copy = {k: getattr(row, k) for k in ("subject", "priority", "type", "subtype", "category", "assignee",
                                              "requester_id", "visible")}
+        copy["assignee"] = copy["assignee"] or self.actor
         new_id = self.c.execute(insert(tickets).returning(tickets.c.id), {
             **copy, "status": "new", "origin": "clone", "message_count": 0, "created_at": self.now,
             "updated_at": self.now}).scalar_one()
+        self._copy_messages(ticket_id, new_id)
         tag_ids = self.c.execute(select(ticket_tags.c.tag_id).where(ticket_tags.c.ticket_id == ticket_id)).scalars()
         rows = [{"ticket_id": new_id, "tag_id": t} for t in tag_ids]
         if rows:
@@ -156,6 +162,20 @@ class _Writer:
         self.event(new_id, "created", None, "new", f"clone of #{ticket_id}")
         self.event(ticket_id, "cloned", None, f"#{new_id}", f"cloned as #{new_id}")
         self.done.notes.append(f"cloned as #{new_id}")
+
+    def _copy_messages(self, source: int, target: int) -> None:
+        found = self.c.execute(select(messages).where(messages.c.ticket_id == source,
+                                                      messages.c.direction != "draft").order_by(messages.c.id)).all()
+        for m in found:
+            values = {k: v for k, v in m._mapping.items() if k not in ("id", "ticket_id", "message_id_hash")}
+            values["message_id"] = f"<clone.{target}.{m.message_id.strip('<>')}>"[:998]
+            new_pk = stored.new_id(self.c.execute(insert(messages).returning(messages.c.id),
+                                                  {**values, "ticket_id": target}))
+            files = self.c.execute(select(attachments).where(attachments.c.message_id == m.id)).all()
+            if files:
+                self.c.execute(insert(attachments), [
+                    {**{k: v for k, v in f._mapping.items() if k != "id"}, "message_id": new_pk} for f in files])
+        self.touch(target, message_count=len(found))
 
     def new_ticket(self, op: ops.NewTicket, requester_id: int, origin: str) -> int:
         return stored.new_id(self.c.execute(insert(tickets).returning(tickets.c.id), {

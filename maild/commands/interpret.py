@@ -55,6 +55,7 @@ class Context:
     tz: ZoneInfo
     canned: frozenset[str] = frozenset()
     in_mail: bool = True  # False at the control address: no reply text, no /note etc.
+    forwarded: tuple[str, str] | None = None  # a new ticket: the author of the mail the agent forwarded
 
     @property
     def is_manager(self) -> bool:
@@ -73,6 +74,7 @@ class _Builder:
     canned: str | None = None
     cc: list[str] = field(default_factory=list)
     draft: tuple[int, str] | None = None
+    requester: tuple[str, str] | None = None
 
     def ok(self, cmd: Command, what: str) -> None:
         self.applied.append(f"{cmd.line}: {what}")
@@ -266,6 +268,29 @@ def _clone(b: _Builder, cmd: Command) -> None:
     b.ok(cmd, "cloned into a new ticket, linked to this one")
 
 
+def _on_behalf(b: _Builder, cmd: Command) -> None:
+    """``/new`` / ``/on-behalf [ADDRESS]``: the ticket this mail opens is the customer's, not
+    the agent's — the address given, else the author of the mail forwarded below."""
+    if b.ctx.ticket.id is not None:
+        b.no(cmd, "only in a mail that opens a ticket: forward the customer's mail to the helpdesk address")
+        return
+    person = b.ctx.forwarded
+    if cmd.args:
+        address = parse_address(cmd.args.split()[-1])
+        if address is None:
+            b.no(cmd, f"{cmd.args!r} is not an e-mail address")
+            return
+        person = (address, person[1] if person and person[0] == address else "")
+    if person is None:
+        b.no(cmd, "no customer found: forward the customer's mail below the command, "
+                  "or write /new customer@example.com")
+    elif b.ctx.workflow.agent_by_address(person[0]):
+        b.no(cmd, f"{person[0]} is an agent; a ticket on behalf of someone needs the customer's address")
+    else:
+        b.requester = person
+        b.ok(cmd, f"opened on behalf of {person[0]} (the requester)")
+
+
 # -- commands that only make sense in a reply --------------------------------------------
 def _note(b: _Builder, cmd: Command) -> None:
     if b.set_mode(cmd, NOTE):
@@ -339,11 +364,12 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "subject": (_subject, True), "next": (_next, True), "note": (_note, False), "log": (_log, False),
     "draft": (_draft, False), "send": (_send, False), "canned": (_canned, False), "cc": (_cc, False),
     "link": (_link, True), "merge": (_merge, True), "clone": (_clone, True), "visible": (_visible, True),
-    "block": (_block, True), "listing": (_listing, True),
+    "block": (_block, True), "listing": (_listing, True), "new": (_on_behalf, False),
+    "on-behalf": (_on_behalf, False),
 }
 ALIASES = {"tags": "tag", "nota": "note", "fechar": "close", "finalizar": "close", "reabrir": "reopen",
            "atribuir": "assign", "assumir": "take", "rascunho": "draft", "enviar": "send", "proxima": "next",
-           "próxima": "next"}
+           "próxima": "next", "onbehalf": "on-behalf", "em-nome": "on-behalf", "novo": "new"}
 
 
 def interpret(commands: Sequence[Command], ctx: Context) -> Plan:
@@ -362,4 +388,4 @@ def interpret(commands: Sequence[Command], ctx: Context) -> Plan:
         else:
             handler(b, cmd)
     return Plan(b.status, tuple(b.ops), tuple(b.applied), tuple(b.rejected), b.mode, b.note_text, b.canned,
-                tuple(dict.fromkeys(b.cc)), b.draft)
+                tuple(dict.fromkeys(b.cc)), b.draft, b.requester)

@@ -8,5 +8,5 @@ interpret stage, which imports the workflow built from that schema.
 COMMAND_NAMES = frozenset({
     "status", "close", "reopen", "assign", "take", "invite", "tag", "priority", "type", "subtype", "category",
     "subject", "next", "note", "log", "draft", "send", "canned", "cc", "link", "merge", "clone", "visible",
-    "block", "listing",
+    "block", "listing", "new", "on-behalf",
 })

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from maild.commands.forwarded import forwarded_sender
 from maild.commands.grammar import Command, split_commands, starts_with_command
 from maild.commands.interpret import CommandLookup, Context, TicketView, interpret
 from maild.commands.keywords import AGENT, CUSTOMER, MANAGER, KeywordTable
@@ -51,13 +52,17 @@ class Interpreter:
         scan = self.keywords.scan(subject, role)
         commands: tuple[Command, ...] = ()
         text = body
-        if ticket_id is not None and starts_with_command(body):
+        forwarded = None
+        if starts_with_command(body):  # on a ticket, or opening one (/new for a customer)
             commands, text = split_commands(body)
+            if ticket_id is None:
+                forwarded = forwarded_sender(text)
         if not scan.changed and not commands:
             return None
         requester = lookup.requester_of(ticket_id) if ticket_id is not None else sender_email
         view = TicketView(ticket_id, ticket_status or "new", requester)
-        ctx = Context(self.workflow, sender_email, actor, view, lookup, now, self.tz, self.canned)
+        ctx = Context(self.workflow, sender_email, actor, view, lookup, now, self.tz, self.canned,
+                      forwarded=forwarded)
         plan = interpret((*scan.commands, *commands), ctx)
         if scan.rejected:
             plan = dataclasses.replace(plan, rejected=(*scan.rejected, *plan.rejected))

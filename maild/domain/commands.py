@@ -35,6 +35,7 @@ class Plan:
     canned: str | None = None
     cc: tuple[str, ...] = ()
     draft: tuple[int, str] | None = None  # for /send: the draft to release
+    requester: tuple[str, str] | None = None  # /new, /on-behalf: (address, name) of the customer
 
     @property
     def empty(self) -> bool:

@@ -100,3 +100,4 @@ class Decision:
     form: FormOutcome | None = None  # a website form's ticket fields (maild.forms.match.attach)
     ops: tuple[command_ops.Op, ...] = ()  # ticket changes from commands (maild.commands.apply)
     triggers: tuple[TriggerEvent, ...] = ()  # what trigger rules hear of this mail, in order
+    requester: tuple[str, str] | None = None  # CREATE by an agent with /new: (address, name) of the customer

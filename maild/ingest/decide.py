@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from maild.domain import ops as command_ops
-from maild.domain.commands import DRAFT, LOG, NOTE, SEND, Interpretation, Plan
+from maild.domain.commands import DRAFT, LOG, NOTE, REPLY, SEND, Interpretation, Plan
 from maild.domain.decision import FEEDBACK, RELAY, Action, Bounced, Decision, EventSpec, Outgoing, Policy, TicketState
 from maild.domain.events import AGENT_REPLIED, CUSTOMER_REPLIED, TICKET_CREATED, Change, TriggerEvent, change_events
 from maild.domain.mail import Classification, Kind, ParsedMail
@@ -173,17 +173,26 @@ def _create(mail: ParsedMail, sender: Sender, match: Match, policy: Policy,
     subject = ticket_subject(interp.subject if interp else mail.subject, policy.subject_tag) or "(no subject)"
     status = "new"
     outgoing = []
-    if sender.is_agent and plan is not None and plan.rejected:  # all or nothing: the ticket, no command
-        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=plan.rejected))
-        events.append(EventSpec("held", detail=f"{len(plan.rejected)} command(s) failed: no command of this mail "
+    rejected = list(plan.rejected) if plan is not None and sender.is_agent else []
+    if plan is not None and sender.is_agent and (plan.mode != REPLY or plan.cc or plan.canned):
+        rejected.append("/note, /log, /draft, /send, /cc and /canned work in a reply on a ticket, "
+                        "not in a mail that opens one")
+    if rejected and plan is not None:  # all or nothing: the ticket is opened, no command applied
+        outgoing.append(Outgoing(FEEDBACK, applied=plan.applied, rejected=tuple(rejected)))
+        events.append(EventSpec("held", detail=f"{len(rejected)} command(s) failed: no command of this mail "
                                                "was applied"))
         plan = None
+    requester = plan.requester if plan is not None else None
+    if requester is not None:
+        events.append(EventSpec("on_behalf", new=requester[0], detail=f"opened by {sender.email} on behalf of "
+                                                                      "the customer"))
     if plan is not None and plan.status and plan.status != "new":
         status = plan.status
         events.append(EventSpec("status", old="new", new=status, detail="subject keyword"))
+    body = interp.text if interp is not None and interp.text is not None and sender.is_agent else None
     return Decision(Action.CREATE, None, "new ticket", rules, subject=subject, status=status,
                     refers_to=refers, events=tuple(events), outgoing=tuple(outgoing),
-                    ops=plan.ops if plan else ())
+                    ops=plan.ops if plan else (), body=body, requester=requester)
 
 
 def _append(sender: Sender, match: Match, ticket: TicketState, policy: Policy, now: datetime,

@@ -96,6 +96,8 @@ class Planner(AutoMailer):
                 if d.acknowledges:  # answers the customer's mail: threaded on it, the loop rules apply
                     queued += self._ack(session, mail, kind, sender, ticket, now, d.template)
             base = self._vars(ticket, mail, sender)
+            if decision.body is not None:  # what was stored: the text under an agent's commands
+                base["message"]["text"] = decision.body.rstrip("\n")
             queued += self.triggers.send(
                 session, [d for d in found if not d.acknowledges], facts=facts, sender=sender,
                 message=base["message"],

@@ -64,7 +64,9 @@ def write_ticket(session: Session, *, decision: Decision, mail: ParsedMail, send
     the requester's contact id for a new ticket, else None)."""
     c = conn(session)
     if decision.action is Action.CREATE:
-        requester = contact_id_for(session, sender.email, sender.name, now)
+        # An agent's /new: the customer whose mail they forwarded is the requester.
+        email, name = decision.requester or (sender.email, sender.name)
+        requester = contact_id_for(session, email, name, now)
         ticket_id = c.execute(_NEW_TICKET, {
             "subject": decision.subject[:2000], "status": decision.status or "new", "priority": "normal",
             "requester_id": requester, "visible": True, "origin": channel.split(":", 1)[0], "message_count": 1,
