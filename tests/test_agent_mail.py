@@ -220,3 +220,60 @@ def test_status_keeps_moving_on_a_plain_reply(cenv: Env) -> None:
     t = open_ticket(cenv)
     agent(cenv, t, "Olá Maria, vamos verificar.\n")
     assert cenv.ticket(t)["status"] == "waiting_customer" and cenv.ticket(t)["assignee"] == AGENT
+
+
+# -- 7. a rule listing several events speaks of the one that happened ------------------------------
+def test_a_rule_with_several_events_uses_the_template_of_the_event_that_happened() -> None:
+    from maild.notify.rules import Rule
+
+    named = Rule.model_validate({"on": ["ticket_created", "customer_replied"], "to": ["agents"],
+                                 "template": "notify_new_ticket"})
+    assert named.template_for("ticket_created") == "notify_new_ticket"
+    assert named.template_for("customer_replied") == "notify_customer_reply"
+    per_event = Rule.model_validate({"on": ["ticket_created", "customer_replied"], "to": ["agents"],
+                                     "template": {"customer_replied": "my_reply"}})
+    assert per_event.template_for("customer_replied") == "my_reply"
+    assert per_event.template_for("ticket_created") == "notify_new_ticket"
+    own = Rule.model_validate({"on": ["ticket_created", "customer_replied"], "to": ["agents"],
+                               "template": "everything"})  # the admin's own template serves both
+    assert own.template_for("customer_replied") == "everything"
+
+
+def test_a_customer_reply_is_not_announced_as_a_new_ticket(tmp_path: Path, db_url: str) -> None:
+    from conftest import mail
+
+    rule = {"name": "all_news", "on": ["ticket_created", "customer_replied"], "to": ["agents"],
+            "template": "notify_new_ticket"}
+    env = build(tmp_path, db_url, triggers=[rule])
+    try:
+        first = env.process(mail("Vazamento", f"Maria <{CUSTOMER}>", body="Há água.\n"))
+        env.process(mail("Re: Vazamento", CUSTOMER, body="Ainda há água.\n",
+                         headers={"In-Reply-To": first.message_id or ""}))
+        new, reply = [r for r in outbox(env) if r.to_addr == AGENT]
+        assert new.subject == "[Support #1] Vazamento"  # notify_new_ticket
+        assert reply.subject == "Re: [Support #1] Vazamento" and "Ainda há água" in reply.body_text
+    finally:
+        env.app.db.dispose()
+
+
+# -- 8. no digest with nothing to report -----------------------------------------------------------
+def test_no_digest_on_a_day_with_nothing_to_report(tmp_path: Path, db_url: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from scheduling import ANA, Clock, last_id, outbox_rows, service, set_ticket, team_env
+    from test_scheduler import DIGEST, new_ticket
+
+    env = team_env(tmp_path, db_url, scheduler=DIGEST)
+    try:
+        tid = new_ticket(env, "Pedido")
+        set_ticket(env, tid, status="closed")
+        day = datetime(2026, 11, 5, 8, 0, tzinfo=timezone.utc)
+        clock = Clock(day)
+        sched, mark = service(env, clock), last_id(env)
+        assert sched.run_once().digests == 0 and outbox_rows(env, mark) == []
+        set_ticket(env, tid, status="waiting_agent")  # open and nobody's: worth a digest again
+        clock.set(day + timedelta(days=1))
+        assert sched.run_once().digests == 3
+        assert ANA in {r.to_addr for r in outbox_rows(env, mark)}
+    finally:
+        env.app.db.dispose()
