@@ -355,7 +355,8 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
           f"{lim.per_address_burst.count}/{lim.per_address_burst.minutes} min, "
           f"{lim.per_address.count}/{lim.per_address.minutes} min and {lim.per_address_day.count}/"
           f"{lim.per_address_day.minutes} min; a permanent bounce stops automatic mail for "
-          f"{out.undeliverable_days} days")
+          f"{out.undeliverable_days} days; command feedback and reports apart: {lim.feedback.count}/"
+          f"{lim.feedback.minutes} min, {lim.feedback_burst.count}/{lim.feedback_burst.minutes} min")
     from maild.outbound.templates import Renderer
 
     overrides = config.templates_path()

@@ -8,12 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import AGENT, Env
+from test_commands import (
+    BRUNO,
+    CUSTOMER,
+    agent,
+    build,
+    events,
+    feedback,
+    open_ticket,
+    outbox,
+    relays,
+)
+
 from maild.commands.forwarded import forwarded_sender
 from maild.outbound.compose import signs_off
-from test_commands import BRUNO, CUSTOMER, agent, build, events, feedback, open_ticket, outbox, relays
-
 
 TRUSTED = {"agent_auth": {"trusted_authserv_ids": ["mx.support.example.com"]}}
 
@@ -39,8 +48,8 @@ Há água no chão do banheiro desde ontem.
 
 
 def forward(env: Env, extra: str = "", subject: str = "Fwd: Vazamento no banheiro", **kw: object) -> int:
-    from test_commands import TRUSTED_AR
     from conftest import mail
+    from test_commands import TRUSTED_AR
 
     out = env.process(mail(subject, f"Ana <{AGENT}>", body=FORWARD.format(extra=extra),
                            headers={"Authentication-Results": TRUSTED_AR}, **kw))  # type: ignore[arg-type]
@@ -258,16 +267,24 @@ def test_a_customer_reply_is_not_announced_as_a_new_ticket(tmp_path: Path, db_ur
 
 # -- 8. no digest with nothing to report -----------------------------------------------------------
 def test_no_digest_on_a_day_with_nothing_to_report(tmp_path: Path, db_url: str) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import UTC, datetime, timedelta
 
-    from scheduling import ANA, Clock, last_id, outbox_rows, service, set_ticket, team_env
+    from scheduling import (
+        ANA,
+        Clock,
+        last_id,
+        outbox_rows,
+        service,
+        set_ticket,
+        team_env,
+    )
     from test_scheduler import DIGEST, new_ticket
 
     env = team_env(tmp_path, db_url, scheduler=DIGEST)
     try:
         tid = new_ticket(env, "Pedido")
         set_ticket(env, tid, status="closed")
-        day = datetime(2026, 11, 5, 8, 0, tzinfo=timezone.utc)
+        day = datetime(2026, 11, 5, 8, 0, tzinfo=UTC)
         clock = Clock(day)
         sched, mark = service(env, clock), last_id(env)
         assert sched.run_once().digests == 0 and outbox_rows(env, mark) == []

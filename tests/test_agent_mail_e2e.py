@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-
-from conftest import AGENT, HELPDESK, free_port, mail, write_config
-from maild.notify.rules import DEFAULT_TRIGGERS_DATA
+from conftest import AGENT, free_port, mail, write_config
 from smtpsink import Received, Sink
 from test_commands import BRUNO, CUSTOMER, TRUSTED_AR, commands_config
 from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbox, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
+from test_outbound_e2e import deliver, outbound_section, outbox, settle, sink, text  # noqa: F401 (sink: a fixture)
+
+from maild.notify.rules import DEFAULT_TRIGGERS_DATA
 
 pytestmark = pytest.mark.slow
 ROOT = "<c-1@cliente.example>"

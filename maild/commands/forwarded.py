@@ -19,8 +19,8 @@ import re
 _MARKER = re.compile(
     r"^\s*(?:[-_=]{2,}\s*(?:forwarded message|mensagem encaminhada|original message|mensagem original|"
     r"message transf[ée]r[ée]|mensaje reenviado)\s*[-_=]{2,}|begin forwarded message:|"
-    r"in[íi]cio da mensagem encaminhada:|_{10,})\s*$", re.I)
-_FROM = re.compile(r"^\s*[>*\s]*(?:from|de|von)\s*:\s*\**\s*(.+?)\s*$", re.I)
+    r"in[íi]cio da mensagem encaminhada:|_{10,})\s*$", re.IGNORECASE)
+_FROM = re.compile(r"^\s*[>*\s]*(?:from|de|von)\s*:\s*\**\s*(.+?)\s*$", re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _HEADER_LINES = 12  # the From line sits in the block right under the marker
 

@@ -36,9 +36,10 @@ SAMPLE: dict[str, Any] = {
     "customer": {"name": "Maria Silva", "email": "maria@example.com"},
     "message": {"subject": "Leaking pipe", "text": "Hello, {{ 7*7 }} there is water.", "from_name": "Maria Silva",
                 "from_email": "maria@example.com"},
-    "agent": {"name": "Ana"},
+    "agent": {"name": "Ana", "signed": False},
     "feedback": {"subject": "Re: [Support #42] Leaking pipe", "applied": ["note recorded"],
-                 "rejected": ["/frobnicate: unknown command"], "sent": False},
+                 "rejected": ["/frobnicate: unknown command"], "sent": False,
+                 "notes": ["the ticket is hidden from the customer"]},
     "report": {"subject": "stats", "rejected": True, "sections": [
         {"command": "close 12 13", "applied": ["#12: status → closed"], "rejected": ["#13: no such ticket"],
          "output": []},
