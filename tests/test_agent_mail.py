@@ -294,3 +294,21 @@ def test_no_digest_on_a_day_with_nothing_to_report(tmp_path: Path, db_url: str) 
         assert ANA in {r.to_addr for r in outbox_rows(env, mark)}
     finally:
         env.app.db.dispose()
+
+
+def test_new_with_the_customer_mail_forwarded_as_an_attachment(cenv: Env) -> None:
+    from email.message import EmailMessage
+
+    from test_commands import TRUSTED_AR
+
+    inner = EmailMessage()
+    inner["From"], inner["To"], inner["Subject"] = "Maria Souza <maria@cliente.example.com.br>", AGENT, "Vazamento"
+    inner.set_content("Há água no chão.\n")
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = f"Ana <{AGENT}>", "support@support.example.com", "Fwd: Vazamento"
+    outer["Message-ID"], outer["Authentication-Results"] = "<fwd-att@support.example.com>", TRUSTED_AR
+    outer.set_content("/new\n")
+    outer.add_attachment(inner)
+    out = cenv.process(outer.as_bytes())
+    ticket = cenv.ticket(int(out.ticket_id))
+    assert ticket["requester"] == CUSTOMER and feedback(cenv) == []

@@ -11,10 +11,15 @@ that block names the customer:
     Begin forwarded message:                        (Apple Mail; "Início da mensagem encaminhada:")
     ________________________________                (Outlook, with "De: Maria [mailto:maria@…]")
     From: Maria Souza <maria@example.com>
+
+A mail forwarded as an attachment (``message/rfc822``, Outlook's "Forward as attachment")
+names its author in its own From header: :func:`attached_author`.
 """
 from __future__ import annotations
 
+import email.policy
 import re
+from email.parser import BytesHeaderParser
 
 _MARKER = re.compile(
     r"^\s*(?:[-_=]{2,}\s*(?:forwarded message|mensagem encaminhada|original message|mensagem original|"
@@ -36,6 +41,18 @@ def forwarded_sender(text: str) -> tuple[str, str] | None:
             if found:
                 return _person(found.group(1))
     return None
+
+
+def attached_author(payload: bytes) -> tuple[str, str] | None:
+    """The From of a forwarded mail attached whole (its headers only are read)."""
+    try:
+        header = BytesHeaderParser(policy=email.policy.default).parsebytes(payload).get("From")
+        found = header.addresses[0] if header is not None and header.addresses else None
+    except Exception:  # noqa: BLE001 - a broken attachment names nobody
+        return None
+    if found is None or "@" not in found.addr_spec:
+        return None
+    return found.addr_spec.lower(), " ".join(found.display_name.split())[:200]
 
 
 def _person(value: str) -> tuple[str, str] | None:

@@ -11,11 +11,12 @@ Built once at start (keyword table compiled, timezone and standard answers loade
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from maild.commands.forwarded import forwarded_sender
+from maild.commands.forwarded import attached_author, forwarded_sender
 from maild.commands.grammar import Command, split_commands, starts_with_command
 from maild.commands.interpret import CommandLookup, Context, TicketView, interpret
 from maild.commands.keywords import AGENT, CUSTOMER, MANAGER, KeywordTable
@@ -37,7 +38,10 @@ class Interpreter:
         self.canned = canned
 
     def interpret(self, subject: str, body: str, sender_email: str, is_agent: bool, ticket_id: int | None,
-                  ticket_status: str | None, lookup: StageLookup, now: datetime) -> Interpretation | None:
+                  ticket_status: str | None, lookup: StageLookup, now: datetime,
+                  attached: Sequence[bytes] = ()) -> Interpretation | None:
+        """``attached``: mails attached whole (``message/rfc822``): the customer ``/new`` names
+        when the agent forwarded as an attachment."""
         if not is_agent:
             if not self.keywords.has_public:
                 return None
@@ -56,7 +60,8 @@ class Interpreter:
         if starts_with_command(body):  # on a ticket, or opening one (/new for a customer)
             commands, text = split_commands(body)
             if ticket_id is None:
-                forwarded = forwarded_sender(text)
+                forwarded = forwarded_sender(text) or next(
+                    (found for found in map(attached_author, attached) if found), None)
         if not scan.changed and not commands:
             return None
         requester = lookup.requester_of(ticket_id) if ticket_id is not None else sender_email

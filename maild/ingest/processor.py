@@ -345,7 +345,9 @@ class Processor:
         if form is None and match.rule != MatchRule.DUPLICATE and kind.kind in (Kind.NORMAL, Kind.LIST):
             interp = self.interpreter.interpret(mail.subject, mail.body_text, sender.email, sender.is_agent,
                                                 state.id if state else None, state.status if state else None,
-                                                _LazyReads(session), now)
+                                                _LazyReads(session), now,
+                                                attached=[a.payload for a in mail.attachments
+                                                          if a.content_type == "message/rfc822"])
         # An agent's reply is compared with what maild sent on the ticket (the quoted copy of
         # the mail it answers is cut exactly; internal text is never relayed).
         known = sent.known_texts(session, state.id, sent.answered_ids(mail)) \
