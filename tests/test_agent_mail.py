@@ -90,6 +90,21 @@ def test_feedback_reaches_an_agent_who_already_got_forty_notifications(tmp_path:
         env.app.db.dispose()
 
 
+def test_control_reports_arrive_past_the_day_cap_of_automatic_mail(tmp_path: Path, db_url: str) -> None:
+    from test_commands import control
+
+    env = build(tmp_path, db_url, outbound={"limits": {"per_address_day": {"count": 2, "minutes": 1440}}})
+    try:
+        for n in range(3):
+            open_ticket(env, f"Pedido {n}", sender=f"cliente{n}@cliente.example")
+        assert len([r for r in outbox(env) if r.to_addr == AGENT]) == 3
+        control(env, "stats\n")
+        [report] = [r for r in outbox(env) if r.ticket_id is None and r.to_addr == AGENT]
+        assert report.kind == "feedback" and "stats" in report.body_text
+    finally:
+        env.app.db.dispose()
+
+
 def test_feedback_has_its_own_cap(tmp_path: Path, db_url: str) -> None:
     env = build(tmp_path, db_url, outbound={"limits": {"feedback": {"count": 2, "minutes": 60}}})
     try:
