@@ -131,17 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("-v", "--verbose", action="store_true", help="print failure details on stderr")
     ingest.set_defaults(handler=_ingest)
 
-    tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
-    listing = tickets.add_parser("list", help="list tickets")
-    listing.add_argument("--status", help="only tickets in this status (a name or an alias of the workflow)")
-    listing.add_argument("--tag", help="only tickets with this tag")
-    listing.add_argument("--contact", help="only tickets of this requester address")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    listing.set_defaults(handler=_tickets_list)
-    show = tickets.add_parser("show", help="one ticket with its messages and history")
-    show.add_argument("id", type=int, help="the ticket number")
-    show.add_argument("--json", action="store_true", help="JSON: fields, messages, attachments, history")
-    show.set_defaults(handler=_tickets_show)
+    tickets = sub.add_parser("tickets", help="list, count, show, close, tag, assign and delete tickets")
+    from maild.cli_tickets import register as register_tickets
+
+    register_tickets(tickets.add_subparsers(metavar="ACTION"))
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
@@ -395,58 +388,6 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
 def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
     """A marker: ``main`` hands ``ingest`` to :mod:`maild.ingest.pipe_cli` before any config is loaded."""
     raise AssertionError("maild ingest is dispatched by main()")
-
-
-def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.views import list_tickets
-
-    status = args.status
-    if status is not None:
-        from maild.commands.workflow import Workflow
-
-        workflow = Workflow.from_config(config)
-        status = workflow.status(args.status)  # names and aliases, as in commands
-        if status is None:
-            print(f"maild: unknown status {args.status!r}; statuses: {', '.join(workflow.status_names())}",
-                  file=sys.stderr)
-            return EX_USAGE
-    with _database(config).read() as session:
-        rows = list_tickets(session, status=status, tag=args.tag, requester=args.contact)
-    if args.json:
-        _print_json(rows)
-        return EX_OK
-    _table(rows, [("id", 5), ("status", 16), ("requester", 30), ("msgs", 4), ("updated", 16), ("subject", 50)],
-           lambda r: [r["id"], r["status"], r["requester"], r["message_count"], (r["updated_at"] or "")[:16].replace("T", " "),
-                      r["subject"]])
-    return EX_OK
-
-
-def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.views import ticket_detail
-
-    with _database(config).read() as session:
-        data = ticket_detail(session, args.id)
-    if data is None:
-        print(f"maild: no ticket {args.id}", file=sys.stderr)
-        return EX_DATAERR
-    if args.json:
-        _print_json(data)
-        return EX_OK
-    say = _line
-    say(f"#{data['id']} {data['subject']}")
-    say(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
-        f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
-    for m in data["messages"]:
-        print()
-        say(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
-        print(for_terminal(m["body_text"].rstrip()[:4000]))
-        for a in m["attachments"]:
-            say(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print("\nhistory:")
-    for e in data["events"]:
-        change = f"{e['old'] or ''} -> {e['new']}" if e["old"] or e["new"] else ""
-        say(f"  {e['at'][:19]} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
-    return EX_OK
 
 
 def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> int:

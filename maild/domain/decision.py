@@ -43,6 +43,7 @@ class Policy:
     on_customer_mail: str | None = "waiting_agent"
     on_agent_reply: str | None = "waiting_customer"
     reopen_status: str = "waiting_agent"
+    on_draft: str | None = None  # /draft saved a reply, not sent (seed 004's "Respondido pendente")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild import catalog
+from maild.commands import phrases
 from maild.config import Config
 from maild.domain.decision import FEEDBACK, RELAY, Decision, Outgoing
 from maild.domain.mail import Classification, Kind, ParsedMail
@@ -152,7 +153,7 @@ class Planner(AutoMailer):
             return self.held(session, ticket.id, "command feedback", verdict.reason, mail.message_id, now)
         variables = self._vars(ticket, mail, sender)
         variables["feedback"] = {"subject": strip_prefixes(mail.subject) or tagged(ticket.subject, self.tag, ticket.id),
-                                 "applied": list(intent.applied), "rejected": list(intent.rejected),
+                                 "applied": self._said(intent.applied), "rejected": self._said(intent.rejected),
                                  "sent": intent.sent}
         rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
         out = self.mail(compose.FEEDBACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
@@ -177,8 +178,8 @@ class Planner(AutoMailer):
         rendered = self.renderer.render(templates.CONTROL_REPORT, {
             "helpdesk": self.helpdesk_vars,
             "report": {"subject": strip_prefixes(mail.subject), "sections": [
-                {"command": s.command, "applied": list(s.applied), "rejected": list(s.rejected),
-                 "output": list(s.output)} for s in sections],
+                {"command": s.command, "applied": self._said(s.applied), "rejected": self._said(s.rejected),
+                 "output": self._said(s.output)} for s in sections],
                 "rejected": any(s.rejected for s in sections)},
         })
         control = self.control_address or self.address
@@ -201,6 +202,10 @@ class Planner(AutoMailer):
                                   control=self.control_address, now=now)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _said(self, lines: Any) -> list[str]:
+        """maild's own lines (feedback, reports) in the helpdesk's language."""
+        return [phrases.say(line, self.language, self.labels) for line in lines]
+
     def _vars(self, ticket: _Ticket, mail: ParsedMail, sender: Sender) -> dict[str, Any]:
         return {
             "helpdesk": self.helpdesk_vars,
