@@ -85,7 +85,7 @@ def status_counts(session: Session, statuses: list[str]) -> dict[str, int]:
     """Tickets per status (seed 000's tabs): every status of the workflow, in its order, zero
     ones too; a stored status the workflow no longer has comes last."""
     found = dict(session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
-                                 .group_by(Ticket.status)).tuples().all())
+                                 .group_by(Ticket.status)).all())
     return {**{s: found.get(s, 0) for s in statuses}, **{s: n for s, n in sorted(found.items()) if s not in statuses}}
 
 

@@ -516,7 +516,7 @@ def test_control_close_tells_each_assignee_once_and_not_the_actor(cenv: Env) -> 
     control(cenv, f"close {a} {b}\n")
     assert since(cenv, mark) == [("notify", BRUNO, a), ("notify", BRUNO, b)]  # status_changed; Ana acted
     rows = [r for r in outbox(cenv) if r.id > mark and r.ticket_id is not None]
-    assert all(r.subject.endswith(": closed") and f"new -> closed ({AGENT})" in r.body_text for r in rows)
+    assert all(r.subject.endswith(": Closed") and f"New -> Closed ({AGENT})" in r.body_text for r in rows)
     assert report(cenv).to_addr == AGENT
     mark = last_id(cenv)
     control(cenv, f"close {a}\n")  # already closed: nothing changed, nobody is told

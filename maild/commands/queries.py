@@ -88,7 +88,7 @@ class CommandReads(SessionLookup):
 
     def counts(self) -> dict[str, int]:
         return dict(self.session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
-                                         .group_by(Ticket.status)).tuples().all())
+                                         .group_by(Ticket.status)).all())
 
     def counts_by_assignee(self) -> dict[str | None, int]:
         return dict(self.session.execute(select(Ticket.assignee, func.count()).where(Ticket.status.not_in(("closed", DELETED)))

@@ -148,4 +148,4 @@ def is_blocked(session: Session, email: str) -> bool:
 
 def status_counts(session: Session) -> dict[str, int]:
     return dict(session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
-                                .group_by(Ticket.status)).tuples().all())
+                                .group_by(Ticket.status)).all())
