@@ -175,8 +175,8 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
     language, labels = config.helpdesk.language, config.status_labels()
     _line(f"#{data['id']} {data['subject']}")
     _line(say(f"  status {data['status']} ({labels.get(data['status'], data['status'])})  priority "
-              f"{data['priority']}", language, labels) +
-          f"  requester {data['requester']}  assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
+              f"{data['priority']}  requester {data['requester']}  assignee {data['assignee'] or '-'}  tags "
+              f"{', '.join(data['tags']) or '-'}", language, labels))
     for m in data["messages"]:
         print()
         _line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
@@ -188,8 +188,8 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
         old, new = (labels.get(v, v) if e["kind"] in ("status", "created", "deleted") else v
                     for v in (e["old"], e["new"]))
         change = f"{old or ''} -> {new}" if old or new else ""
-        _line(f"  {e['at'][:19]} {e['actor']} {kind(e['kind'], language)} {change} "
-              f"{say(e['detail'], language, labels)}".rstrip())
+        parts = (e["at"][:19], e["actor"], kind(e["kind"], language), change, say(e["detail"], language, labels))
+        _line("  " + " ".join(p for p in parts if p))
     return EX_OK
 
 

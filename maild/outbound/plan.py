@@ -82,9 +82,7 @@ class Planner(AutoMailer):
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
         if row is None:
             return 0
-        listing = tuple(item.as_vars() for item in self.catalog.listing(references.of_ticket(session, ticket_id))
-                        ) if row.refs else ()
-        ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name, listing)
+        ticket = self._ticket(session, row)
         queued = 0
         for intent in decision.outgoing:
             handler = {RELAY: self._relay, FEEDBACK: self._feedback}[intent.what]
@@ -201,7 +199,21 @@ class Planner(AutoMailer):
         return proof.queue_notice(self, session, agent=agent, ticket_id=ticket_id, mail=mail, reason=reason,
                                   control=self.control_address, now=now)
 
+    def send_draft(self, session: Session, *, ticket_id: int, text: str, mail: ParsedMail, sender: Sender,
+                   now: datetime) -> int:
+        """``send 12`` at the control address: the ticket's saved draft, relayed as the agent's reply."""
+        row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
+        if row is None:
+            return 0
+        return self._relay(session, Outgoing(RELAY, text=text), mail, Classification(Kind.NORMAL), sender,
+                           self._ticket(session, row), now)
+
     # -- helpers ---------------------------------------------------------------------------
+    def _ticket(self, session: Session, row: Any) -> _Ticket:
+        listing = tuple(item.as_vars() for item in self.catalog.listing(references.of_ticket(session, row.id))
+                        ) if row.refs else ()
+        return _Ticket(row.id, row.subject, row.status, row.assignee, row.email, row.name, listing)
+
     def _said(self, lines: Any) -> list[str]:
         """maild's own lines (feedback, reports) in the helpdesk's language."""
         return [phrases.say(line, self.language, self.labels) for line in lines]
