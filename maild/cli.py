@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -11,7 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVAILABLE, EX_USAGE
-from maild.text import escape_c1, for_terminal, one_line
+from maild.cli_output import line as _line
+from maild.cli_output import print_json as _print_json
+from maild.cli_output import table as _table
+from maild.text import for_terminal
 
 if TYPE_CHECKING:
     from maild.config import Config
@@ -533,26 +535,6 @@ def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
     else:
         print(f"schema {current or 'none'} (this maild needs {head})")
     return EX_OK if current == head else EX_CONFIG
-
-
-def _line(text: str) -> None:
-    """One line of terminal output made of stored mail text: controls never reach the terminal."""
-    print(one_line(text))
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(escape_c1(json.dumps(data, ensure_ascii=False, indent=2)))
-    sys.stdout.write("\n")
-
-
-def _table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: Any) -> None:
-    if not rows:
-        print("(none)")
-        return
-    print("  ".join(name.ljust(width) for name, width in columns).rstrip())
-    for row in rows:
-        values = [one_line(str(v if v is not None else "-")) for v in cells(row)]
-        print("  ".join(v[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip())
 
 
 if __name__ == "__main__":

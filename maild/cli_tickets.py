@@ -127,13 +127,13 @@ def _list(config: Config, args: argparse.Namespace, path: Path) -> int:
     with _database(config).read() as session:
         rows = list_tickets(session, where=where)
     if args.json:
-        from maild.cli import _print_json
+        from maild.cli_output import print_json
 
-        _print_json([{**r, "status_label": workflow.label(r["status"])} for r in rows])
+        print_json([{**r, "status_label": workflow.label(r["status"])} for r in rows])
         return EX_OK
-    from maild.cli import _table
+    from maild.cli_output import table
 
-    _table(rows, [("id", 5), ("status", 20), ("assignee", 24), ("requester", 28), ("msgs", 4), ("updated", 16),
+    table(rows, [("id", 5), ("status", 20), ("assignee", 24), ("requester", 28), ("msgs", 4), ("updated", 16),
                   ("subject", 50)],
            lambda r: [r["id"], workflow.label(r["status"]), r["assignee"], r["requester"], r["message_count"],
                       (r["updated_at"] or "")[:16].replace("T", " "), r["subject"]])
@@ -148,9 +148,9 @@ def _counts(config: Config, args: argparse.Namespace, path: Path) -> int:
         counts = status_counts(session, workflow.status_names())
     rows = [{"status": s, "label": workflow.label(s), "count": n} for s, n in counts.items()]
     if args.json:
-        from maild.cli import _print_json
+        from maild.cli_output import print_json
 
-        _print_json(rows)
+        print_json(rows)
         return EX_OK
     for row in rows:
         print(f"{row['label']:<28} {row['count']:>6}")
@@ -159,7 +159,7 @@ def _counts(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.cli import _line, _print_json
+    from maild.cli_output import line, print_json
     from maild.commands.phrases import kind, say
     from maild.text import for_terminal
     from maild.views import ticket_detail
@@ -170,26 +170,26 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(f"maild: no ticket {args.id}", file=sys.stderr)
         return EX_DATAERR
     if args.json:
-        _print_json(data)
+        print_json(data)
         return EX_OK
     language, labels = config.helpdesk.language, config.status_labels()
-    _line(f"#{data['id']} {data['subject']}")
-    _line(say(f"  status {data['status']} ({labels.get(data['status'], data['status'])})  priority "
+    line(f"#{data['id']} {data['subject']}")
+    line(say(f"  status {data['status']} ({labels.get(data['status'], data['status'])})  priority "
               f"{data['priority']}  requester {data['requester']}  assignee {data['assignee'] or '-'}  tags "
               f"{', '.join(data['tags']) or '-'}", language, labels))
     for m in data["messages"]:
         print()
-        _line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
+        line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
         print(for_terminal(m["body_text"].rstrip()[:4000]))
         for a in m["attachments"]:
-            _line(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            line(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
     print("\nhistory:" if language == "en" else "\nhistórico:")
     for e in data["events"]:
         old, new = (labels.get(v, v) if e["kind"] in ("status", "created", "deleted") else v
                     for v in (e["old"], e["new"]))
         change = f"{old or ''} -> {new}" if old or new else ""
         parts = (e["at"][:19], e["actor"], kind(e["kind"], language), change, say(e["detail"], language, labels))
-        _line("  " + " ".join(p for p in parts if p))
+        line("  " + " ".join(p for p in parts if p))
     return EX_OK
 
 
@@ -246,9 +246,9 @@ def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:
 
         _vacuum(db)  # no freed page keeps the erased text
     if args.json:
-        from maild.cli import _print_json
+        from maild.cli_output import print_json
 
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         data = report.as_dict()
         print(f"deleted {len(report.deleted)} ticket(s) {' '.join(f'#{i}' for i in report.deleted)}: "

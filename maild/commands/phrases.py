@@ -110,6 +110,14 @@ PT_BR: tuple[tuple[str, Replacement], ...] = (
     (r"\bno command found; write e\.g\. `stats` or `help`", "nenhum comando encontrado; escreva p.ex. `stats` ou `help`"),
     (r"\bwrite filters as key:value", "escreva filtros como chave:valor"),
     (r" is an agent, not a customer", " é um agente, não um cliente"),
+    # why a mail in an agent's name proved nothing (maild/commands/auth.py)
+    (r"\bnot sent to the agent's signed reply address", "não foi enviado ao endereço de resposta assinado do agente"),
+    (r"\bno Authentication-Results from a trusted server", "nenhum Authentication-Results de um servidor confiável"),
+    (r"\bno DKIM or DMARC pass for exactly (\S+) from a trusted server",
+     r"nenhum DKIM ou DMARC aprovado exatamente para \1 vindo de um servidor confiável"),
+    (r"\bno valid DKIM signature of (\S+)", r"nenhuma assinatura DKIM válida de \1"),
+    (r"\bno DKIM signature", "nenhuma assinatura DKIM"),
+    (r"\bsigned by (\S+), not ", r"assinado por \1, não "),
     # control-address reports
     (r"^(\d+) ticket\(s\), first (\d+) shown$", r"\1 chamado(s), os primeiros \2 mostrados"),
     (r"^(\d+) ticket\(s\)$", r"\1 chamado(s)"),
