@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import zlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,18 +16,19 @@ import icalendar
 import pytest
 import yaml
 
-from conftest import AGENT, free_port, mail, write_config
+from conftest import AGENT, mail
 from smtpsink import Received, Sink
 from test_commands import BRUNO, CONTROL, CUSTOMER, commands_config
-from test_commands_e2e import reply_to, show
+from test_commands_e2e import daemon, reply_to, show  # noqa: F401 (daemon: a fixture, the commands config)
 from test_e2e import MAILD, Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
+from test_outbound_e2e import deliver, settle, sink, text  # noqa: F401 (sink: a fixture)
 
 pytestmark = pytest.mark.slow
 OTHER = "joao@cliente.example.com.br"
 
 
 def portuguese(config: Path, **scheduler: object) -> None:
+    """The commands test config, in Portuguese (before the daemon starts)."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["helpdesk"]["language"] = "pt-BR"
     # one agent sends many command mails in a minute here: past the default burst cap
@@ -36,19 +36,6 @@ def portuguese(config: Path, **scheduler: object) -> None:
     if scheduler:
         data["scheduler"] = scheduler
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    commands_config(config)
-    portuguese(config)
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
 
 
 def cli_json(daemon: Daemon, *args: str) -> list[dict]:
@@ -76,6 +63,7 @@ def control(daemon: Daemon, sink: Sink, body: str) -> Received:
 
 
 def test_portuguese_draft_status_and_send_from_the_control_address(daemon: Daemon, sink: Sink) -> None:
+    portuguese(daemon.config)
     sink.start()
     daemon.start()
     deliver(daemon.port, mail("Infiltração no teto", f"Maria <{CUSTOMER}>", message_id="<c-1@cliente.example>",
@@ -145,6 +133,7 @@ def test_portuguese_draft_status_and_send_from_the_control_address(daemon: Daemo
 
 
 def test_portuguese_digest_and_calendar(daemon: Daemon, sink: Sink, tmp_path: Path) -> None:
+    portuguese(daemon.config)
     sink.start()
     daemon.start()
     deliver(daemon.port, mail("Visita ao apartamento", f"João <{OTHER}>", body="Posso visitar amanhã?\n"), OTHER)
@@ -182,6 +171,7 @@ def test_portuguese_digest_and_calendar(daemon: Daemon, sink: Sink, tmp_path: Pa
 
 
 def test_listing_bulk_changes_and_delete(daemon: Daemon, sink: Sink, tmp_path: Path) -> None:
+    portuguese(daemon.config)
     sink.start()
     daemon.start()
     for n, (who, subject) in enumerate([(CUSTOMER, "Vazamento"), (OTHER, "Aluguel"), (CUSTOMER, "Segunda via")]):

@@ -239,8 +239,8 @@ def _list(r: _Run, line: str, rest: str) -> Section:
     if rejected:
         return Section(line, rejected=tuple(rejected))
     found, total = r.lookup.find(Filters(**values), r.max_lines)
-    out = [f"#{t.id:<5} {t.status:<16} {t.priority:<7} {(t.assignee or '-'):<24} {t.requester:<28} {t.subject}"
-           for t in found]
+    out = [f"#{t.id:<5} {r.workflow.label(t.status):<20} {t.priority:<7} {(t.assignee or '-'):<24} "
+           f"{t.requester:<28} {t.subject}" for t in found]
     out.append(f"{total} ticket(s)" + (f", first {len(found)} shown" if total > len(found) else ""))
     return Section(line, output=tuple(out))
 
