@@ -422,7 +422,7 @@ def test_control_tag_list_show_and_errors(cenv: Env) -> None:
                   "close 999\nfrobnicate\nlist status:xyz\n")
     body = report(cenv).body_text
     assert cenv.ticket(a)["tags"] == ["vip"] and cenv.ticket(b)["assignee"] == AGENT
-    assert f"#{a:<5} new" in body and "1 ticket(s)" in body and "#1 Aluguel" in body
+    assert f"#{a:<5} New" in body and "1 ticket(s)" in body and "#1 Aluguel" in body  # by its label
     assert "#999: no such ticket" in body and "unknown command 'frobnicate'" in body
     assert "unknown status 'xyz'" in body
     assert report(cenv).subject.endswith("(with errors)")
