@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import icalendar
 import pytest
 import yaml
+from conftest import T0, Env, mail, write_config
 from sqlalchemy import select, update
 
-from conftest import T0, Env, mail, write_config
 from maild.calendar import Item, to_ics
 from maild.commands.phrases import kind, say
 from maild.commands.settings import DEFAULT_STATUSES, localized
@@ -60,7 +60,7 @@ def test_english_keeps_its_labels_and_an_admins_statuses_are_left_alone(tmp_path
 @pytest.mark.parametrize(("line", "expected"), [
     ("/close: status → closed", "/close: situação → Finalizado"),
     ("#12: status → answered_pending", "#12: situação → Respondido pendente"),
-    ("/status xyz: unknown status 'xyz' (known: new, closed)", "/status xyz: situação desconhecida 'xyz' (conhecidas: new, closed)"),
+    ("/status xyz: unknown status 'xyz' (known: new, closed)", "/status xyz: situação desconhecida 'xyz' (conhecidas: Novo, Finalizado)"),
     ("/send: no saved draft on this ticket", "/send: não há rascunho salvo neste chamado"),
     ("/assign bruno: assigned to Bruno Costa <b@x.example>", "/assign bruno: atribuído a Bruno Costa <b@x.example>"),
     ("#99: no such ticket", "#99: chamado inexistente"),

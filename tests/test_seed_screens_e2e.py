@@ -15,10 +15,9 @@ from pathlib import Path
 import icalendar
 import pytest
 import yaml
-
 from conftest import AGENT, mail
 from smtpsink import Received, Sink
-from test_commands import BRUNO, CONTROL, CUSTOMER, commands_config
+from test_commands import BRUNO, CONTROL, CUSTOMER
 from test_commands_e2e import daemon, reply_to, show  # noqa: F401 (daemon: a fixture, the commands config)
 from test_e2e import MAILD, Daemon, wait_for
 from test_outbound_e2e import deliver, settle, sink, text  # noqa: F401 (sink: a fixture)

@@ -62,7 +62,8 @@ PT_BR: tuple[tuple[str, Replacement], ...] = (
      r"aberto [\1]; escreva ao cliente com essa etiqueta no assunto"),
     (r"\ba new ticket for ", "um novo chamado para "),
     # interpret and decide: rejected
-    (r"\bunknown status (.+?) \(known: ", r"situação desconhecida \1 (conhecidas: "),
+    (r"\bunknown status (.+?) \(known: ([^)]*)\)", lambda m, labels: f"situação desconhecida {m.group(1)} "
+     f"(conhecidas: {', '.join(labels.get(n, n) for n in m.group(2).split(', '))})"),
     (r"\bunknown priority (.+?) \(known: ", r"prioridade desconhecida \1 (conhecidas: "),
     (r"\bunknown standard answer (.+?) \(known: ", r"resposta padrão desconhecida \1 (conhecidas: "),
     (r"\bunknown command \(known: ", "comando desconhecido (conhecidos: "),
