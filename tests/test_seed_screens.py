@@ -16,7 +16,7 @@ from maild.calendar import Item, to_ics
 from maild.commands.phrases import kind, say
 from maild.commands.settings import DEFAULT_STATUSES, localized
 from maild.commands.workflow import Workflow
-from maild.config import load_config
+from maild.config import ConfigError, load_config
 from maild.contacts.erase import delete_tickets
 from maild.outbound.templates import Renderer
 from maild.store.blobs import BlobStore
@@ -55,6 +55,8 @@ def test_english_keeps_its_labels_and_an_admins_statuses_are_left_alone(tmp_path
     assert config.status_labels() == {"new": "Aberto", "waiting_agent": "waiting_agent",  # type: ignore[attr-defined]
                                       "waiting_customer": "waiting_customer", "closed": "Encerrado"}
     assert localized(DEFAULT_STATUSES, "en") is DEFAULT_STATUSES
+    with pytest.raises(ConfigError, match="'deleted' is reserved"):
+        config_with(tmp_path, "en", workflow={"statuses": [*own, {"name": "deleted"}]})
 
 
 @pytest.mark.parametrize(("line", "expected"), [

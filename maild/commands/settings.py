@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from maild.commands.names import COMMAND_NAMES
 from maild.commands.text import name_key
+from maild.domain.outcome import DELETED
 
 
 class _Strict(BaseModel):
@@ -161,6 +162,8 @@ def check(statuses: list[NamedValue], priorities: list[NamedValue], transitions:
                 if key:
                     seen[key] = value.name
     names = {s.name for s in statuses}
+    if DELETED in names:
+        raise ValueError(f"workflow.statuses: {DELETED!r} is reserved for deleted tickets (maild tickets delete)")
     for required in ("new", "closed"):
         if required not in names:
             raise ValueError(f"workflow.statuses: the status {required!r} is required")
