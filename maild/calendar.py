@@ -6,6 +6,7 @@ ticket, so a calendar that imports a newer file moves the event instead of addin
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,25 +47,40 @@ def upcoming(session: Session, start: datetime | None, end: datetime | None, *, 
     return [Item(r.id, r.subject, r.status, r.next_action_at, r.assignee, r.email) for r in session.execute(query)]
 
 
-def to_ics(items: list[Item], helpdesk: Any, now: datetime, tag: str) -> str:
+# The calendar's own words, per ``helpdesk.language``.
+TEXTS = {
+    "en": {"calname": "{name}: next actions",
+           "description": "Ticket #{id}, status {status}, customer {requester}, assignee {assignee}.\n"
+                          "Answer by mail to {address} with [{tag} #{id}] in the subject."},
+    "pt-BR": {"calname": "{name}: próximas ações",
+              "description": "Chamado #{id}, situação {status}, cliente {requester}, responsável {assignee}.\n"
+                             "Responda por e-mail para {address} com [{tag} #{id}] no assunto."},
+}
+
+
+def to_ics(items: list[Item], helpdesk: Any, now: datetime, tag: str, labels: Mapping[str, str] | None = None) -> str:
+    """The items as iCalendar text, in the helpdesk's language; ``labels`` names each status."""
+    words = TEXTS.get(helpdesk.language, TEXTS["en"])
+    labels = labels or {}
     cal = icalendar.Calendar()
     cal.add("prodid", "-//maild//next actions//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", f"{helpdesk.name}: next actions")
+    cal.add("x-wr-calname", words["calname"].format(name=helpdesk.name))
     for item in items:
+        status = labels.get(item.status, item.status)
         event = icalendar.Event()
         event.add("uid", f"ticket-{item.ticket_id}-next-action@{helpdesk.domain}")
         event.add("dtstamp", now)
         event.add("dtstart", item.at)
         event.add("dtend", item.at + DURATION)
         event.add("summary", f"[{tag} #{item.ticket_id}] {item.subject}")
-        event.add("description", f"Ticket #{item.ticket_id}, status {item.status}, customer {item.requester}, "
-                                 f"assignee {item.assignee or '-'}.\nAnswer by mail to {helpdesk.address} "
-                                 f"with [{tag} #{item.ticket_id}] in the subject.")
+        event.add("description", words["description"].format(
+            id=item.ticket_id, status=status, requester=item.requester, assignee=item.assignee or "-",
+            address=helpdesk.address, tag=tag))
         event.add("status", "CONFIRMED")
-        event.add("categories", [item.status])
+        event.add("categories", [status])
         cal.add_component(event)
     ical: bytes = cal.to_ical()
     return ical.decode("utf-8")

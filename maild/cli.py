@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -11,7 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVAILABLE, EX_USAGE
-from maild.text import escape_c1, for_terminal, one_line
+from maild.cli_output import line as _line
+from maild.cli_output import print_json as _print_json
+from maild.cli_output import table as _table
+from maild.text import for_terminal
 
 if TYPE_CHECKING:
     from maild.config import Config
@@ -131,17 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("-v", "--verbose", action="store_true", help="print failure details on stderr")
     ingest.set_defaults(handler=_ingest)
 
-    tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(metavar="ACTION")
-    listing = tickets.add_parser("list", help="list tickets")
-    listing.add_argument("--status", help="only tickets in this status (a name or an alias of the workflow)")
-    listing.add_argument("--tag", help="only tickets with this tag")
-    listing.add_argument("--contact", help="only tickets of this requester address")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    listing.set_defaults(handler=_tickets_list)
-    show = tickets.add_parser("show", help="one ticket with its messages and history")
-    show.add_argument("id", type=int, help="the ticket number")
-    show.add_argument("--json", action="store_true", help="JSON: fields, messages, attachments, history")
-    show.set_defaults(handler=_tickets_show)
+    tickets = sub.add_parser("tickets", help="list, count, show, close, tag, assign and delete tickets")
+    from maild.cli_tickets import register as register_tickets
+
+    register_tickets(tickets.add_subparsers(metavar="ACTION"))
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
@@ -398,58 +393,6 @@ def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
     raise AssertionError("maild ingest is dispatched by main()")
 
 
-def _tickets_list(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.views import list_tickets
-
-    status = args.status
-    if status is not None:
-        from maild.commands.workflow import Workflow
-
-        workflow = Workflow.from_config(config)
-        status = workflow.status(args.status)  # names and aliases, as in commands
-        if status is None:
-            print(f"maild: unknown status {args.status!r}; statuses: {', '.join(workflow.status_names())}",
-                  file=sys.stderr)
-            return EX_USAGE
-    with _database(config).read() as session:
-        rows = list_tickets(session, status=status, tag=args.tag, requester=args.contact)
-    if args.json:
-        _print_json(rows)
-        return EX_OK
-    _table(rows, [("id", 5), ("status", 16), ("requester", 30), ("msgs", 4), ("updated", 16), ("subject", 50)],
-           lambda r: [r["id"], r["status"], r["requester"], r["message_count"], (r["updated_at"] or "")[:16].replace("T", " "),
-                      r["subject"]])
-    return EX_OK
-
-
-def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.views import ticket_detail
-
-    with _database(config).read() as session:
-        data = ticket_detail(session, args.id)
-    if data is None:
-        print(f"maild: no ticket {args.id}", file=sys.stderr)
-        return EX_DATAERR
-    if args.json:
-        _print_json(data)
-        return EX_OK
-    say = _line
-    say(f"#{data['id']} {data['subject']}")
-    say(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
-        f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
-    for m in data["messages"]:
-        print()
-        say(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
-        print(for_terminal(m["body_text"].rstrip()[:4000]))
-        for a in m["attachments"]:
-            say(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print("\nhistory:")
-    for e in data["events"]:
-        change = f"{e['old'] or ''} -> {e['new']}" if e["old"] or e["new"] else ""
-        say(f"  {e['at'][:19]} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
-    return EX_OK
-
-
 def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     from sqlalchemy import select
 
@@ -593,26 +536,6 @@ def _db_status(config: Config, args: argparse.Namespace, path: Path) -> int:
     else:
         print(f"schema {current or 'none'} (this maild needs {head})")
     return EX_OK if current == head else EX_CONFIG
-
-
-def _line(text: str) -> None:
-    """One line of terminal output made of stored mail text: controls never reach the terminal."""
-    print(one_line(text))
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(escape_c1(json.dumps(data, ensure_ascii=False, indent=2)))
-    sys.stdout.write("\n")
-
-
-def _table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: Any) -> None:
-    if not rows:
-        print("(none)")
-        return
-    print("  ".join(name.ljust(width) for name, width in columns).rstrip())
-    for row in rows:
-        values = [one_line(str(v if v is not None else "-")) for v in cells(row)]
-        print("  ".join(v[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip())
 
 
 if __name__ == "__main__":

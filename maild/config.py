@@ -327,6 +327,23 @@ class Config(_Strict):
     # The directory of the YAML file: its templates/ folder overrides maild's templates.
     config_dir: Path | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _language_defaults(cls, data: Any) -> Any:
+        """Default statuses and priorities labelled in ``helpdesk.language``."""
+        if not isinstance(data, dict) or not isinstance(data.get("helpdesk"), dict):
+            return data
+        language = data["helpdesk"].get("language", "en")
+        workflow = data.get("workflow")
+        if language == "en" or not (workflow is None or isinstance(workflow, dict)):
+            return data
+        workflow = dict(workflow or {})
+        for key, values in (("statuses", commands_settings.DEFAULT_STATUSES),
+                            ("priorities", commands_settings.DEFAULT_PRIORITIES)):
+            if key not in workflow:
+                workflow[key] = commands_settings.localized(values, language)
+        return {**data, "workflow": workflow}
+
     @model_validator(mode="after")
     def _unique(self) -> Config:
         seen: dict[str, str] = {}
@@ -348,6 +365,10 @@ class Config(_Strict):
         if control and control in (self.helpdesk.address, *self.helpdesk.extra_addresses, *seen):
             raise ValueError(f"helpdesk.control_address {control} is also a helpdesk or agent address")
         return self
+
+    def status_labels(self) -> dict[str, str]:
+        """Each status name → its label (what mails and reports show)."""
+        return {s.name: s.label or s.name for s in self.workflow.statuses}
 
     @property
     def log_level_name(self) -> str:

@@ -1,14 +1,25 @@
 """Tickets as plain dicts: the JSON contract of `maild tickets list|show --json`."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from maild.domain.outcome import DELETED
 from maild.store import references
-from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
+from maild.store.models import (
+    Contact,
+    Event,
+    Message,
+    Participant,
+    Tag,
+    Ticket,
+    TicketLink,
+    TicketTag,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -27,21 +38,55 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "created_at": _iso(ticket.created_at),
         "updated_at": _iso(ticket.updated_at),
         "message_count": ticket.message_count,
+        "type": ticket.type,
+        "next_action_at": _iso(ticket.next_action_at),
     }
 
 
+@dataclass(frozen=True)
+class TicketFilter:
+    """What ``maild tickets list`` narrows to (seed 000's filters); every given one must hold."""
+
+    status: str | None = None
+    tag: str | None = None
+    requester: str | None = None
+    assignee: str | None = None  # an address; "" = nobody
+    type: str | None = None
+    since: datetime | None = None  # created at or after
+    overdue_at: datetime | None = None  # open, next action before this time
+    limit: int | None = None
+
+
 def list_tickets(session: Session, status: str | None = None, tag: str | None = None,
-                 requester: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    query = select(Ticket).order_by(Ticket.id)
-    if status:
-        query = query.where(Ticket.status == status)
-    if tag:
-        query = query.join(TicketTag).join(Tag).where(Tag.name == tag)
-    if requester:
-        query = query.join(Contact, Ticket.requester_id == Contact.id).where(Contact.email == requester.lower())
-    if limit:
-        query = query.limit(limit)
+                 requester: str | None = None, limit: int | None = None, *,
+                 where: TicketFilter | None = None) -> list[dict[str, Any]]:
+    f = where or TicketFilter(status=status, tag=tag, requester=requester, limit=limit)
+    query = select(Ticket).where(Ticket.status != DELETED).order_by(Ticket.id)
+    if f.status:
+        query = query.where(Ticket.status == f.status)
+    if f.tag:
+        query = query.join(TicketTag).join(Tag).where(Tag.name == f.tag)
+    if f.requester:
+        query = query.join(Contact, Ticket.requester_id == Contact.id).where(Contact.email == f.requester.lower())
+    if f.assignee is not None:
+        query = query.where(Ticket.assignee == f.assignee if f.assignee else Ticket.assignee.is_(None))
+    if f.type:
+        query = query.where(func.lower(Ticket.type) == f.type.lower())
+    if f.since is not None:
+        query = query.where(Ticket.created_at >= f.since)
+    if f.overdue_at is not None:
+        query = query.where(Ticket.status != "closed", Ticket.next_action_at < f.overdue_at)
+    if f.limit:
+        query = query.limit(f.limit)
     return [ticket_summary(t) for t in session.scalars(query).unique()]
+
+
+def status_counts(session: Session, statuses: list[str]) -> dict[str, int]:
+    """Tickets per status (seed 000's tabs): every status of the workflow, in its order, zero
+    ones too; a stored status the workflow no longer has comes last."""
+    found = dict(session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
+                                 .group_by(Ticket.status)).all())
+    return {**{s: found.get(s, 0) for s in statuses}, **{s: n for s, n in sorted(found.items()) if s not in statuses}}
 
 
 def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
@@ -58,12 +103,10 @@ def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
     events = session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))
     links = session.execute(select(TicketLink.other_id, TicketLink.kind).where(TicketLink.ticket_id == ticket_id))
     data.update({
-        "type": ticket.type,
         "subtype": ticket.subtype,
         "category": ticket.category,
         "origin": ticket.origin,
         "visible": ticket.visible,
-        "next_action_at": _iso(ticket.next_action_at),
         "draft_pending": ticket.draft_pending,  # a /draft reply waits for /send
         "closed_at": _iso(ticket.closed_at),
         "participants": [

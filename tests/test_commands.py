@@ -203,8 +203,11 @@ def test_draft_then_send(cenv: Env) -> None:
     t = open_ticket(cenv)
     agent(cenv, t, "/draft\nOlá Maria, segue a proposta revisada.\n")
     ticket = cenv.ticket(t)
-    assert relays(cenv) == [] and ticket["status"] == "new" and ticket["draft_pending"] is True
+    # seed 004's "Respondido pendente": a status of its own, counted and filtered like any other
+    assert relays(cenv) == [] and ticket["status"] == "answered_pending" and ticket["draft_pending"] is True
     assert ticket["messages"][-1]["direction"] == "draft"
+    assert [(e["old"], e["new"], e["detail"]) for e in ticket["events"] if e["kind"] == "status"] == [
+        ("new", "answered_pending", "draft saved")]
     agent(cenv, t, "/send\n")
     [relay] = relays(cenv)
     assert relay.to_addr == CUSTOMER and relay.body_text.startswith("Olá Maria, segue a proposta revisada.\n")
@@ -212,6 +215,28 @@ def test_draft_then_send(cenv: Env) -> None:
     assert ticket["status"] == "waiting_customer" and ticket["draft_pending"] is False
     agent(cenv, t, "/send\n")  # the draft went once; a second /send has nothing to send
     assert len(relays(cenv)) == 1 and "no saved draft" in feedback(cenv)[0].body_text
+
+
+def test_draft_keeps_the_status_when_the_workflow_has_no_draft_status(tmp_path: Path, db_url: str) -> None:
+    statuses = [{"name": n} for n in ("new", "waiting_customer", "waiting_agent")] + [
+        {"name": "closed", "aliases": ["finalizado"]}]
+    env = build(tmp_path, db_url, workflow={"statuses": statuses})
+    try:
+        t = open_ticket(env)
+        agent(env, t, "/draft\nOlá Maria, segue a proposta revisada.\n")
+        ticket = env.ticket(t)
+        assert ticket["status"] == "new" and ticket["draft_pending"] is True
+    finally:
+        env.app.db.dispose()
+
+
+def test_a_named_draft_status_must_exist(tmp_path: Path) -> None:
+    from maild.config import ConfigError
+
+    path = write_config(tmp_path, "sqlite://")
+    commands_config(path, workflow={"transitions": {"draft": "rascunho_salvo"}})
+    with pytest.raises(ConfigError, match="transitions.draft: unknown status 'rascunho_salvo'"):
+        load_config(path, base_dir=tmp_path)
 
 
 def test_canned_answer(cenv: Env) -> None:
@@ -398,7 +423,7 @@ def test_control_tag_list_show_and_errors(cenv: Env) -> None:
                   "close 999\nfrobnicate\nlist status:xyz\n")
     body = report(cenv).body_text
     assert cenv.ticket(a)["tags"] == ["vip"] and cenv.ticket(b)["assignee"] == AGENT
-    assert f"#{a:<5} new" in body and "1 ticket(s)" in body and "#1 Aluguel" in body
+    assert f"#{a:<5} New" in body and "1 ticket(s)" in body and "#1 Aluguel" in body  # by its label
     assert "#999: no such ticket" in body and "unknown command 'frobnicate'" in body
     assert "unknown status 'xyz'" in body
     assert report(cenv).subject.endswith("(with errors)")
@@ -492,7 +517,7 @@ def test_control_close_tells_each_assignee_once_and_not_the_actor(cenv: Env) -> 
     control(cenv, f"close {a} {b}\n")
     assert since(cenv, mark) == [("notify", BRUNO, a), ("notify", BRUNO, b)]  # status_changed; Ana acted
     rows = [r for r in outbox(cenv) if r.id > mark and r.ticket_id is not None]
-    assert all(r.subject.endswith(": closed") and f"new -> closed ({AGENT})" in r.body_text for r in rows)
+    assert all(r.subject.endswith(": Closed") and f"New -> Closed ({AGENT})" in r.body_text for r in rows)
     assert report(cenv).to_addr == AGENT
     mark = last_id(cenv)
     control(cenv, f"close {a}\n")  # already closed: nothing changed, nobody is told

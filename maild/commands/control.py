@@ -61,6 +61,7 @@ class ControlResult:
     sections: tuple[Section, ...]
     changes: tuple[tuple[int, int, tuple[ops.Op, ...]], ...] = ()  # (section index, ticket id, ops)
     new_tickets: tuple[tuple[int, ops.NewTicket], ...] = ()  # (section index, what)
+    sends: tuple[tuple[int, tuple[int, str]], ...] = ()  # `send 12`: (ticket id, its saved draft)
 
     @property
     def rejected(self) -> bool:
@@ -78,6 +79,7 @@ class _Run:
     sections: list[Section] = field(default_factory=list)
     changes: list[tuple[int, int, tuple[ops.Op, ...]]] = field(default_factory=list)
     new_tickets: list[tuple[int, ops.NewTicket]] = field(default_factory=list)
+    sends: list[tuple[int, tuple[int, str]]] = field(default_factory=list)
 
 
 def command_lines(subject: str, body: str) -> list[tuple[str, list[str]]]:
@@ -113,7 +115,7 @@ def run_line(line: str, extra: list[str], *, workflow: Workflow, actor: AgentRef
     before the next line, so ``close 12`` then ``stats`` counts #12 as closed."""
     r = _Run(workflow, actor, lookup, now, tz, max_lines)
     _one(r, line, extra)
-    return ControlResult(tuple(r.sections), tuple(r.changes), tuple(r.new_tickets))
+    return ControlResult(tuple(r.sections), tuple(r.changes), tuple(r.new_tickets), tuple(r.sends))
 
 
 def _one(r: _Run, line: str, extra: list[str]) -> None:
@@ -129,11 +131,14 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
         r.sections.append(_stats(r, line))
     elif verb == "new":
         _new(r, line, rest, extra)
+    elif verb == "send":
+        r.sections.append(_send(r, line, rest))
     elif verb == "help":
         r.sections.append(Section(line, output=(
             "ticket commands: VERB IDS... [ARGS] with VERB one of " + ", ".join(
                 c for c, (_, anywhere) in COMMANDS.items() if anywhere),
             "reports: list [status:S tag:T assignee:me|none|AGENT priority:P from:ADDRESS], show ID, stats",
+            "send IDS...: send each ticket's saved /draft to its customer",
             'new ADDRESS "Subject" (the lines after it: the request)')))
     elif verb in COMMANDS and COMMANDS[verb][1]:
         _ticket_command(r, line, verb, rest)
@@ -172,6 +177,26 @@ def _ticket_command(r: _Run, line: str, verb: str, rest: str) -> None:
         if changes:
             r.changes.append((len(r.sections), live, tuple(changes)))
     r.sections.append(Section(line, tuple(applied), tuple(rejected)))
+
+
+def _send(r: _Run, line: str, rest: str) -> Section:
+    """``send 12 13``: each ticket's saved ``/draft`` goes to its customer (seed 004)."""
+    applied: list[str] = []
+    rejected: list[str] = []
+    numbers = [(word, ticket_number(word)) for word in rest.split()]
+    if not numbers:
+        return Section(line, rejected=("which tickets? e.g. `send 12 13 ...`",))
+    for word, number in numbers:
+        live = r.lookup.resolve_ticket(number) if number is not None else None
+        draft = r.lookup.draft_of(live) if live is not None else None
+        if live is None:
+            rejected.append(f"{word}: no such ticket")
+        elif draft is None:
+            rejected.append(f"#{live}: no saved draft on this ticket")
+        else:
+            r.sends.append((live, draft))
+            applied.append(f"#{live}: the saved draft is sent to the customer")
+    return Section(line, tuple(applied), tuple(rejected))
 
 
 def _list(r: _Run, line: str, rest: str) -> Section:
@@ -214,8 +239,8 @@ def _list(r: _Run, line: str, rest: str) -> Section:
     if rejected:
         return Section(line, rejected=tuple(rejected))
     found, total = r.lookup.find(Filters(**values), r.max_lines)
-    out = [f"#{t.id:<5} {t.status:<16} {t.priority:<7} {(t.assignee or '-'):<24} {t.requester:<28} {t.subject}"
-           for t in found]
+    out = [f"#{t.id:<5} {r.workflow.label(t.status):<20} {t.priority:<7} {(t.assignee or '-'):<24} "
+           f"{t.requester:<28} {t.subject}" for t in found]
     out.append(f"{total} ticket(s)" + (f", first {len(found)} shown" if total > len(found) else ""))
     return Section(line, output=tuple(out))
 

@@ -32,9 +32,9 @@ from maild.domain import ops
 from maild.domain.mail import Classification, Kind, ParsedMail
 from maild.domain.sender import Sender
 from maild.logmask import mask, mask_text
-from maild.domain.events import Change, change_events
+from maild.domain.events import Change, EventSpec, change_events
 from maild.domain.events import TriggerEvent as Event
-from maild.store import repo
+from maild.store import history, repo
 from maild.store.keys import header_hash
 from maild.store.models import Message, RawMail
 
@@ -57,6 +57,7 @@ class ControlMailbox:
         self.max_lines = config.commands.max_report_lines
         self.tag = config.helpdesk.subject_tag
         self.domain = config.helpdesk.domain
+        self.on_agent_reply = config.workflow.transitions.agent_reply
 
     def addressed(self, mail: ParsedMail) -> bool:
         """Does the mail name the control address, or an agent's signed ``control+<sig>@``
@@ -98,6 +99,9 @@ class ControlMailbox:
                 for tid, what, old, new in done.changes:
                     changed.setdefault(tid, []).append((what, old, new))
                 section = replace(section, applied=(*section.applied, *(f"#{ticket_id}: {x}" for x in done.notes)))
+            for ticket_id, (draft_pk, text) in result.sends:
+                sent = self._send_draft(session, ticket_id, draft_pk, text, sender, mail, now)
+                changed.setdefault(ticket_id, []).extend(sent)
             for _index, opening in result.new_tickets:
                 ticket_id = self._open(session, opening, sender, mail, raw_id, n, now)
                 opened[ticket_id] = opening.text
@@ -127,6 +131,20 @@ class ControlMailbox:
             queued += self.planner.triggers.plan_changes(session, ticket_id, events, sender=sender, mail_id=mail_id,
                                                          now=now, text=opened.get(ticket_id, ""))
         return queued
+
+    def _send_draft(self, session: Session, ticket_id: int, draft_pk: int, text: str, sender: Sender,
+                    mail: ParsedMail, now: datetime) -> list[Change]:
+        """``send 12``: the saved draft relayed to the customer as a reply in the agent's name
+        would be, the draft released and the ticket moved as ``transitions.agent_reply`` says."""
+        self.planner.send_draft(session, ticket_id=ticket_id, text=text, mail=mail, sender=sender, now=now)
+        changes: list[ops.Op] = [ops.ReleaseDraft(draft_pk), ops.DraftPending(False)]
+        if self.on_agent_reply:
+            changes.append(ops.SetStatus(self.on_agent_reply, "draft sent (control address)"))
+        done = apply_ops(session, ticket_id, changes, actor=sender.email, message_id=mail.message_id, now=now)
+        history.record(session, ticket_id, [EventSpec("reply", detail="agent reply relayed to the customer "
+                                                                      "(the saved draft)")],
+                       at=now, actor=sender.email, message_id=mail.message_id)
+        return [(what, old, new) for _tid, what, old, new in done.changes]
 
     def _open(self, session: Session, new: ops.NewTicket, sender: Sender, mail: ParsedMail, raw_id: int, n: int,
               now: datetime) -> int:

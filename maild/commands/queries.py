@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from maild.domain.outcome import DELETED
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
 
@@ -62,6 +63,7 @@ class CommandReads(SessionLookup):
         query = (select(Ticket.id, Ticket.status, Ticket.priority, Ticket.assignee, Contact.email, Ticket.subject,
                         Ticket.updated_at, Ticket.next_action_at)
                  .join(Contact, Ticket.requester_id == Contact.id))
+        query = query.where(Ticket.status != DELETED)
         if filters.status:
             query = query.where(Ticket.status == filters.status)
         elif filters.open_only:
@@ -85,8 +87,9 @@ class CommandReads(SessionLookup):
         return ticket_detail(self.session, ticket_id)
 
     def counts(self) -> dict[str, int]:
-        return dict(self.session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
+        return dict(self.session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
+                                         .group_by(Ticket.status)).all())
 
     def counts_by_assignee(self) -> dict[str | None, int]:
-        return dict(self.session.execute(select(Ticket.assignee, func.count()).where(Ticket.status != "closed")
+        return dict(self.session.execute(select(Ticket.assignee, func.count()).where(Ticket.status.not_in(("closed", DELETED)))
                                          .group_by(Ticket.assignee)).all())

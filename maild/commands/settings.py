@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from maild.commands.names import COMMAND_NAMES
 from maild.commands.text import name_key
+from maild.domain.outcome import DELETED
 
 
 class _Strict(BaseModel):
@@ -36,6 +37,8 @@ class NamedValue(_Strict):
 
 DEFAULT_STATUSES = [
     NamedValue(name="new", label="New", aliases=["novo", "pendente de retorno", "pendente"]),
+    NamedValue(name="answered_pending", label="Answered, not sent (draft)",
+               aliases=["respondido pendente", "draft saved", "rascunho"]),
     NamedValue(name="answered", label="Answered", aliases=["respondido", "respondido baixado"]),
     NamedValue(name="waiting_agent", label="Waiting for an agent", aliases=["aguardando resposta"]),
     NamedValue(name="waiting_customer", label="Waiting for the customer", aliases=["aguardando cliente"]),
@@ -47,6 +50,26 @@ DEFAULT_PRIORITIES = [
     NamedValue(name="high", label="High", aliases=["alta"]),
     NamedValue(name="urgent", label="Urgent", aliases=["urgente"]),
 ]
+# With ``helpdesk.language: pt-BR`` and no ``workflow.statuses`` / ``priorities`` of the
+# admin's own, the same names carry Portuguese labels (the seeds' screens); the English
+# labels stay aliases, so `--status closed` and `--status finalizado` both work.
+PT_BR_LABELS = {
+    "new": "Novo", "answered_pending": "Respondido pendente", "answered": "Respondido",
+    "waiting_agent": "Aguardando resposta", "waiting_customer": "Aguardando cliente", "closed": "Finalizado",
+    "low": "Baixa", "normal": "Média", "high": "Alta", "urgent": "Urgente",
+}
+
+
+def localized(values: list[NamedValue], language: str) -> list[NamedValue]:
+    """The default statuses or priorities with the labels of ``language``."""
+    if language != "pt-BR":
+        return values
+    out = []
+    for value in values:
+        label = PT_BR_LABELS.get(value.name, value.label)
+        aliases = [a for a in (value.label, *value.aliases) if name_key(a) != name_key(label)]
+        out.append(NamedValue(name=value.name, label=label, aliases=aliases))
+    return out
 
 
 class Transitions(_Strict):
@@ -55,6 +78,10 @@ class Transitions(_Strict):
     customer_mail: str | None = "waiting_agent"  # a customer wrote (also reopens a closed ticket)
     agent_reply: str | None = "waiting_customer"  # an agent's reply was sent to the customer
     reopen: str = "waiting_agent"  # what /reopen (and `reopen N` at the control address) sets
+    # /draft saved a reply without sending it (seed 004's "Respondido pendente"); /send
+    # then moves the ticket on as agent_reply says. Ignored when the workflow has no such
+    # status and the admin did not name one.
+    draft: str | None = "answered_pending"
 
 
 class KeywordAction(_Strict):
@@ -135,11 +162,15 @@ def check(statuses: list[NamedValue], priorities: list[NamedValue], transitions:
                 if key:
                     seen[key] = value.name
     names = {s.name for s in statuses}
+    if DELETED in names:
+        raise ValueError(f"workflow.statuses: {DELETED!r} is reserved for deleted tickets (maild tickets delete)")
     for required in ("new", "closed"):
         if required not in names:
             raise ValueError(f"workflow.statuses: the status {required!r} is required")
-    for key in ("customer_mail", "agent_reply", "reopen"):
+    for key in ("customer_mail", "agent_reply", "reopen", "draft"):
         value = getattr(transitions, key)
+        if key == "draft" and key not in transitions.model_fields_set:
+            continue  # the default: used only when the workflow has that status
         if value is not None and value not in names:
             raise ValueError(f"workflow.transitions.{key}: unknown status {value!r}")
     priority_names = {p.name for p in priorities}

@@ -263,7 +263,7 @@ def _catalog_show(config: Config, args: argparse.Namespace, path: Path) -> int:
     if config.catalog is None:
         print("maild: no catalog: section in the configuration", file=sys.stderr)
         return EX_CONFIG
-    renderer = Renderer(config.templates_path(), config.helpdesk.language)
+    renderer = Renderer(config.templates_path(), config.helpdesk.language, config.status_labels())
     items = catalog.listing(args.refs)
     try:
         template = renderer.env.get_template(f"{config.helpdesk.language}/_listing.j2")

@@ -137,15 +137,11 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
     if message_ids:
         session.execute(update(messages).where(messages.c.id.in_(message_ids)).values(
             subject=ERASED, body_text=ERASED + "\n", body_html=None, from_name=""))
-        report.attachments = _drop_attachments(session, blobs, message_ids, report)
+        report.attachments = drop_attachments(session, blobs, message_ids, report.files_to_delete)
         touched |= {"messages", "attachments"}
     if own:
         session.execute(update(tickets).where(tickets.c.id.in_(own)).values(subject=ERASED))
-        done = session.execute(update(outbox).where(outbox.c.ticket_id.in_(own)).values(
-            subject=ERASED, body_text=ERASED + "\n", from_header=ERASED, to_header=ERASED, cc_header=""))
-        report.outbox = rowcount(done)
-        session.execute(update(outbox).where(outbox.c.ticket_id.in_(own), outbox.c.state.in_(("queued", "claimed")))
-                        .values(state="failed", last_error="erased on request before it was sent", claim_token=None))
+        report.outbox = erase_outbox(session, own)
         touched |= {"tickets", "outbox"}
     # Outbox mail to the person on no ticket, or on someone else's ticket: never send it.
     session.execute(update(outbox).where(func.lower(outbox.c.recipients).contains(email_address, autoescape=True),
@@ -186,7 +182,17 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
     return report
 
 
-def _drop_attachments(session: Session, blobs: BlobStore, message_ids: list[int], report: ForgetReport) -> int:
+def erase_outbox(session: Session, ticket_ids: list[int]) -> int:
+    """The outbox mails of these tickets: text and headers erased; queued ones failed, never sent."""
+    done = session.execute(update(outbox).where(outbox.c.ticket_id.in_(ticket_ids)).values(
+        subject=ERASED, body_text=ERASED + "\n", from_header=ERASED, to_header=ERASED, cc_header=""))
+    session.execute(update(outbox).where(outbox.c.ticket_id.in_(ticket_ids), outbox.c.state.in_(("queued", "claimed")))
+                    .values(state="failed", last_error="erased on request before it was sent", claim_token=None))
+    return rowcount(done)
+
+
+def drop_attachments(session: Session, blobs: BlobStore, message_ids: list[int], files_to_delete: list[Path]) -> int:
+    """The attachment rows of these messages; a file no other row uses goes in ``files_to_delete``."""
     rows = session.execute(select(attachments.c.id, attachments.c.sha256)
                            .where(attachments.c.message_id.in_(message_ids))).all()
     if not rows:
@@ -195,7 +201,7 @@ def _drop_attachments(session: Session, blobs: BlobStore, message_ids: list[int]
     for digest in {r.sha256 for r in rows}:
         still_used = session.execute(select(attachments.c.id).where(attachments.c.sha256 == digest).limit(1)).first()
         if still_used is None:
-            report.files_to_delete.append(blobs.attachment_path(digest))
+            files_to_delete.append(blobs.attachment_path(digest))
     return len(rows)
 
 

@@ -46,6 +46,7 @@ class Policy:
     on_agent_reply: str | None = "waiting_customer"
     reopen_status: str = "waiting_agent"
     assign_on_reply: bool = True  # the first agent who replies to an unassigned ticket takes it
+    on_draft: str | None = None  # /draft saved a reply, not sent (seed 004's "Respondido pendente")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ class Direction(enum.StrEnum):
     DRAFTED = "drafted"  # a draft that /send released
 
 
+# The status of a deleted ticket (``maild tickets delete``): content erased, the row and its
+# audit line kept; never listed or counted, and later mail on its thread opens a new ticket.
+DELETED = "deleted"
+
+
 class OutboxState(enum.StrEnum):
     """An outbox row's ``status`` column."""
 

@@ -282,6 +282,8 @@ def _agent_mail(mail: ParsedMail, sender: Sender, ticket: TicketState, rules: tu
             rules = (*rules, "agent:draft")
             ops.append(command_ops.DraftPending(True))
             events.append(EventSpec("draft", detail="reply saved as a draft, not sent (/send sends it)"))
+            if status is None and policy.on_draft:
+                status = policy.on_draft
     elif plan.mode == SEND and plan.draft is not None:
         more = latest_reply(text, known.answered).text if text.strip() else ""
         relay_text = plan.draft[1].rstrip("\n") + ("\n\n" + more if more.strip() else "\n")
@@ -335,7 +337,8 @@ def _agent_mail(mail: ParsedMail, sender: Sender, ticket: TicketState, rules: tu
             rules = (*rules, "assign:on-reply")
     if status is not None and status != ticket.status:
         events.append(EventSpec("status", old=ticket.status, new=status,
-                                detail="agent replied" if status != plan.status else "by command"))
+                                detail="by command" if status == plan.status else
+                                "draft saved" if plan.mode == DRAFT else "agent replied"))
     else:
         status = None
     if notes:

@@ -31,6 +31,7 @@ from maild.domain.decision import Action, Bounced, Decision, Policy
 from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
+from maild.domain.outcome import DELETED
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.forms.store import apply_form
 from maild.ingest.attempts import AttemptLog
@@ -100,7 +101,9 @@ class Processor:
         self.policy = Policy(subject_tag=helpdesk.subject_tag, reopen_days=config.workflow.reopen_days,
                              undeliverable_days=out.undeliverable_days, on_customer_mail=transitions.customer_mail,
                              on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen,
-                             assign_on_reply=config.workflow.assign_on_reply)
+                             assign_on_reply=config.workflow.assign_on_reply,
+                             on_draft=transitions.draft if transitions.draft in
+                             {s.name for s in config.workflow.statuses} else None)
         self.max_attachment = config.storage.max_attachment_bytes
         self.planner = Planner(config, self.signer, self.own_addresses)
         # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.
@@ -341,6 +344,8 @@ class Processor:
         if forgotten:  # a new person: never onto the anonymized tickets of the old one
             match = Match("new", None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
+        if state is not None and state.status == DELETED:  # its content is gone: start afresh
+            match, state = Match(MatchRule.NEW, None, detail=f"ticket #{state.id} was deleted"), None
         interp = None
         if form is None and match.rule != MatchRule.DUPLICATE and kind.kind in (Kind.NORMAL, Kind.LIST):
             interp = self.interpreter.interpret(mail.subject, mail.body_text, sender.email, sender.is_agent,

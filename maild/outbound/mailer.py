@@ -47,7 +47,8 @@ class AutoMailer:
     def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None,
                  own_addresses: frozenset[str] | None = None) -> None:
         helpdesk, out = config.helpdesk, config.outbound
-        self.renderer = renderer or templates.Renderer(config.templates_path(), helpdesk.language)
+        self.labels = config.status_labels()
+        self.renderer = renderer or templates.Renderer(config.templates_path(), helpdesk.language, self.labels)
         self.signer = signer
         self.own = own_addresses if own_addresses is not None else frozenset(
             [helpdesk.address, *helpdesk.extra_addresses])

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild import catalog
+from maild.commands import phrases
 from maild.config import Config
 from maild.domain.decision import FEEDBACK, RELAY, Decision, Outgoing
 from maild.domain.mail import Classification, Kind, ParsedMail
@@ -81,9 +82,7 @@ class Planner(AutoMailer):
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
         if row is None:
             return 0
-        listing = tuple(item.as_vars() for item in self.catalog.listing(references.of_ticket(session, ticket_id))
-                        ) if row.refs else ()
-        ticket = _Ticket(ticket_id, row.subject, row.status, row.assignee, row.email, row.name, listing)
+        ticket = self._ticket(session, row)
         queued = 0
         for intent in decision.outgoing:
             handler = {RELAY: self._relay, FEEDBACK: self._feedback}[intent.what]
@@ -156,7 +155,7 @@ class Planner(AutoMailer):
             return self.held(session, ticket.id, "command feedback", verdict.reason, mail.message_id, now)
         variables = self._vars(ticket, mail, sender)
         variables["feedback"] = {"subject": strip_prefixes(mail.subject) or tagged(ticket.subject, self.tag, ticket.id),
-                                 "applied": list(intent.applied), "rejected": list(intent.rejected),
+                                 "applied": self._said(intent.applied), "rejected": self._said(intent.rejected),
                                  "sent": intent.sent, "notes": list(intent.notes)}
         rendered = self.renderer.render(templates.COMMAND_FEEDBACK, variables)
         out = self.mail(compose.FEEDBACK, "auto-replied", ticket.id, rendered, to=(sender.name, sender.email),
@@ -181,8 +180,8 @@ class Planner(AutoMailer):
         rendered = self.renderer.render(templates.CONTROL_REPORT, {
             "helpdesk": self.helpdesk_vars,
             "report": {"subject": strip_prefixes(mail.subject), "sections": [
-                {"command": s.command, "applied": list(s.applied), "rejected": list(s.rejected),
-                 "output": list(s.output)} for s in sections],
+                {"command": s.command, "applied": self._said(s.applied), "rejected": self._said(s.rejected),
+                 "output": self._said(s.output)} for s in sections],
                 "rejected": any(s.rejected for s in sections)},
         })
         control = self.control_address or self.address
@@ -204,7 +203,25 @@ class Planner(AutoMailer):
         return proof.queue_notice(self, session, agent=agent, ticket_id=ticket_id, mail=mail, reason=reason,
                                   control=self.control_address, now=now)
 
+    def send_draft(self, session: Session, *, ticket_id: int, text: str, mail: ParsedMail, sender: Sender,
+                   now: datetime) -> int:
+        """``send 12`` at the control address: the ticket's saved draft, relayed as the agent's reply."""
+        row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
+        if row is None:
+            return 0
+        return self._relay(session, Outgoing(RELAY, text=text), mail, Classification(Kind.NORMAL), sender,
+                           self._ticket(session, row), now)
+
     # -- helpers ---------------------------------------------------------------------------
+    def _ticket(self, session: Session, row: Any) -> _Ticket:
+        listing = tuple(item.as_vars() for item in self.catalog.listing(references.of_ticket(session, row.id))
+                        ) if row.refs else ()
+        return _Ticket(row.id, row.subject, row.status, row.assignee, row.email, row.name, listing)
+
+    def _said(self, lines: Any) -> list[str]:
+        """maild's own lines (feedback, reports) in the helpdesk's language."""
+        return [phrases.say(line, self.language, self.labels) for line in lines]
+
     def _vars(self, ticket: _Ticket, mail: ParsedMail, sender: Sender) -> dict[str, Any]:
         return {
             "helpdesk": self.helpdesk_vars,

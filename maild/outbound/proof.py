@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from maild.commands import phrases
 from maild.config import Agent
 from maild.domain.mail import ParsedMail
 from maild.outbound import outbox, policy, templates
@@ -56,7 +57,7 @@ def queue_notice(mailer: AutoMailer, session: Session, *, agent: Agent, ticket_i
         where = control or mailer.address
     rendered = mailer.renderer.render(templates.PROOF_MISSING, {
         "helpdesk": mailer.helpdesk_vars,
-        "proof": {"agent": agent.email, "where": where, "control": ticket_id is None, "reason": reason,
+        "proof": {"agent": agent.email, "where": where, "control": ticket_id is None, "reason": phrases.say(reason, mailer.language),
                   "reply_address": reply, "subject": " ".join(mail.subject.split())[:200]},
     })
     if ticket_id is not None:

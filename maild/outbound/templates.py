@@ -100,7 +100,7 @@ class TemplateError(Exception):
 class Renderer:
     """Renders ``<language>/<name>.j2``; thread-safe, build once per process."""
 
-    def __init__(self, override_dir: Path | None, language: str) -> None:
+    def __init__(self, override_dir: Path | None, language: str, labels: Mapping[str, str] | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if override_dir is not None and override_dir.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
@@ -116,6 +116,10 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,  # templates are read once; restart maild after editing them
         )
+        # ``{{ ticket.status|label }}``: a status as the workflow labels it ("Finalizado"
+        # for closed with language pt-BR); a value it does not know, as it is.
+        known = dict(labels or {})
+        self.env.filters["label"] = lambda value: known.get(str(value), value) if value else value
         self._cache: dict[str, jinja2.Template] = {}
 
     def _template(self, name: str, language: str) -> jinja2.Template:

@@ -59,7 +59,7 @@ def _calendar_export(config: Config, args: argparse.Namespace, path: Path) -> in
         items = calendar.upcoming(session, now if args.days else None,
                                   now + timedelta(days=args.days) if args.days else None,
                                   assignee=assignee, include_unassigned=args.unassigned)
-    ics = calendar.to_ics(items, config.helpdesk, now, config.helpdesk.subject_tag)
+    ics = calendar.to_ics(items, config.helpdesk, now, config.helpdesk.subject_tag, config.status_labels())
     if args.output:
         Path(args.output).write_text(ics, encoding="utf-8")
         print(f"{len(items)} next action(s) written to {args.output}", file=sys.stderr)
@@ -129,7 +129,7 @@ def describe(config: Config) -> tuple[list[str], list[str]]:
                      f"{', '.join(rule.to)}{fallback} by {rule.channel}, template {rule.template or 'default'}")
     if config.sms:
         lines.append(f"  sms          {config.sms.method} {config.sms.url}")
-    renderer = Renderer(config.templates_path(), config.helpdesk.language)
+    renderer = Renderer(config.templates_path(), config.helpdesk.language, config.status_labels())
     problems = []
     for rule in rules:
         for event in rule.on:

@@ -257,11 +257,11 @@ class Jobs:
         if not (mine or overdue or items or unassigned):
             log.info("no digest for %s on %s: nothing to report", email, today.isoformat())
             return 0
-        ics = calendar.to_ics(items, self.config.helpdesk, now, self.tag)
+        ics = calendar.to_ics(items, self.config.helpdesk, now, self.tag, self.config.status_labels())
         variables = {
             "helpdesk": self.notifier.helpdesk_vars, "recipient": {"name": name, "email": email},
             "digest": {"date": today.isoformat(), "total": sum(counts.values()), "upcoming_days": days,
-                       "counts": [{"status": s, "count": c} for s, c in sorted(counts.items())],
+                       "counts": [{"status": s, "count": counts[s]} for s in self._in_order(counts)],
                        "mine": mine, "overdue": overdue,
                        "upcoming": [{"id": i.ticket_id, "subject": i.subject,
                                      "next_action_at": self.notifier.local(i.at)} for i in items]},
@@ -274,3 +274,8 @@ class Jobs:
 
         outbox.enqueue(session, out, now, now + self.notifier.lifetime)
         return 1
+
+    def _in_order(self, counts: dict[str, int]) -> list[str]:
+        """The statuses counted, in the workflow's order (seed 000's tabs), unknown ones last."""
+        order = [st.name for st in self.config.workflow.statuses]
+        return [st for st in order if st in counts] + sorted(st for st in counts if st not in order)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from maild.domain.decision import TicketState
+from maild.domain.outcome import DELETED
 from maild.store.keys import header_hash
 from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
 from maild.threading.repeat import Recent
@@ -28,7 +29,7 @@ _TICKETS_OF_MESSAGES = select(messages.c.message_id, messages.c.ticket_id).where
 _TICKET_AND_MERGE = (
     select(tickets.c.id, links.c.other_id)
     .select_from(tickets.outerjoin(links, and_(links.c.ticket_id == tickets.c.id, links.c.kind == "merged_into")))
-    .where(tickets.c.id == bindparam("tid"))
+    .where(tickets.c.id == bindparam("tid"), tickets.c.status != DELETED)  # a deleted ticket is gone
 )
 _REQUESTER_EMAIL = (select(contacts.c.email).select_from(tickets.join(contacts, tickets.c.requester_id == contacts.c.id))
                     .where(tickets.c.id == bindparam("tid")))
@@ -146,4 +147,5 @@ def is_blocked(session: Session, email: str) -> bool:
 
 
 def status_counts(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
+    return dict(session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)
+                                .group_by(Ticket.status)).all())
