@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -69,6 +70,20 @@ class Outcome:
     message_id: str | None
     reason: str = ""
     queued: int = 0  # outbound mails this mail put in the outbox
+    rules: tuple[str, ...] = ()  # the rules that fired (classification, threading, …), as in the history
+
+
+def log_outcome(outcome: Outcome, channel: str, digest: str, elapsed_ms: int) -> None:
+    """The one line per mail: what became of it, where it came from, which rules fired and how
+    long its batch took (from its start to the commit). With ``logging.format: json`` the same
+    values are fields of their own."""
+    rules = ",".join(outcome.rules) or "-"
+    label = outcome.message_id or f"sha256:{digest[:12]}"
+    fields = {"mail": label, "channel": channel, "outcome": outcome.status, "ticket": outcome.ticket_id,
+              "rules": rules, "ms": elapsed_ms}
+    log.info("mail %s channel=%s outcome=%s ticket=%s rules=%s ms=%d%s", label, channel, outcome.status,
+             outcome.ticket_id or "-", rules, elapsed_ms, f" ({mask_text(outcome.reason)})" if outcome.reason else "",
+             extra=fields)
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class _Prepared:
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None) -> None:
+    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None,
+                 on_cap: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
@@ -101,7 +117,7 @@ class Processor:
                              undeliverable_days=out.undeliverable_days, on_customer_mail=transitions.customer_mail,
                              on_agent_reply=transitions.agent_reply, reopen_status=transitions.reopen)
         self.max_attachment = config.storage.max_attachment_bytes
-        self.planner = Planner(config, self.signer, self.own_addresses)
+        self.planner = Planner(config, self.signer, self.own_addresses, on_cap)
         # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.
         workflow = Workflow.from_config(config)
         self.interpreter = Interpreter(workflow, config.keywords, helpdesk.timezone, self.planner.canned_names())
@@ -134,6 +150,7 @@ class Processor:
         Raises only for a database that is unwell (:func:`classify_db_error` says
         TRANSIENT) and nothing was committed: the caller keeps every item for a retry.
         """
+        started = time.monotonic()
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         # The rows about to be committed name these blobs: make them durable first.
         self.blobs.flush(path for item in prepared for path in item.blob_paths)
@@ -170,11 +187,11 @@ class Processor:
             raise RuntimeError("some mails could not be committed")
         if any(outcome.queued for outcome in done):
             self.on_outbound()
+        elapsed_ms = round((time.monotonic() - started) * 1000)
         for outcome, mail in zip(done, prepared):
             if outcome.status != RETRY:
                 self.attempts.clear(mail.digest)
-            log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
-                     outcome.ticket_id, mask_text(outcome.reason))
+            log_outcome(outcome, mail.channel, mail.digest, elapsed_ms)
         return done
 
     def _failed_again(self, item: _Prepared, now: datetime, exc: BaseException) -> Outcome:
@@ -314,7 +331,7 @@ class Processor:
                 queued += self.planner.proof_notice(session, agent=claimed, ticket_id=None, mail=mail,
                                                     reason=why, now=now)
             finish_raw(session, raw_id, "processed" if done.status == "control" else "ignored", done.reason, None)
-            return Outcome(done.status, None, mail.message_id, done.reason, queued)
+            return Outcome(done.status, None, mail.message_id, done.reason, queued, ("control",))
         sender = self.address_key.customer(sender)
         # A website form: the customer is the form's e-mail field, and each form is a new request.
         form = self.forms.recognise(mail, kind, sender)
@@ -368,7 +385,7 @@ class Processor:
             log.warning("%s dropped: maild's own mail came back (%s)", mail.message_id, " ".join(kind.reasons))
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
-        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
+        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued, decision.rules)
 
     def _write(self, session: Session, decision: Decision, *, mail: ParsedMail, kind: Classification,
                sender: Sender, raw_id: int, attachments: list[StoredAttachment], channel: str,

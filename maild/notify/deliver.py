@@ -12,7 +12,7 @@ customer the contact's consent and the blocked flag. A message held back leaves 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,8 +37,9 @@ NOTICE = "notice"  # outbox kind of an automatic mail to the customer (other tha
 class Notifier(AutoMailer):
     """Built once from the Config; ``send`` runs per unit of work."""
 
-    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None) -> None:
-        super().__init__(config, signer, renderer)
+    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None,
+                 on_cap: Callable[[str], None] | None = None) -> None:
+        super().__init__(config, signer, renderer, on_cap=on_cap)
         self.zone = ZoneInfo(config.helpdesk.timezone)
         self.sms = config.sms  # type: ignore[attr-defined]
         per_agent = config.outbound.limits.per_agent
@@ -151,6 +152,7 @@ class Notifier(AutoMailer):
                                  cause, now)
         count = sms.recent_count(session, phone, now - timedelta(minutes=self.windows.per_address))
         if count >= self.caps.per_address[0]:
+            self.on_cap("sms_per_address")
             return self.held(session, facts.id, what, f"cap reached: {count} SMS to {phone}", cause, now)
         text = render_sms(self.renderer, d.template, v)
         sms.enqueue(session, ticket_id=facts.id, phone=phone, text=text, rule=d.rule, now=now,
