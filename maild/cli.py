@@ -121,8 +121,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin into the spool for the daemon "
                                            "(exit 0 kept, 67 unknown recipient, 75 retry later)")
-    ingest.add_argument("file", nargs="?")
-    ingest.add_argument("--channel", default="pipe")
+    ingest.add_argument("file", nargs="?", help="the mail (default: standard input)")
+    ingest.add_argument("--channel", default="pipe", help="the channel name recorded with the mail (default pipe)")
     ingest.add_argument("-f", "--sender", help="the envelope sender (default: $SENDER, else the Return-Path header)")
     ingest.add_argument("-r", "--recipient", help="the envelope recipient (default: $ORIGINAL_RECIPIENT/"
                                                   "$RECIPIENT, else the Delivered-To/X-Original-To header)")
