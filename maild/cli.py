@@ -29,6 +29,14 @@ def _database(config: Config) -> Database:
     return open_database(config)
 
 
+def base_dir(path: Path) -> Path:
+    """Where relative paths in ``path`` point (as :func:`maild.config.default_base_dir`,
+    without importing the schema): the file's directory; the embedded example's is the
+    working directory."""
+    resolved = path.resolve()
+    return Path.cwd() if resolved == DEFAULT_CONFIG.resolve() else resolved.parent
+
+
 def config_path(explicit: str | None) -> Path:
     """The YAML file: ``--config``, else ``$MAILD_CONFIG``, else the embedded one (as
     :func:`maild.config.config_path`, without importing the schema)."""
@@ -77,7 +85,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.handler is _ingest:
         from maild.cli_ingest import ingest
 
-        return ingest(args, path)
+        return ingest(args, path, base_dir(path))
     from maild.config import ConfigError, load_config
 
     try:

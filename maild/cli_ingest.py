@@ -20,7 +20,9 @@ from maild.ingest.pipe import TEMPORARY, PipeError, PipeEnvelope, Result, delive
 log = logging.getLogger("maild.ingest")
 
 
-def ingest(args: argparse.Namespace, path: Path) -> int:
+def ingest(args: argparse.Namespace, path: Path, base_dir: Path) -> int:
+    """``base_dir``: where the file's relative paths point (its directory), whatever the MTA's
+    working directory is, so the spool is the one the daemon reads."""
     try:
         raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
     except OSError as exc:
@@ -32,7 +34,7 @@ def ingest(args: argparse.Namespace, path: Path) -> int:
     if args.now:
         return _now(raw, envelope, args, path)
     try:
-        settings = read_settings(path, Path.cwd())
+        settings = read_settings(path, base_dir)
     except PipeError as exc:
         return _report(Result(EX_TEMPFAIL, TEMPORARY, str(exc)), args.verbose)
     try:
