@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "maild.commands.control": ORCHESTRATION, "maild.scheduler": ORCHESTRATION,
     # the composition root and the command line
     "maild.app": ROOT_LAYER, "maild.cli": ROOT_LAYER, "maild.cli_ingest": ROOT_LAYER, "maild.cli_db": ROOT_LAYER, "maild.__main__": ROOT_LAYER,
+    "maild.cli_args": ROOT_LAYER, "maild.entry": ROOT_LAYER,
     "maild.contacts.cli": ROOT_LAYER, "maild.scheduler.cli": ROOT_LAYER,
 }
 

@@ -206,7 +206,7 @@ def test_a_relative_spool_is_taken_from_the_config_files_directory_whatever_the_
     import subprocess
     import sys
 
-    from maild.cli import DEFAULT_CONFIG, base_dir
+    from maild.cli_args import DEFAULT_CONFIG, base_dir
     from maild.config import default_base_dir
 
     home = tmp_path / "etc"
