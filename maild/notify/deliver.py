@@ -96,6 +96,7 @@ class Notifier(AutoMailer):
                                                 policy.RecentMail(agent_window=window.sent), own=self.own,
                                                 caps=self.agent_caps, now=now)
             if verdict.summarize:
+                self.on_cap(verdict.cap)
                 self._summarize(session, d, facts, window, now)
                 verdict = policy.Verdict(False, f"{verdict.reason}; in the summary at {self.local(window.end)}")
         if not verdict.ok or window is None:
