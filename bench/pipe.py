@@ -90,7 +90,12 @@ def wheel_python(directory: Path) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], check=True,
                    capture_output=True, timeout=600)
     [wheel] = dist.glob("maild-*.whl")
-    venv = directory / "venv"
+    return venv_with(wheel, directory / "venv")[0]
+
+
+def venv_with(wheel: Path, venv: Path) -> tuple[Path, str]:
+    """A fresh venv holding ``wheel`` alone, maild's dependencies borrowed from this
+    interpreter's site-packages: its python and its purelib directory."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -98,7 +103,7 @@ def wheel_python(directory: Path) -> Path:
     zipfile.ZipFile(wheel).extractall(purelib)
     deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (Path(purelib) / "deps.pth").write_text("\n".join(deps) + "\n")
-    return python
+    return python, purelib
 
 
 def main() -> int:
