@@ -41,7 +41,7 @@ class Notifier(AutoMailer):
                  on_cap: Callable[[str], None] | None = None) -> None:
         super().__init__(config, signer, renderer, on_cap=on_cap)
         self.zone = ZoneInfo(config.helpdesk.timezone)
-        self.sms = config.sms  # type: ignore[attr-defined]
+        self.sms = config.sms
         per_agent = config.outbound.limits.per_agent
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
         self.agent_caps = replace(self.caps, per_agent=per_agent.count)
