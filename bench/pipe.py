@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from maild.ingest.daemonlock import DaemonLock  # noqa: E402
-HELPDESK = "support@help.example.com"
+HELPDESK = "support@localhost.localdomain"  # config/maild.yaml's helpdesk.address
 
 
 def mail(i: int) -> bytes:
@@ -48,15 +47,10 @@ def mail(i: int) -> bytes:
 
 
 def config(directory: Path) -> Path:
+    """The shipped config/maild.yaml (11 KB, comments and all), its relative paths then
+    pointing into ``directory``."""
     path = directory / "maild.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        helpdesk: {{name: Bench, address: {HELPDESK}, secret: bench-secret, control_address: control@help.example.com}}
-        database: {{url: "sqlite:///var/maild.db"}}
-        storage: {{path: var/storage}}
-        spool: {{path: var/spool}}
-        agents:
-          - {{email: ana@help.example.com, name: Ana}}
-        """), encoding="utf-8")
+    path.write_text((ROOT / "config" / "maild.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     return path
 
 
