@@ -1,3 +1,3 @@
-from maild.cli import main
+from maild.entry import main
 
 raise SystemExit(main())

@@ -32,6 +32,7 @@ from maild.store.db import Database
 if TYPE_CHECKING:  # started only when configured: imported where they start
     from maild.ingest.imap import ImapWorker
     from maild.notify.sms import SmsSender
+    from maild.scheduler.jobs import Jobs
     from maild.scheduler.service import SchedulerService
 
 log = logging.getLogger("maild")
@@ -44,21 +45,30 @@ class App:
         self.db.ensure_schema(config.database.auto_migrate if migrate is None else migrate)
         self.blobs = BlobStore(config.path(config.storage.path))
         self.spool = Spool(config.path(config.spool.path))
-        self.processor = Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
+        self.metrics = Metrics(self._snapshot)
+        self.processor = self._processor(config)
         smtp = config.outbound.smtp
         transport = transport or SmtpTransport(smtp)
         pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
         self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
                              bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
+        self.sender.on_result = lambda result: self.metrics.outbound.labels(result).inc()
         self.processor.on_outbound = self.sender.wakeup.set
         self.config_file: Path | None = None
-        self.metrics = Metrics(self._snapshot)
         self._reload_requested = threading.Event()
         self._handler: SpoolingHandler | None = None
         self._listener: Listener | None = None
         self._worker: SpoolWorker | None = None
         self._scheduler: Any = None
+        self._imap_workers: list[ImapWorker] = []
         self._sender_started = False
+
+    def _processor(self, config: Config) -> Processor:
+        return Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"),
+                         on_cap=self._cap_hit)
+
+    def _cap_hit(self, cap: str) -> None:
+        self.metrics.caps.labels(cap).inc()
 
     def _dkim(self) -> Callable[[bytes], bytes] | None:
         settings = self.config.outbound.dkim
@@ -103,6 +113,7 @@ class App:
         smtp = self.config.smtp_server
         if smtp.enabled:
             self._handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
+            self._handler.on_accept = lambda channel: self.metrics.received.labels(channel).inc()
             listener = Listener(self._handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
                                 SessionLimits.from_config(smtp), smtp.hostname or self.config.helpdesk.domain)
             _open(listener.start, "the SMTP listener", smtp.host, smtp.port)
@@ -118,7 +129,7 @@ class App:
         worker = SpoolWorker(self.spool, self._process_batch, utc_now)
         worker.start()
         self._worker = worker
-        imap_workers = self._start_imap()
+        imap_workers = self._imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()
             self._sender_started = True
@@ -182,7 +193,8 @@ class App:
             return False
         try:
             new = load_config(path, self.config.base_dir)
-            processor = Processor(new, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"))
+            processor = self._processor(new)
+            jobs = self._scheduler_jobs(new, processor)
         except ConfigError as exc:
             for line in str(exc).splitlines():
                 log.error("reload refused, still running on the previous configuration: %s", line)
@@ -197,9 +209,12 @@ class App:
         self.processor, self.config = processor, new
         if self._handler is not None:
             self._handler.recipients = self.recipients()
+        if jobs is not None:  # reminders, re-announcements, digests and their times: from the new file too
+            pending = [key for key in pending if key != "scheduler"]
+            pending += self._scheduler.replace_jobs(jobs)
         self.metrics.reloads.labels("done").inc()
         log.info("reload: %s re-read; agents, keywords, triggers, templates, forms, workflow and limits "
-                 "now in effect", path)
+                 "now in effect%s", path, " (the scheduler's jobs too)" if jobs is not None else "")
         if pending:
             log.warning("reload: changed settings that take effect only after a restart: %s", ", ".join(pending))
         return True
@@ -225,7 +240,19 @@ class App:
             session.execute(text("SELECT 1"))
         return True
 
+    def _scheduler_jobs(self, config: Config, processor: Processor) -> Jobs | None:
+        """The running scheduler's jobs rebuilt from a reloaded file (None: no scheduler runs
+        here, or the new file switches it off, which takes a restart)."""
+        if self._scheduler is None or not config.scheduler.enabled:
+            return None
+        from maild.scheduler.jobs import Jobs
+
+        return Jobs(config, self.db, processor.signer, self._cap_hit)
+
     def _process_batch(self, items: list[tuple[bytes, str]], now: datetime) -> Sequence[Outcome]:
+        for _raw, channel in items:
+            if channel == "pipe":  # the pipe's only way in is the spool: counted as it is taken
+                self.metrics.received.labels(channel).inc()
         started = time.monotonic()
         outcomes = self.processor.process_batch(items, now)
         elapsed = time.monotonic() - started
@@ -246,8 +273,11 @@ class App:
     def _snapshot(self) -> Snapshot:
         from maild.service.queues import read_snapshot
 
-        leader = self._scheduler.leading if self._scheduler is not None else None
-        return read_snapshot(self.db, self.spool, utc_now(), leader)
+        scheduler = self._scheduler
+        leader = scheduler.leading if scheduler is not None else None
+        last_run = scheduler.last_run if scheduler is not None else None
+        imap = {worker.account.name: worker.last_pass for worker in self._imap_workers}
+        return read_snapshot(self.db, self.spool, utc_now(), leader, last_run, imap)
 
     def _start_sms(self) -> SmsSender | None:
         if self.config.sms is None or not self.config.outbound.enabled:
@@ -269,7 +299,7 @@ class App:
             if wake_sms:
                 wake_sms()
 
-        service = build(self.config, self.db, self.processor.signer, utc_now, on_queued=wake)
+        service = build(self.config, self.db, self.processor.signer, utc_now, on_queued=wake, on_cap=self._cap_hit)
         service.start()
         log.info("scheduler: started (leader election every %g s)", self.config.scheduler.leader_retry_seconds)
         return service
@@ -309,6 +339,7 @@ class _CurrentProcessor:
         self.app = app
 
     def process(self, raw: bytes, channel: str, now: datetime) -> Outcome:
+        self.app.metrics.received.labels(channel).inc()
         started = time.monotonic()
         outcome = self.app.processor.process(raw, channel, now)
         self.app.metrics.observe(channel, [outcome.status], time.monotonic() - started)

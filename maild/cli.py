@@ -7,8 +7,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from maild.cli_args import CONFIG_HELP, DESCRIPTION, Parser, command_of, config_path
+from maild.cli_ingest import add_ingest
 from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVAILABLE, EX_USAGE
 from maild.cli_output import line as _line
 from maild.cli_output import print_json as _print_json
@@ -19,11 +21,6 @@ if TYPE_CHECKING:
     from maild.config import Config
     from maild.store.db import Database
 
-# The pipe (`maild ingest`) runs once per delivered mail and must not pay for loading the
-# whole schema and the database layer: heavy modules are imported where they are used.
-ENV_CONFIG = "MAILD_CONFIG"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "maild.yaml"
-
 
 def _database(config: Config) -> Database:
     from maild.cli_db import open_database
@@ -31,27 +28,15 @@ def _database(config: Config) -> Database:
     return open_database(config)
 
 
-def config_path(explicit: str | None) -> Path:
-    """The YAML file: ``--config``, else ``$MAILD_CONFIG``, else the embedded one (as
-    :func:`maild.config.config_path`, without importing the schema)."""
-    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
-
-
-CONFIG_HELP = "the YAML file (default: $MAILD_CONFIG or the embedded config/maild.yaml)"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits 64 (EX_USAGE, sysexits.h) as mail tools do, not 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if command_of(words) == "ingest":
+        from maild.cli_ingest import main as ingest_main
+
+        return ingest_main(words)
     parser = _parser()
     _config_everywhere(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EX_USAGE
@@ -76,10 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     path = config_path(args.config)
-    if args.handler is _ingest:
-        from maild.cli_ingest import ingest
-
-        return ingest(args, path)
     from maild.config import ConfigError, load_config
 
     try:
@@ -109,10 +90,11 @@ def _config_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="maild", description="E-mail-driven helpdesk daemon.")
+    parser = Parser(prog="maild", description=DESCRIPTION)
     parser.add_argument("--config", help=CONFIG_HELP)
-    parser.add_argument("--version", action="version", version=f"maild {_version()}", help="print the version and exit")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
+    add_ingest(sub)  # parsed by maild.cli_ingest; here for `maild --help`
 
     sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)").set_defaults(handler=_run)
     sub.add_parser("reload", help="make the running daemon re-read its configuration file "
@@ -120,18 +102,6 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration and explain it")
     check.add_argument("--json", action="store_true", help="the main settings and any problems as JSON")
     check.set_defaults(handler=_check)
-
-    ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin into the spool for the daemon "
-                                           "(exit 0 kept, 67 unknown recipient, 75 retry later)")
-    ingest.add_argument("file", nargs="?")
-    ingest.add_argument("--channel", default="pipe")
-    ingest.add_argument("-f", "--sender", help="the envelope sender (default: $SENDER, else the Return-Path header)")
-    ingest.add_argument("-r", "--recipient", help="the envelope recipient (default: $ORIGINAL_RECIPIENT/"
-                                                  "$RECIPIENT, else the Delivered-To/X-Original-To header)")
-    ingest.add_argument("--now", action="store_true",
-                        help="process the mail in this process and print the outcome (replays), not via the daemon")
-    ingest.add_argument("-v", "--verbose", action="store_true", help="print failure details on stderr")
-    ingest.set_defaults(handler=_ingest)
 
     tickets = sub.add_parser("tickets", help="list, count, show, close, tag, assign and delete tickets")
     from maild.cli_tickets import register as register_tickets
@@ -197,6 +167,18 @@ def _parser() -> argparse.ArgumentParser:
     dbstatus.add_argument("--json", action="store_true", help="current and needed revision as JSON")
     dbstatus.set_defaults(handler=_db_status)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (importlib.metadata is slow to load)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"maild {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -388,9 +370,6 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_CONFIG if problems else EX_OK
 
 
-def _ingest(config: Config, args: argparse.Namespace, path: Path) -> int:
-    """A marker: ``main`` hands ``ingest`` to :mod:`maild.ingest.pipe_cli` before any config is loaded."""
-    raise AssertionError("maild ingest is dispatched by main()")
 
 
 def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> int:

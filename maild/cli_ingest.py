@@ -9,18 +9,48 @@ what went wrong goes to syslog (facility mail) and, with ``--verbose``, to stder
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from maild.cli_args import CONFIG_HELP, DESCRIPTION, Parser, base_dir, config_path
 from maild.exitcodes import EX_DATAERR, EX_OK, EX_TEMPFAIL
 from maild.ingest.pipe import TEMPORARY, PipeError, PipeEnvelope, Result, deliver, envelope_of, prepare, read_settings
 
-log = logging.getLogger("maild.ingest")
+# Run once per delivered mail: nothing here imports the config schema, the database layer
+# or logging (loaded only for --now and for a failure's syslog line); bench/pipe.py times it.
 
 
-def ingest(args: argparse.Namespace, path: Path) -> int:
+def add_ingest(sub: Any) -> None:
+    """The ``ingest`` command, in ``maild``'s full parser and in the pipe's own."""
+    ingest = sub.add_parser("ingest", help="take one mail from FILE or stdin into the spool for the daemon "
+                                           "(exit 0 kept, 67 unknown recipient, 75 retry later)")
+    ingest.add_argument("file", nargs="?", help="the mail (default: standard input)")
+    ingest.add_argument("--channel", default="pipe", help="the channel name recorded with the mail (default pipe)")
+    ingest.add_argument("-f", "--sender", help="the envelope sender (default: $SENDER, else the Return-Path header)")
+    ingest.add_argument("-r", "--recipient", help="the envelope recipient (default: $ORIGINAL_RECIPIENT/"
+                                                  "$RECIPIENT, else the Delivered-To/X-Original-To header)")
+    ingest.add_argument("--now", action="store_true",
+                        help="process the mail in this process and print the outcome (replays), not via the daemon")
+    ingest.add_argument("-v", "--verbose", action="store_true", help="print failure details on stderr")
+    ingest.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``maild [--config F] ingest …``, parsed by a parser that knows this command alone."""
+    parser = Parser(prog="maild", description=DESCRIPTION)
+    parser.add_argument("--config", help=CONFIG_HELP)
+    add_ingest(parser.add_subparsers(metavar="COMMAND"))
+    args = parser.parse_args(list(argv))
+    path = config_path(args.config)
+    return ingest(args, path, base_dir(path))
+
+
+def ingest(args: argparse.Namespace, path: Path, base_dir: Path) -> int:
+    """``base_dir``: where the file's relative paths point (its directory), whatever the MTA's
+    working directory is, so the spool is the one the daemon reads."""
     try:
         raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
     except OSError as exc:
@@ -32,7 +62,7 @@ def ingest(args: argparse.Namespace, path: Path) -> int:
     if args.now:
         return _now(raw, envelope, args, path)
     try:
-        settings = read_settings(path, Path.cwd())
+        settings = read_settings(path, base_dir)
     except PipeError as exc:
         return _report(Result(EX_TEMPFAIL, TEMPORARY, str(exc)), args.verbose)
     try:
@@ -43,6 +73,8 @@ def ingest(args: argparse.Namespace, path: Path) -> int:
 
 def _now(raw: bytes, envelope: PipeEnvelope, args: argparse.Namespace, path: Path) -> int:
     """Process in this process: the whole config, the database, the pipeline."""
+    import logging
+
     try:
         from maild.app import App
         from maild.clock import utc_now
@@ -65,7 +97,7 @@ def _now(raw: bytes, envelope: PipeEnvelope, args: argparse.Namespace, path: Pat
 
 def _report(result: Result, verbose: bool) -> int:
     if result.detail and (result.code != EX_OK or result.message):
-        _syslog(logging.WARNING if result.code != EX_OK else logging.INFO, result.detail)
+        _syslog(result.code != EX_OK, result.detail)
     if result.message:
         print(result.message, file=sys.stderr)
     if verbose and result.detail:
@@ -73,8 +105,9 @@ def _report(result: Result, verbose: bool) -> int:
     return result.code
 
 
-def _syslog(level: int, text: str) -> None:
+def _syslog(warning: bool, text: str) -> None:
     """The details of a failed delivery, where the admin looks and no bounce goes."""
+    import logging
     from logging.handlers import SysLogHandler
 
     if not Path("/dev/log").exists():
@@ -84,10 +117,11 @@ def _syslog(level: int, text: str) -> None:
     except OSError:
         return
     handler.setFormatter(logging.Formatter("maild-ingest[%(process)d]: %(message)s"))
+    log = logging.getLogger("maild.ingest")
     log.addHandler(handler)
     log.propagate = False
     try:
-        log.log(level, "%s", text)
+        log.log(logging.WARNING if warning else logging.INFO, "%s", text)
     finally:
         log.removeHandler(handler)
         handler.close()

@@ -1,6 +1,7 @@
 """The read commands an admin scripts against: show by id, --json everywhere, errors with sysexits."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -68,17 +69,67 @@ def test_check_config_and_db_status_speak_json(sqlite_env: Env) -> None:
     assert version["up_to_date"] is True and version["current"] == version["needed"]
 
 
-@pytest.mark.parametrize("command", [["tickets", "list"], ["tickets", "show"], ["outbox", "list"], ["outbox", "show"],
-                                     ["quarantine", "list"], ["quarantine", "show"], ["db", "status"], ["check-config"],
-                                     ["backup"], ["restore"], ["reload"], ["run"]])
-def test_every_flag_has_help_text(command: list[str]) -> None:
+def _commands() -> list[tuple[list[str], argparse.ArgumentParser]]:
+    """Every command of ``maild``, nested ones included, with its parser."""
     from maild.cli import _config_everywhere, _parser
 
     parser = _parser()
     _config_everywhere(parser)
-    target = parser
-    for word in command:
-        sub = next(a for a in target._actions if a.__class__.__name__ == "_SubParsersAction")
-        target = sub.choices[word]
-    undocumented = [a.option_strings or [a.dest] for a in target._actions if not a.help and a.dest != "help"]
+    found: list[tuple[list[str], argparse.ArgumentParser]] = []
+
+    def walk(target: argparse.ArgumentParser, words: list[str]) -> None:
+        subs = [a for a in target._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found.append((words, target))
+        for sub in subs:
+            for name, child in sub.choices.items():
+                walk(child, [*words, name])
+
+    walk(parser, [])
+    return found
+
+
+def test_every_flag_and_argument_of_every_command_has_help_text() -> None:
+    commands = _commands()
+    assert len(commands) > 25
+    undocumented = [(words, a.option_strings or [a.dest]) for words, target in commands
+                    for a in target._actions if not a.help and a.dest != "help"]
     assert undocumented == []
+
+
+READ_COMMANDS = [["check-config"], ["db", "status"], ["contacts", "show"], ["outbox", "list"], ["outbox", "show"],
+                 ["quarantine", "list"], ["quarantine", "show"], ["scheduler", "status"], ["tickets", "list"],
+                 ["tickets", "show"], ["sms", "list"], ["doctor"]]
+
+
+def test_every_read_command_speaks_json() -> None:
+    commands = {" ".join(words): target for words, target in _commands()}
+    assert [words for words in READ_COMMANDS if "--json" not in commands[" ".join(words)]._option_string_actions] == []
+
+
+def test_scheduler_status_says_who_leads_what_is_next_and_what_was_done(sqlite_env: Env) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from maild.clock import utc_now
+    from maild.scheduler.leader import LeaseLock
+    from maild.store.models import Ticket
+
+    outcome = sqlite_env.process(mail("Com lembrete"))
+    before = json.loads(cli(sqlite_env, "scheduler", "status", "--json").stdout)
+    assert before["leader"] is None and before["last_done"]["reminder"] is None and before["next_due"] is None
+    now = utc_now()
+    with sqlite_env.app.db.write() as session:
+        session.execute(update(Ticket).where(Ticket.id == outcome.ticket_id).values(
+            next_action_at=now - timedelta(minutes=1)))
+    assert cli(sqlite_env, "scheduler", "run-once").returncode == 0
+    lock = LeaseLock(sqlite_env.app.db, 60, holder="host-a:123:leader")
+    assert lock.acquire(now)
+    done = cli(sqlite_env, "scheduler", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    after = json.loads(done.stdout)
+    assert after["leader"] == "host-a:123:leader" and after["last_done"]["reminder"] is not None
+    lock.release()
+    human = cli(sqlite_env, "scheduler", "status").stdout.decode()
+    assert "leader       none" in human and f"last reminder    {after['last_done']['reminder']}" in human

@@ -194,3 +194,21 @@ def test_the_per_agent_window_holds_for_the_summary(sent: int, summarize: bool) 
     held = may_send_automatic(Purpose.AGENT, ANA, RecentMail(on_ticket=2, agent_window=sent), own=OWN, caps=caps,
                               now=NOW)
     assert not held.ok and not held.summarize
+
+
+@pytest.mark.parametrize(("purpose", "recent", "cap"), [
+    (Purpose.NOTICE, RecentMail(on_ticket=2), "per_ticket"),
+    (Purpose.NOTICE, RecentMail(to_address_burst=3), "per_address_burst"),
+    (Purpose.NOTICE, RecentMail(to_address=3), "per_address"),
+    (Purpose.NOTICE, RecentMail(to_address_day=5), "per_address_day"),
+    (Purpose.AGENT, RecentMail(on_ticket=2), "per_ticket"),
+    (Purpose.AGENT, RecentMail(agent_window=20), "per_agent"),
+    (Purpose.PROOF, RecentMail(to_address_day=5), "proof_per_day"),
+    (Purpose.NOTICE, RecentMail(consent=False), ""),  # held, but by no cap
+    (Purpose.NOTICE, RecentMail(), ""),
+])
+def test_a_verdict_names_the_cap_that_held_the_mail(purpose: Purpose, recent: RecentMail, cap: str) -> None:
+    caps = Caps(per_ticket=(2, 60), per_address=(3, 60), per_address_day=(5, 1440), per_address_burst=(3, 1),
+                per_agent=20)
+    to = ANA if purpose in (Purpose.AGENT, Purpose.PROOF) else MARIA
+    assert may_send_automatic(purpose, to, recent, own=OWN, caps=caps, now=NOW).cap == cap

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, write_config
+from conftest import free_port, need_server, write_config
 from maild.config import load_config
-from maild.service.doctor import Level, run, storage
+from maild.service.doctor import Level, postfix, run, storage
 from smtpsink import Sink
 
 MAILD = [sys.executable, "-m", "maild"]
@@ -69,3 +71,32 @@ def test_storage_that_cannot_be_written_fails(tmp_path: Path) -> None:
     assert bad.check == "storage" and bad.level is Level.FAIL and "cannot write" in bad.detail
     assert good.check == "spool" and good.level is Level.OK
     assert [f.check for f in run(config, (storage,))] == ["storage", "spool"]
+
+
+def test_doctor_reads_postfix_line_length_limits_from_a_private_config_dir(tmp_path: Path, sink: Sink) -> None:
+    if shutil.which("postconf") is None:
+        need_server("postconf (Postfix) is not installed")
+    postfix_dir = tmp_path / "postfix"
+    postfix_dir.mkdir()
+    (postfix_dir / "main.cf").write_text("lmtp_line_length_limit = 0\nsmtp_line_length_limit = 998\n")
+    (postfix_dir / "master.cf").write_text("")
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", outbound=outbound(sink.port))
+    done = subprocess.run([*MAILD, "--config", str(config), "doctor"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MAIL_CONFIG": str(postfix_dir)})
+    assert f"OK    postfix      lmtp_line_length_limit = 0 ({postfix_dir})" in done.stdout
+    assert "WARN  postfix      smtp_line_length_limit = 998: Postfix's SMTP client" in done.stdout
+    assert "fix: postconf -e smtp_line_length_limit=0 && postfix reload" in done.stdout
+    (postfix_dir / "main.cf").write_text("lmtp_line_length_limit = 0\nsmtp_line_length_limit = 0\n")
+    done = subprocess.run([*MAILD, "--config", str(config), "doctor", "--json"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "MAIL_CONFIG": str(postfix_dir)})
+    assert [f["level"] for f in json.loads(done.stdout) if f["check"] == "postfix"] == ["ok", "ok"]
+
+
+def test_doctor_without_a_postfix_configuration_skips_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}"))
+    [missing] = postfix(config, postconf="no-such-postconf-here")
+    assert missing.level is Level.OK and "not checked" in missing.detail
+    if shutil.which("postconf") is not None:
+        monkeypatch.setenv("MAIL_CONFIG", str(tmp_path / "nowhere"))
+        [absent] = postfix(config)
+        assert absent.level is Level.OK and "no configuration here" in absent.detail

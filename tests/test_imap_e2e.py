@@ -108,3 +108,30 @@ def test_one_mail_through_smtp_and_imap_is_one_ticket(daemon: Daemon, dovecot: D
     [ticket] = daemon.tickets()
     assert ticket["message_count"] == 1
     assert daemon.stop() == 0
+
+
+def test_metrics_show_each_accounts_last_pass_and_lag(tmp_path: Path, dovecot: DovecotServer) -> None:
+    import re
+    import urllib.request
+
+    port, metrics_port = free_port(), free_port()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
+                          imap=imap_section(dovecot), metrics=f"metrics: {{host: 127.0.0.1, port: {metrics_port}}}\n")
+    d = Daemon(config, port, tmp_path / "maild.log")
+    dovecot.append(BOX, mail("Pela caixa"))
+    d.start()
+    try:
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+                return response.read().decode()
+
+        wait_for(lambda: 'maild_mails_received_total{channel="imap:support"} 1.0' in scrape(), 30, "the IMAP mail")
+        wait_for(lambda: re.search(r'^maild_imap_last_pass_timestamp_seconds\{account="support"\} 1\.', scrape(),
+                                   re.M) is not None, 30, "a complete pass")
+        lag = re.search(r'^maild_imap_lag_seconds\{account="support"\} (\S+)$', scrape(), re.M)
+        assert lag is not None and 0 <= float(lag.group(1)) < 600
+        assert 'maild_mails_processed_total{channel="imap:support",outcome="created"} 1.0' in scrape()
+        assert d.stop() == 0
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.kill()

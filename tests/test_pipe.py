@@ -200,3 +200,24 @@ def test_piped_mail_waits_for_the_daemon_then_becomes_a_ticket_with_its_envelope
         f"Return-Path: <{CUSTOMER}>\r\nX-Original-To: {HELPDESK}\r\n".encode())
     assert raws["<p-3@x.example>"].startswith(f"Return-Path: <>\r\nX-Original-To: {HELPDESK}\r\n".encode())
     assert daemon.stop() == 0
+
+
+def test_a_relative_spool_is_taken_from_the_config_files_directory_whatever_the_mtas_cwd(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from maild.cli_args import DEFAULT_CONFIG, base_dir
+    from maild.config import default_base_dir
+
+    home = tmp_path / "etc"
+    home.mkdir()
+    config = home / "maild.yaml"
+    config.write_text(f"helpdesk: {{address: {HELPDESK}, secret: s3cr3t-value}}\nspool: {{path: var/spool}}\n")
+    elsewhere = tmp_path / "postfix-queue"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "maild", "--config", str(config), "ingest", "-r", HELPDESK],
+                          input=mail(), capture_output=True, cwd=elsewhere, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(list((home / "var" / "spool" / "new").glob("*.eml"))) == 1
+    assert not (elsewhere / "var").exists()
+    assert base_dir(config) == default_base_dir(config) and base_dir(DEFAULT_CONFIG) == default_base_dir(DEFAULT_CONFIG)

@@ -196,3 +196,31 @@ def test_a_550_at_the_final_hop_comes_back_as_a_postfix_dsn_and_becomes_a_note(
     settle(sink, daemon)
     assert sink.to(CUSTOMER) == []
     assert daemon.stop() == 0
+
+
+JOAO = "joão@clientes.test"
+
+
+@pytest.mark.parametrize("stack", ["lmtp", "pipe"], indirect=True)
+def test_a_utf8_address_gets_its_acknowledgement_through_postfix_and_the_next_mail_still_goes_out(
+        stack: tuple[PostfixServer, Daemon], sink: Sink) -> None:
+    postfix, daemon = stack
+    daemon.start()
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=20) as smtp:  # Postfix offers SMTPUTF8
+        smtp.sendmail(JOAO, [HELPDESK], mail("Fatura em dobro", JOAO, message_id="<utf8-1@clientes.test>"),
+                      mail_options=["SMTPUTF8"])
+    wait_for(lambda: len(daemon.tickets()) == 1, 60, "the ticket of the UTF-8 address")
+    assert daemon.tickets()[0]["requester"] == JOAO
+    # Its acknowledgement, then the agent's notification queued behind it: both through Postfix.
+    wait_for(lambda: len(sink.to(JOAO)) == 1 and len(sink.to(AGENT)) == 1, 60, "the acknowledgement and the next mail")
+    ack = sink.to(JOAO)[0]
+    assert "SMTPUTF8" in ack.mail_options and ack.message["In-Reply-To"] == "<utf8-1@clientes.test>"
+    assert "by mx.test.example" in str(ack.message["Received"])
+    # A later mail of an ASCII customer goes out over the same sender sessions as before.
+    send(postfix, mail("Outra coisa", CUSTOMER, message_id="<after-utf8@cliente.example>"))
+    wait_for(lambda: len(sink.to(CUSTOMER)) == 1, 60, "the next customer's acknowledgement")
+    settle(sink, daemon)
+    rows = json.loads(daemon.cli("outbox", "list", "--json").stdout)
+    assert {r["state"] for r in rows} == {"sent"} and all(r["attempts"] <= 1 for r in rows), rows
+    assert "nested MAIL command" not in postfix.log()
+    assert daemon.stop() == 0

@@ -341,3 +341,26 @@ def test_commands_by_mail_drive_assignment_notice_and_reminder(team: Env) -> Non
     clock.set(moved)
     assert sched.run_once().reminders == 1 and sched.run_once().reminders == 0
     assert len(reminders(team, mark)) == 2
+
+
+def test_replacing_the_jobs_on_reload_takes_the_new_poll_interval_and_names_what_needs_a_restart(team: Env) -> None:
+    from maild.scheduler.jobs import Jobs
+
+    svc = service(team, Clock(T0))
+    svc.start()
+    try:
+        from test_e2e import wait_for
+
+        assert svc._scheduler is not None
+        scheduler = svc._scheduler
+        wait_for(lambda: scheduler.get_job("poll") is not None, 20, "the scheduler leading")  # its first round is at once
+        poll = scheduler.get_job("poll")
+        assert poll is not None and poll.trigger.interval == timedelta(seconds=team.config.scheduler.poll_seconds)
+        changed = team.config.model_copy(update={"scheduler": team.config.scheduler.model_copy(
+            update={"poll_seconds": 7.0, "lease_seconds": 99.0, "unaccepted_minutes": 5})})
+        pending = svc.replace_jobs(Jobs(changed, team.app.db, team.app.processor.signer))
+        assert pending == ["scheduler.lease_seconds"]
+        assert scheduler.get_job("poll").trigger.interval == timedelta(seconds=7)
+        assert svc.jobs.settings.unaccepted_minutes == 5 and svc.settings.poll_seconds == 7.0
+    finally:
+        svc.stop()

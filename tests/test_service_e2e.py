@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HELPDESK, free_port, mail, make_env, write_config
+from conftest import AGENT, HELPDESK, free_port, mail, make_env, write_config
+from smtpsink import Sink
 from test_e2e import wait_for
 
 pytestmark = pytest.mark.slow
@@ -183,6 +184,7 @@ def test_healthz_and_metrics_over_http(running: Running) -> None:
     # The smarthost is not there: the acknowledgements fail once and wait for a retry.
     wait_for(lambda: re.search(r"^maild_outbox_deferred [1-9]", processed(), re.M) is not None, 30,
              "deferred outbound mail")
+    assert re.search(r'^maild_outbound_attempts_total\{result="deferred"\} [1-9]', processed(), re.M)
     assert re.search(r'^maild_last_mail_processed_timestamp_seconds\{channel="smtp"\} 1\.[0-9.e+]+$', text, re.M)
     assert get(base + "/nothing")[0] == 404
     assert r.stop() == 0
@@ -277,3 +279,89 @@ def test_cli_conventions_usage_64_config_after_the_command_quiet_pipe(tmp_path: 
     proc.stdout.close()
     assert proc.wait(60) == 141
     assert proc.stderr.read() == b""
+
+
+# -- one log line per mail; the metrics of caps, sending and the scheduler; reload reaches the scheduler --
+
+FAST_SCHEDULER = "scheduler: {poll_seconds: 0.5, leader_retry_seconds: 0.5, unaccepted_minutes: 0, " \
+                 "digest: {enabled: %s, time: '00:00'}}\n"
+
+
+@pytest.fixture
+def with_sink(tmp_path: Path) -> Iterator[tuple[Running, Sink]]:
+    sink = Sink().start()
+    metrics_port = free_port()
+    r = Running(tmp_path, metrics=f"metrics: {{host: 127.0.0.1, port: {metrics_port}}}\n",
+                outbound=f"outbound:\n  smtp: {{host: 127.0.0.1, port: {sink.port}}}\n"
+                         "  retry: {first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2}\n"
+                         "  limits: {per_address_burst: {count: 1, minutes: 1}}\n",
+                scheduler=FAST_SCHEDULER % "false")
+    r.metrics_port = metrics_port  # type: ignore[attr-defined]
+    yield r, sink
+    if r.proc and r.proc.poll() is None:
+        r.proc.kill()
+        r.proc.wait(10)
+    sink.stop()
+
+
+def test_each_mail_has_one_log_line_with_its_outcome_ticket_rules_channel_and_ms(tmp_path: Path) -> None:
+    r = Running(tmp_path, logging="logging: {format: json}\n")
+    r.start()
+    send(r.port, mail("Uma linha", message_id="<one-line@c.example>"))
+    send(r.port, mail("Uma linha", message_id="<one-line@c.example>"))  # the same mail again
+    wait_for(lambda: r.text().count("outcome=") == 2, 20, "two mail lines")
+    assert r.stop() == 0
+    lines = [json.loads(line) for line in r.log.read_text().splitlines()]
+    mails = [rec for rec in lines if rec["logger"] == "maild.processor" and "outcome" in rec]
+    assert [(m["mail"], m["channel"], m["outcome"], m["ticket"]) for m in mails] == [
+        ("<one-line@c.example>", "smtp", "created", 1), ("<one-line@c.example>", "smtp", "duplicate", 1)]
+    assert "thread:new" in mails[0]["rules"].split(",") and isinstance(mails[0]["ms"], int)
+    assert mails[0]["message"].startswith("mail <one-line@c.example> channel=smtp outcome=created ticket=1 rules=")
+
+
+def test_text_log_line_per_mail(running: Running) -> None:
+    r = running
+    r.start()
+    send(r.port, mail("Em texto", message_id="<text-line@c.example>"))
+    wait_for(lambda: "outcome=created" in r.text(), 20, "the mail's line")
+    assert re.search(r"maild\.processor: mail <text-line@c\.example> channel=smtp outcome=created ticket=1 "
+                     r"rules=\S*thread:new\S* ms=\d+", r.text())
+    assert r.stop() == 0
+
+
+def test_metrics_count_caps_hit_sending_results_and_the_scheduler(with_sink: tuple[Running, Sink]) -> None:
+    r, sink = with_sink
+    r.start()
+    base = f"http://127.0.0.1:{r.metrics_port}"  # type: ignore[attr-defined]
+    send(r.port, mail("Primeiro pedido"))
+    sink.wait_for(1)
+    send(r.port, mail("Segundo pedido, logo depois"))  # one automatic mail per minute: held
+
+    def metrics() -> str:
+        return get(base + "/metrics")[1]
+
+    wait_for(lambda: 'maild_caps_hit_total{cap="per_address_burst"} 1.0' in metrics(), 20, "the cap counted")
+    # Two agent notifications and one acknowledgement: the second one was held.
+    wait_for(lambda: len(sink.received) == 3, 20, "the notifications")
+    wait_for(lambda: 'maild_outbound_attempts_total{result="sent"} 3.0' in metrics(), 20, "three sent")
+    assert len(sink.to("maria@cliente.example.com.br")) == 1
+    text = metrics()
+    assert 'maild_outbound_attempts_total{result="deferred"} 0.0' in text
+    assert 'maild_mails_received_total{channel="smtp"} 2.0' in text
+    assert "maild_scheduler_leader 1.0" in text
+    found = re.search(r"^maild_scheduler_last_run_timestamp_seconds (\S+)$", text, re.M)
+    assert found and float(found.group(1)) > 1.7e9
+    assert r.stop() == 0
+
+
+def test_reload_gives_the_scheduler_the_new_file(with_sink: tuple[Running, Sink]) -> None:
+    r, sink = with_sink
+    r.start()
+    wait_for(lambda: "this instance is the leader" in r.text(), 20, "the scheduler leading")
+    r.write(scheduler=FAST_SCHEDULER % "true")  # the daily digest, due since midnight
+    assert r.cli("reload").returncode == 0
+    wait_for(lambda: "re-read;" in r.text(), 20, "the reload line")
+    assert "the scheduler's jobs too" in r.text() and "only after a restart" not in r.text()
+    digests = sink.wait_for(1)
+    assert digests[0].rcpt_tos == [AGENT]
+    assert r.stop() == 0

@@ -1,7 +1,6 @@
 """A built wheel installed outside the repository runs: templates and migrations are in it."""
 from __future__ import annotations
 
-import site
 import subprocess
 import sys
 import zipfile
@@ -13,6 +12,9 @@ from conftest import mail, write_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pipe import venv_with  # noqa: E402
 
 
 def test_wheel_installed_elsewhere_migrates_renders_and_ingests(tmp_path: Path) -> None:
@@ -28,14 +30,7 @@ def test_wheel_installed_elsewhere_migrates_renders_and_ingests(tmp_path: Path) 
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
 
     # A fresh environment: the wheel alone, maild's dependencies borrowed from this one.
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    zipfile.ZipFile(wheel).extractall(purelib)
-    deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    (Path(purelib) / "deps.pth").write_text("\n".join(deps) + "\n")
+    python, purelib = venv_with(wheel, tmp_path / "venv")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = write_config(elsewhere, f"sqlite:///{elsewhere / 'maild.db'}")

@@ -30,26 +30,26 @@ def register(sub: Any) -> None:
     actions = contacts.add_subparsers(metavar="ACTION")
 
     imp = actions.add_parser("import", help="add or update contacts from a CSV file (BOM, ; or , separated)")
-    imp.add_argument("file")
+    imp.add_argument("file", help="the CSV file (a header line names the columns: e-mail, name, phone, …)")
     imp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     imp.add_argument("--overwrite", action="store_true", help="replace names and phones the book already has")
     imp.add_argument("--json", action="store_true", help="the report as JSON")
     imp.set_defaults(handler=_import)
 
     exp = actions.add_parser("export", help="write every contact as CSV (stdout or --output)")
-    exp.add_argument("--output", "-o")
-    exp.add_argument("--delimiter", default=",", choices=[",", ";", "\t"])
+    exp.add_argument("--output", "-o", help="file to write (default: standard output)")
+    exp.add_argument("--delimiter", default=",", choices=[",", ";", "\t"], help="the field separator (default ,)")
     exp.add_argument("--group", help="only contacts in this group")
     exp.set_defaults(handler=_export)
 
     show = actions.add_parser("show", help="a contact and its tickets")
-    show.add_argument("address")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("address", help="the contact's e-mail address")
+    show.add_argument("--json", action="store_true", help="the contact and its tickets as JSON")
     show.set_defaults(handler=_show)
 
     forget = actions.add_parser("forget", help="erase a person's data (LGPD); ticket statistics stay")
-    forget.add_argument("address")
-    forget.add_argument("--json", action="store_true")
+    forget.add_argument("address", help="the person's e-mail address")
+    forget.add_argument("--json", action="store_true", help="what was erased, as JSON")
     forget.add_argument("--vacuum", action="store_true",
                         help="PostgreSQL: VACUUM the changed tables afterwards, so old row versions go")
     forget.set_defaults(handler=_forget)
@@ -57,12 +57,12 @@ def register(sub: Any) -> None:
     for name, blocked in (("block", True), ("unblock", False)):
         act = actions.add_parser(name, help=("later mail is kept but opens no ticket and gets no reply" if blocked
                                              else "take a contact off the block list"))
-        act.add_argument("address")
+        act.add_argument("address", help="the e-mail address")
         act.set_defaults(handler=_block, blocked=blocked)
 
     catalog = sub.add_parser("catalog", help="the catalog file (e.g. properties)").add_subparsers(metavar="ACTION")
     cshow = catalog.add_parser("show", help="how a catalog item is listed in replies")
-    cshow.add_argument("refs", nargs="+")
+    cshow.add_argument("refs", nargs="+", help="catalog references (e.g. AP-101)")
     cshow.set_defaults(handler=_catalog_show)
 
 

@@ -128,6 +128,7 @@ class ImapWorker(Loop):
         self._log = logger or logging.getLogger(__name__)
         self._backoff = backoff or Backoff(BACKOFF_INITIAL_SECONDS, BACKOFF_MAX_SECONDS)
         self._idle_tick = idle_tick
+        self.last_pass: float | None = None  # Unix time of the last complete look at the folder (metrics)
         self._session: ImapSession | None = None
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -222,6 +223,7 @@ class ImapWorker(Loop):
         name = self.account.name
         try:
             self.run_once()
+            self.last_pass = time.time()
             self._backoff.reset()
             return self._wait_for_mail()
         except ProcessingDeferred as exc:

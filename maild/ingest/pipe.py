@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from maild.exitcodes import EX_NOUSER, EX_OK, EX_TEMPFAIL
 from maild.ingest.daemonlock import daemon_running
@@ -36,22 +35,21 @@ class PipeError(Exception):
     """Not the mail's fault (config, spool): the MTA should retry. The text is for the log."""
 
 
-@dataclass(frozen=True)
-class PipeSettings:
+# NamedTuples, not dataclasses: importing dataclasses (and inspect with it) is a good part
+# of the few milliseconds a pipe delivery may take.
+class PipeSettings(NamedTuple):
     spool: Path
     recipients: RecipientTable
 
 
-@dataclass(frozen=True)
-class PipeEnvelope:
+class PipeEnvelope(NamedTuple):
     """What the MTA said about the delivery; ``None``/empty when it said nothing."""
 
     sender: str | None
     recipients: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     code: int
     message: str = ""  # one line for stderr, safe to end up in a bounce
     detail: str = ""  # for the log only

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, Quarantin
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
 from maild.domain.outcome import DELETED
+from maild.domain.texts import KnownTexts
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.forms.store import apply_form
 from maild.ingest.attempts import AttemptLog
@@ -70,6 +72,20 @@ class Outcome:
     message_id: str | None
     reason: str = ""
     queued: int = 0  # outbound mails this mail put in the outbox
+    rules: tuple[str, ...] = ()  # the rules that fired (classification, threading, …), as in the history
+
+
+def log_outcome(outcome: Outcome, channel: str, digest: str, elapsed_ms: int) -> None:
+    """The one line per mail: what became of it, where it came from, which rules fired and how
+    long its batch took (from its start to the commit). With ``logging.format: json`` the same
+    values are fields of their own."""
+    rules = ",".join(outcome.rules) or "-"
+    label = outcome.message_id or f"sha256:{digest[:12]}"
+    fields = {"mail": label, "channel": channel, "outcome": outcome.status, "ticket": outcome.ticket_id,
+              "rules": rules, "ms": elapsed_ms}
+    log.info("mail %s channel=%s outcome=%s ticket=%s rules=%s ms=%d%s", label, channel, outcome.status,
+             outcome.ticket_id or "-", rules, elapsed_ms, f" ({mask_text(outcome.reason)})" if outcome.reason else "",
+             extra=fields)
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,8 @@ class _Prepared:
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None) -> None:
+    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None,
+                 on_cap: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
@@ -105,7 +122,7 @@ class Processor:
                              on_draft=transitions.draft if transitions.draft in
                              {s.name for s in config.workflow.statuses} else None)
         self.max_attachment = config.storage.max_attachment_bytes
-        self.planner = Planner(config, self.signer, self.own_addresses)
+        self.planner = Planner(config, self.signer, self.own_addresses, on_cap)
         # Commands (maild/commands/): built once, so ordinary mail pays nothing for them.
         workflow = Workflow.from_config(config)
         self.interpreter = Interpreter(workflow, config.keywords, helpdesk.timezone, self.planner.canned_names())
@@ -138,6 +155,7 @@ class Processor:
         Raises only for a database that is unwell (:func:`classify_db_error` says
         TRANSIENT) and nothing was committed: the caller keeps every item for a retry.
         """
+        started = time.monotonic()
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         # The rows about to be committed name these blobs: make them durable first.
         self.blobs.flush(path for item in prepared for path in item.blob_paths)
@@ -167,18 +185,18 @@ class Processor:
                     continue
                 # This mail's failure escaped its own quarantine: set it aside, commit the rest.
                 failed[current] = exc
-        for i, exc in failed.items():
-            outcomes[i] = self._failed_again(prepared[i], now, exc)
+        for i, error in failed.items():
+            outcomes[i] = self._failed_again(prepared[i], now, error)
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(outcomes):
             raise RuntimeError("some mails could not be committed")
         if any(outcome.queued for outcome in done):
             self.on_outbound()
+        elapsed_ms = round((time.monotonic() - started) * 1000)
         for outcome, mail in zip(done, prepared):
             if outcome.status != RETRY:
                 self.attempts.clear(mail.digest)
-            log.info("%s %s ticket=%s %s", outcome.message_id or f"sha256:{mail.digest[:12]}", outcome.status,
-                     outcome.ticket_id, mask_text(outcome.reason))
+            log_outcome(outcome, mail.channel, mail.digest, elapsed_ms)
         return done
 
     def _failed_again(self, item: _Prepared, now: datetime, exc: BaseException) -> Outcome:
@@ -318,7 +336,7 @@ class Processor:
                 queued += self.planner.proof_notice(session, agent=claimed, ticket_id=None, mail=mail,
                                                     reason=why, now=now)
             finish_raw(session, raw_id, "processed" if done.status == "control" else "ignored", done.reason, None)
-            return Outcome(done.status, None, mail.message_id, done.reason, queued)
+            return Outcome(done.status, None, mail.message_id, done.reason, queued, ("control",))
         sender = self.address_key.customer(sender)
         # A website form: the customer is the form's e-mail field, and each form is a new request.
         form = self.forms.recognise(mail, kind, sender)
@@ -335,14 +353,14 @@ class Processor:
                                      agent_address=sender.email in self.agents,
                                      agent=sender.agent.email if sender.agent else "", recent=recent))
         if form is not None and match.rule != MatchRule.DUPLICATE:
-            match = Match("new", None, detail=form.origin)
+            match = Match(MatchRule.NEW, None, detail=form.origin)
         forgotten = (match.rule != MatchRule.DUPLICATE and not sender.is_agent and sender.is_known
                      and tombstone.is_forgotten(session, sender.email, tombstone.address_hash(self.secret, sender.email)))
         if forgotten and self.forgotten_rule == tombstone.IGNORE:
             finish_raw(session, raw_id, "ignored", tombstone.REASON_IGNORE, None)
             return Outcome("ignored", None, mail.message_id, tombstone.REASON_IGNORE)
         if forgotten:  # a new person: never onto the anonymized tickets of the old one
-            match = Match("new", None, detail="sender erased before")
+            match = Match(MatchRule.NEW, None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
         if state is not None and state.status == DELETED:  # its content is gone: start afresh
             match, state = Match(MatchRule.NEW, None, detail=f"ticket #{state.id} was deleted"), None
@@ -356,7 +374,7 @@ class Processor:
         # An agent's reply is compared with what maild sent on the ticket (the quoted copy of
         # the mail it answers is cut exactly; internal text is never relayed).
         known = sent.known_texts(session, state.id, sent.answered_ids(mail)) \
-            if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else sent.KnownTexts()
+            if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else KnownTexts()
         decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
                           now, self._bounced(session, kind, returned), interp=interp, forged=forged, known=known)
         decision = attach(decision, form)
@@ -376,7 +394,7 @@ class Processor:
             log.warning("%s dropped: maild's own mail came back (%s)", mail.message_id, " ".join(kind.reasons))
         status = {Action.DUPLICATE: "duplicate", Action.IGNORE: "ignored"}.get(decision.action, "processed")
         finish_raw(session, raw_id, status, decision.reason, ticket_id)
-        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued)
+        return Outcome(decision.action.value, ticket_id, mail.message_id, decision.reason, queued, decision.rules)
 
     def _write(self, session: Session, decision: Decision, *, mail: ParsedMail, kind: Classification,
                sender: Sender, raw_id: int, attachments: list[StoredAttachment], channel: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -47,6 +48,7 @@ class SpoolingHandler:
         self.spool = spool
         self.recipients = recipients
         self.channel = channel
+        self.on_accept: Callable[[str], None] = lambda channel: None  # told of each mail spooled (metrics)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -71,6 +73,7 @@ class SpoolingHandler:
             log.exception("could not spool a mail from %s", session.peer)
             return "\r\n".join([TEMPORARY_FAILURE] * replies)
         log.info("spooled %s (%d bytes) from %s", entry.path.name, len(raw), session.peer)
+        self.on_accept(self.channel)
         return "\r\n".join([f"{OK} queued as {entry.path.stem}"] * replies)
 
 

@@ -9,22 +9,22 @@ committed.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from maild.domain.mail import RETRY
-from maild.clock import backoff
 from maild.loop import Loop
 
-log = logging.getLogger("maild.spool")
+if TYPE_CHECKING:
+    import logging
+    from datetime import datetime
+
+# `maild ingest` (the MTA's pipe, one process per mail) imports this module for Spool.put:
+# what only the worker needs (the clock, the outcome values) is imported where it is used.
 
 _counter = itertools.count()
 _clock_lock = threading.Lock()
@@ -40,8 +40,7 @@ def _arrival_ns() -> int:
         return _last_ns
 
 
-@dataclass(frozen=True)
-class SpoolEntry:
+class SpoolEntry(NamedTuple):
     path: Path
     channel: str
 
@@ -97,8 +96,14 @@ class Spool:
             path.unlink(missing_ok=True)
             removed += 1
         if removed:
-            log.warning("removed %d partial spool files left by a stopped process", removed)
+            _log().warning("removed %d partial spool files left by a stopped process", removed)
         return removed
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("maild.spool")
 
 
 def _alive(pid: int) -> bool:
@@ -164,6 +169,8 @@ class SpoolWorker(Loop):
 
     def drain(self) -> int:
         """Process everything pending now; return how many mails were committed."""
+        from maild.domain.mail import RETRY
+
         done = 0
         kept = 0
         for batch in self._batches():
@@ -173,7 +180,7 @@ class SpoolWorker(Loop):
                 outcomes = self.process_batch([(raw, entry.channel) for entry, raw in batch], self.clock())
             except Exception:
                 self.failures += 1
-                log.exception("processing %d spooled mails failed; they stay in the spool", len(batch))
+                _log().exception("processing %d spooled mails failed; they stay in the spool", len(batch))
                 return done
             for (entry, _), outcome in zip(batch, outcomes):
                 if outcome.status == RETRY:
@@ -185,5 +192,7 @@ class SpoolWorker(Loop):
         return done
 
     def step(self) -> float:
+        from maild.clock import backoff
+
         self.drain()
         return backoff(self.failures, 0.5) if self.failures else 5.0

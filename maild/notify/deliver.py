@@ -12,7 +12,7 @@ customer the contact's consent and the blocked flag. A message held back leaves 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,10 +37,11 @@ NOTICE = "notice"  # outbox kind of an automatic mail to the customer (other tha
 class Notifier(AutoMailer):
     """Built once from the Config; ``send`` runs per unit of work."""
 
-    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None) -> None:
-        super().__init__(config, signer, renderer)
+    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None,
+                 on_cap: Callable[[str], None] | None = None) -> None:
+        super().__init__(config, signer, renderer, on_cap=on_cap)
         self.zone = ZoneInfo(config.helpdesk.timezone)
-        self.sms = config.sms  # type: ignore[attr-defined]
+        self.sms = config.sms
         per_agent = config.outbound.limits.per_agent
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
         self.agent_caps = replace(self.caps, per_agent=per_agent.count)
@@ -95,6 +96,7 @@ class Notifier(AutoMailer):
                                                 policy.RecentMail(agent_window=window.sent), own=self.own,
                                                 caps=self.agent_caps, now=now)
             if verdict.summarize:
+                self.on_cap(verdict.cap)
                 self._summarize(session, d, facts, window, now)
                 verdict = policy.Verdict(False, f"{verdict.reason}; in the summary at {self.local(window.end)}")
         if not verdict.ok or window is None:
@@ -152,6 +154,7 @@ class Notifier(AutoMailer):
                                  cause, now)
         count = sms.recent_count(session, phone, now - timedelta(minutes=self.windows.per_address))
         if count >= self.caps.per_address[0]:
+            self.on_cap("sms_per_address")
             return self.held(session, facts.id, what, f"cap reached: {count} SMS to {phone}", cause, now)
         text = render_sms(self.renderer, d.template, v)
         sms.enqueue(session, ticket_id=facts.id, phone=phone, text=text, rule=d.rule, now=now,

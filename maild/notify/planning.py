@@ -10,7 +10,7 @@ their mail, so :mod:`maild.outbound.plan` queues those deliveries itself.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +27,11 @@ from maild.threading.signing import Signer
 
 
 class TriggerPlanner:
-    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer) -> None:
+    def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer,
+                 on_cap: Callable[[str], None] | None = None) -> None:
         self.rules = config.trigger_rules()
         self.directory = Directory.from_config(config.agents)
-        self.notifier = Notifier(config, signer, renderer)
+        self.notifier = Notifier(config, signer, renderer, on_cap)
         self.listens = frozenset(e for rule in self.rules for e in rule.on)
         self.name = config.outbound.from_name or config.helpdesk.name
         out = config.outbound

@@ -13,6 +13,7 @@ customer receives, and a ``mail_held`` history event for what the rules hold bac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,13 +42,19 @@ _ROOT = (select(messages.c.message_id).where(messages.c.ticket_id == bindparam("
 _NEW_MESSAGE = insert(messages)
 
 
+def _no_cap(cap: str) -> None:
+    """No metrics to tell (commands run outside the daemon, tests)."""
+
+
 class AutoMailer:
     """Built once from the Config; subclasses decide who gets which mail."""
 
     def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None,
-                 own_addresses: frozenset[str] | None = None) -> None:
+                 own_addresses: frozenset[str] | None = None, on_cap: Callable[[str], None] | None = None) -> None:
         helpdesk, out = config.helpdesk, config.outbound
         self.labels = config.status_labels()
+        # Told the cap's name each time a cap holds a mail back (the metrics' caps-hit counter).
+        self.on_cap: Callable[[str], None] = on_cap or _no_cap
         self.renderer = renderer or templates.Renderer(config.templates_path(), helpdesk.language, self.labels)
         self.signer = signer
         self.own = own_addresses if own_addresses is not None else frozenset(
@@ -131,8 +138,11 @@ class AutoMailer:
             recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
         else:
             recent = outbox.recent(session, to, ticket_id, self.windows, now)
-        return policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
-                                         answering=answering)
+        verdict = policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
+                                            answering=answering)
+        if verdict.cap:
+            self.on_cap(verdict.cap)
+        return verdict
 
     def held(self, session: Session, ticket_id: int, what: str, reason: str, cause: str | None,
              now: datetime) -> int:

@@ -13,6 +13,7 @@ hold back leaves a history event saying why.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,13 +65,14 @@ class _Ticket:
 class Planner(AutoMailer):
     """Built once from the Config (renderer and statements cached); ``plan`` runs per mail."""
 
-    def __init__(self, config: Config, signer: Signer, own_addresses: frozenset[str]) -> None:
-        super().__init__(config, signer, own_addresses=own_addresses)
+    def __init__(self, config: Config, signer: Signer, own_addresses: frozenset[str],
+                 on_cap: Callable[[str], None] | None = None) -> None:
+        super().__init__(config, signer, own_addresses=own_addresses, on_cap=on_cap)
         helpdesk = config.helpdesk
         self.agents = {a.email: a for a in config.agents}
         self.agent_addresses = frozenset(config.agent_by_address())
         self.control_address = helpdesk.control_address
-        self.triggers = TriggerPlanner(config, signer, self.renderer)
+        self.triggers = TriggerPlanner(config, signer, self.renderer, on_cap)
         self.catalog = catalog.from_config(config)
 
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,

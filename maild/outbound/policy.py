@@ -75,6 +75,7 @@ class Verdict:
     ok: bool
     reason: str = ""
     summarize: bool = False  # held for the agent's summary at the window's end (not lost)
+    cap: str = ""  # the cap that held the mail back (per_ticket, per_address_burst, …), for the metrics
 
 
 OK = Verdict(True)
@@ -120,14 +121,15 @@ def within_caps(address: str, recent: RecentMail, caps: Caps, now: datetime) -> 
         return Verdict(False, f"{address} is blocked")
     if not recent.consent:
         return Verdict(False, f"{address} did not consent to automatic mail")
-    for label, count, (limit, minutes) in (
-        ("ticket", recent.on_ticket, caps.per_ticket),
-        ("address", recent.to_address_burst, caps.per_address_burst),
-        ("address", recent.to_address, caps.per_address),
-        ("address per day", recent.to_address_day, caps.per_address_day),
+    for cap, label, count, (limit, minutes) in (
+        ("per_ticket", "ticket", recent.on_ticket, caps.per_ticket),
+        ("per_address_burst", "address", recent.to_address_burst, caps.per_address_burst),
+        ("per_address", "address", recent.to_address, caps.per_address),
+        ("per_address_day", "address per day", recent.to_address_day, caps.per_address_day),
     ):
         if count >= limit:
-            return Verdict(False, f"cap reached: {count} automatic mails per {label} in {minutes} min (limit {limit})")
+            return Verdict(False, f"cap reached: {count} automatic mails per {label} in {minutes} min (limit {limit})",
+                           cap=cap)
     return OK
 
 
@@ -148,7 +150,7 @@ def within_ticket_cap(address: str, recent: RecentMail, caps: Caps) -> Verdict:
     limit, minutes = caps.per_ticket
     if recent.on_ticket >= limit:
         return Verdict(False, f"cap reached: {recent.on_ticket} automatic mails to {address} about this ticket "
-                              f"in {minutes} min (limit {limit})")
+                              f"in {minutes} min (limit {limit})", cap="per_ticket")
     return OK
 
 
@@ -194,13 +196,13 @@ def may_send_automatic(purpose: Purpose, to: str, recent: RecentMail, *, own: fr
         verdict = within_ticket_cap(to, recent, caps)
         if verdict.ok and caps.per_agent is not None and recent.agent_window >= caps.per_agent:
             return Verdict(False, f"cap reached: {caps.per_agent} notifications to {mask(to)} in this window",
-                           summarize=True)
+                           summarize=True, cap="per_agent")
         return verdict
     if purpose is Purpose.PROOF:
         if recent.on_ticket:
             return Verdict(False, "already told today")
         if recent.to_address_day >= caps.per_address_day[0]:
-            return Verdict(False, f"cap reached: {recent.to_address_day} such notices today")
+            return Verdict(False, f"cap reached: {recent.to_address_day} such notices today", cap="proof_per_day")
         return OK
     if purpose is Purpose.ANSWER:
         return within_feedback_caps(to, recent, caps, now)

@@ -115,6 +115,8 @@ class Sender(Loop):
         self.bounces = bounces  # VERP: each mail's own signed envelope sender
         self.sign = sign  # DKIM, when configured
         self.failures = 0
+        # Told each attempt's result (sent, unconfirmed, deferred, failed): the metrics' counter.
+        self.on_result: Callable[[str], None] = lambda result: None
         super().__init__()
         self.token_prefix = uuid.uuid4().hex[:outbox.SENDER_ID_LENGTH]  # this sender's id
         self.heartbeat = Heartbeat(self)
@@ -180,6 +182,7 @@ class Sender(Loop):
             with self.db.write() as session:
                 outbox.mark_sent(session, item.row_id, token, self.clock(), f"unconfirmed: {exc}")
             log.warning("%s may have been delivered, not retried: %s", mail.message_id, mask_text(str(exc)))
+            self.on_result("unconfirmed")
             return
         except Exception as exc:  # noqa: BLE001 - a mail that cannot be built must not block the rest
             self._fail(item, token, f"cannot send: {type(exc).__name__}: {exc}")
@@ -189,6 +192,7 @@ class Sender(Loop):
             outbox.mark_sent(session, item.row_id, token, self.clock(), note)
         log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
                  mail.ticket_id, f"; {note}" if note else "")
+        self.on_result("sent")
 
     def envelope_from(self, item: Due) -> str:
         """The row's signed bounce address (VERP), or the stored sender; a null sender stays null."""
@@ -205,6 +209,7 @@ class Sender(Loop):
             outbox.mark_retry(session, item.row_id, token, at, error)
         log.warning("%s not delivered (attempt %d), retry at %s: %s", item.mail.message_id, item.attempts,
                     at.isoformat(timespec="seconds"), mask_text(error))
+        self.on_result("deferred")
 
     def _fail(self, item: Due, token: str, error: str) -> None:
         mail = item.mail
@@ -215,6 +220,7 @@ class Sender(Loop):
                     at=self.clock(), actor="maild", message_id=mail.message_id)
         log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(map(mask, mail.recipients)),
                   mask_text(error))
+        self.on_result("failed")
 
     # -- the thread ------------------------------------------------------------------
     def step(self) -> float:

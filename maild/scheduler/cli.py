@@ -1,4 +1,4 @@
-"""``maild calendar export``, ``maild scheduler run-once``, ``maild sms list``; check-config lines."""
+"""``maild calendar export``, ``maild scheduler run-once|status``, ``maild sms list``; check-config lines."""
 from __future__ import annotations
 
 import argparse
@@ -26,13 +26,17 @@ def register(sub: Any) -> None:
 
     sched = sub.add_parser("scheduler", help="reminders, re-announcements, digests").add_subparsers(metavar="ACTION")
     once = sched.add_parser("run-once", help="run every due job now, outside the daemon (idempotent)")
-    once.add_argument("--json", action="store_true")
+    once.add_argument("--json", action="store_true", help="the counts as JSON")
     once.set_defaults(handler=_run_once)
+
+    status = sched.add_parser("status", help="the settings, who leads, the next due moment and each job's last run")
+    status.add_argument("--json", action="store_true", help="the same as JSON")
+    status.set_defaults(handler=_status)
 
     sms = sub.add_parser("sms", help="the SMS queue").add_subparsers(metavar="ACTION")
     slist = sms.add_parser("list", help="SMS maild sends, newest first")
-    slist.add_argument("--limit", type=int, default=50)
-    slist.add_argument("--json", action="store_true")
+    slist.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    slist.add_argument("--json", action="store_true", help="JSON instead of lines")
     slist.set_defaults(handler=_sms_list)
 
 
@@ -77,12 +81,50 @@ def _run_once(config: Config, args: argparse.Namespace, path: Path) -> int:
     signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
     result = Jobs(config, _db(config), signer).run(utc_now())
     if args.json:
-        print(json.dumps(result.__dict__))
+        print(json.dumps(result.__dict__, indent=2))
     else:
         print(f"{result.reminders} reminder(s), {result.unaccepted} re-announcement(s), {result.autoclosed} "
               f"auto-closed, {result.digests} digest(s); {result.queued} message(s) queued "
               "(a running maild sends them)")
     return 0
+
+
+def _status(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from sqlalchemy import func, select
+
+    from maild.clock import utc_now
+    from maild.scheduler.jobs import Jobs
+    from maild.scheduler.leader import current_leader
+    from maild.store.models import ScheduleMark
+    from maild.threading.signing import Signer
+
+    helpdesk, s = config.helpdesk, config.scheduler
+    db, now = _db(config), utc_now()
+    jobs = Jobs(config, db, Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain))
+    with db.read() as session:
+        last = {job: at for job, at in session.execute(
+            select(ScheduleMark.job, func.max(ScheduleMark.done_at)).group_by(ScheduleMark.job))}
+    next_due, leader = jobs.next_due(now), current_leader(db, now)
+    last_done = {job: _iso(last.get(job)) for job in ("reminder", "unaccepted", "autoclose", "digest")}
+    data = {
+        "enabled": s.enabled, "poll_seconds": s.poll_seconds, "unaccepted_minutes": s.unaccepted_minutes,
+        "autoclose_days": config.workflow.autoclose_days, "timezone": helpdesk.timezone,
+        "digest": {"enabled": s.digest.enabled, "time": s.digest.time},
+        "leader": leader, "next_due": next_due.isoformat() if next_due else None, "last_done": last_done,
+    }
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"scheduler    {'enabled' if s.enabled else 'disabled in this file'}; poll every {s.poll_seconds:g} s")
+    print(f"leader       {leader or 'none (no maild runs the jobs now)'}")
+    print(f"next due     {data['next_due'] or '-'}")
+    for job, at in last_done.items():
+        print(f"last {job:<11} {at or 'never'}")
+    return 0
+
+
+def _iso(at: Any) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 def _sms_list(config: Config, args: argparse.Namespace, path: Path) -> int:

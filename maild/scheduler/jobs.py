@@ -71,12 +71,13 @@ def _mark_missing(job: str, due: ColumnElement[Any]) -> ColumnElement[bool]:
 class Jobs:
     """Built once from the Config; every method is one run at ``now``."""
 
-    def __init__(self, config: Config, db: Database, signer: Signer) -> None:
+    def __init__(self, config: Config, db: Database, signer: Signer,
+                 on_cap: Callable[[str], None] | None = None) -> None:
         self.db = db
         self.config = config
         self.rules = config.trigger_rules()
         self.directory = Directory.from_config(config.agents)
-        self.notifier = Notifier(config, signer)
+        self.notifier = Notifier(config, signer, on_cap=on_cap)
         self.settings = config.scheduler
         self.zone = ZoneInfo(config.helpdesk.timezone)
         self.tag = config.helpdesk.subject_tag

@@ -131,3 +131,24 @@ class LeaseLock:
 
 def lock_for(db: Database, lease_seconds: float) -> LeaderLock:
     return LeaseLock(db, lease_seconds) if db.is_sqlite else AdvisoryLock(db)
+
+
+def current_leader(db: Database, now: datetime) -> str | None:
+    """Who holds the leader lock now, as a line for an admin (None: nobody)."""
+    if db.is_sqlite:
+        table = SchedulerLease.__table__
+        with db.read() as session:
+            row = session.execute(select(table).where(table.c.name == NAME)).first()
+        if row is None:
+            return None
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
+        return str(row.holder) if expires > now else None
+    # A bigint advisory key shows in pg_locks as its high and low 32 bits.
+    with db.read() as session:
+        row = session.execute(text(
+            "SELECT a.pid, a.client_addr, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1"),
+            {"hi": LOCK_KEY >> 32, "lo": LOCK_KEY & 0xFFFFFFFF}).first()
+    if row is None:
+        return None
+    return f"database session {row.pid} from {row.client_addr or 'a local socket'}"

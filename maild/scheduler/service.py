@@ -40,7 +40,8 @@ class SchedulerService:
         self.on_queued = on_queued
         self.settings = jobs.settings
         self.leading = False
-        self._run_lock = threading.Lock()  # poll and wake never overlap
+        self.last_run: datetime | None = None  # when this instance last ran the jobs (metrics)
+        self._run_lock = threading.Lock()  # poll and wake never overlap, nor a run and a reload
         self._scheduler: BackgroundScheduler | None = None
         # APScheduler's shutdown(wait=True) holds its job-store lock while it joins a
         # running job; a job adding a job then waits for that lock forever. Jobs change
@@ -66,12 +67,28 @@ class SchedulerService:
         with self._run_lock:
             now = self.clock()
             result = self.jobs.run(now)
+            self.last_run = now
             if result.queued:
                 self.on_queued()
             if any((result.reminders, result.unaccepted, result.autoclosed, result.digests)):
                 log.info("scheduler: %d reminders, %d re-announcements, %d auto-closed, %d digests; %d queued",
                          result.reminders, result.unaccepted, result.autoclosed, result.digests, result.queued)
             return result
+
+    def replace_jobs(self, jobs: Jobs) -> list[str]:
+        """Run from now on with ``jobs`` (a reloaded configuration): a run under way finishes
+        with the old ones. The poll interval follows; returns the settings that do not
+        change while running (the leader election's timings, switching the scheduler off)."""
+        with self._run_lock:
+            old, self.jobs = self.settings, jobs
+            self.settings = jobs.settings
+        if self.settings.poll_seconds != old.poll_seconds:
+            with self._jobs_lock:
+                if self._scheduler is not None and not self._stopping and self._scheduler.get_job("poll"):
+                    self._scheduler.reschedule_job("poll", trigger="interval", seconds=self.settings.poll_seconds)
+        self._plan_wake()  # a reminder's or the digest's new time may now come before the next poll
+        return [f"scheduler.{key}" for key in ("enabled", "lease_seconds", "leader_retry_seconds")
+                if getattr(old, key) != getattr(self.settings, key)]
 
     def _poll(self) -> None:
         if not self.leading:
@@ -131,6 +148,8 @@ class SchedulerService:
 
 
 def build(config: Config, db: Database, signer: Signer, clock: Callable[[], datetime],
-          on_queued: Callable[[], None] = lambda: None) -> SchedulerService:
+          on_queued: Callable[[], None] = lambda: None,
+          on_cap: Callable[[str], None] | None = None) -> SchedulerService:
     """The service for ``maild run``, with the lock that fits the database."""
-    return SchedulerService(Jobs(config, db, signer), lock_for(db, config.scheduler.lease_seconds), clock, on_queued)
+    return SchedulerService(Jobs(config, db, signer, on_cap), lock_for(db, config.scheduler.lease_seconds), clock,
+                            on_queued)

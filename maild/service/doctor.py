@@ -155,7 +155,47 @@ def _mx(domain: str) -> Iterator[Finding]:
     yield Finding("dns", Level.OK, f"{domain} MX {', '.join(hosts)}")
 
 
-CHECKS: tuple[Check, ...] = (database, storage, smarthost, imap, authentication)
+# Postfix's LMTP and SMTP clients break longer lines unless these are 0 (docs/MTA.md):
+# the LMTP client on the way in, the SMTP client as relay in front and as smarthost.
+POSTFIX_LINE_LIMITS = {
+    "lmtp_line_length_limit": "Postfix's LMTP client (delivering to maild)",
+    "smtp_line_length_limit": "Postfix's SMTP client (relaying to maild, and as maild's smarthost)",
+}
+
+
+def postfix(config: Config, postconf: str = "postconf") -> Iterator[Finding]:
+    """The line-length settings of the Postfix on this host, when ``postconf`` can read its
+    configuration (``$MAIL_CONFIG`` names another configuration directory, as for postconf)."""
+    import subprocess
+
+    found = shutil.which(postconf)
+    if found is None:
+        yield Finding("postfix", Level.OK, "no postconf on this host: Postfix settings not checked")
+        return
+    try:
+        done = subprocess.run([found, "-h", *POSTFIX_LINE_LIMITS], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        yield Finding("postfix", Level.WARN, f"postconf could not run: {exc}")
+        return
+    error = next((line for line in done.stderr.splitlines() if "fatal:" in line), "")
+    if done.returncode != 0 and "main.cf" in error:
+        yield Finding("postfix", Level.OK, f"Postfix has no configuration here ({error.split('fatal: ')[-1]}): "
+                      "not checked")
+        return
+    values = done.stdout.split()
+    if done.returncode != 0 or len(values) != len(POSTFIX_LINE_LIMITS):
+        yield Finding("postfix", Level.WARN, f"cannot read Postfix's settings: {error or done.stdout.strip()}")
+        return
+    where = os.environ.get("MAIL_CONFIG", "")
+    for (key, who), value in zip(POSTFIX_LINE_LIMITS.items(), values):
+        if value == "0":
+            yield Finding("postfix", Level.OK, f"{key} = 0{f' ({where})' if where else ''}")
+        else:
+            yield Finding("postfix", Level.WARN, f"{key} = {value}: {who} breaks lines longer than {value} bytes, "
+                          "so such mails arrive altered", f"postconf -e {key}=0 && postfix reload (docs/MTA.md)")
+
+
+CHECKS: tuple[Check, ...] = (database, storage, smarthost, imap, authentication, postfix)
 
 
 def run(config: Config, checks: tuple[Check, ...] = CHECKS) -> list[Finding]:

@@ -35,6 +35,9 @@ class Snapshot:
     outbox_deferred: int = 0  # queued again after a temporary failure
     raw_mails: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) → rows
     scheduler_leader: bool | None = None  # None: the scheduler is off
+    scheduler_last_run: float | None = None  # Unix time of this instance's last run of the jobs
+    imap_last_pass: dict[str, float | None] = field(default_factory=dict)  # account → Unix time of its last pass
+    now: float = 0.0  # Unix time of the snapshot
 
 
 class Metrics:
@@ -53,6 +56,16 @@ class Metrics:
                                "Unix time of the last mail committed, by channel", ["channel"], registry=self.registry)
         self.reloads = Counter("maild_config_reloads", "Configuration reloads, by result", ["result"],
                                registry=self.registry)
+        self.received = Counter("maild_mails_received", "Mails taken in, by channel (SMTP/LMTP: accepted by the "
+                                "listener; IMAP: fetched; pipe: taken from the spool)", ["channel"],
+                                registry=self.registry)
+        self.outbound = Counter("maild_outbound_attempts", "Delivery attempts to the smarthost, by result "
+                                "(sent, deferred: retried later, failed: given up, unconfirmed)", ["result"],
+                                registry=self.registry)
+        self.caps = Counter("maild_caps_hit", "Automatic mails held back by a cap, by cap", ["cap"],
+                            registry=self.registry)
+        for result in ("sent", "deferred", "failed", "unconfirmed"):
+            self.outbound.labels(result)  # present at 0 from the start, so rate() sees the first one
         self.registry.register(_QueueCollector(snapshot))
 
     def observe(self, channel: str, outcomes: Iterable[str], seconds: float) -> None:
@@ -91,6 +104,21 @@ class _QueueCollector(Collector):
         if s.scheduler_leader is not None:
             yield GaugeMetricFamily("maild_scheduler_leader", "1 when this instance runs the scheduled jobs",
                                     value=int(s.scheduler_leader))
+            yield GaugeMetricFamily("maild_scheduler_last_run_timestamp_seconds",
+                                    "Unix time this instance last ran the scheduled jobs (0: not yet)",
+                                    value=s.scheduler_last_run or 0)
+        if s.imap_last_pass:
+            seen = GaugeMetricFamily("maild_imap_last_pass_timestamp_seconds",
+                                     "Unix time of the account's last complete look at its folder (0: none yet)",
+                                     labels=["account"])
+            lag = GaugeMetricFamily("maild_imap_lag_seconds", "Seconds since the account's last complete look at "
+                                    "its folder (mail that arrived since may still wait there)", labels=["account"])
+            for account, at in sorted(s.imap_last_pass.items()):
+                seen.add_metric([account], at or 0)
+                if at is not None:
+                    lag.add_metric([account], max(0.0, s.now - at))
+            yield seen
+            yield lag
 
 
 class _Server(ThreadingMixIn, WSGIServer):

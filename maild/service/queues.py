@@ -11,7 +11,8 @@ from maild.store.db import Database
 from maild.store.models import OutboxRow, RawMail
 
 
-def read_snapshot(db: Database, spool: Spool, now: datetime, leader: bool | None) -> Snapshot:
+def read_snapshot(db: Database, spool: Spool, now: datetime, leader: bool | None, last_run: datetime | None = None,
+                  imap: dict[str, float | None] | None = None) -> Snapshot:
     pending = spool.pending()
     oldest = 0.0
     if pending:
@@ -29,4 +30,6 @@ def read_snapshot(db: Database, spool: Spool, now: datetime, leader: bool | None
             select(RawMail.channel, RawMail.status, func.count()).group_by(RawMail.channel, RawMail.status))}
     return Snapshot(spool_depth=len(pending), spool_oldest_seconds=oldest, outbox=outbox,
                     outbox_oldest_queued_seconds=max(0.0, (now - queued_since).total_seconds()) if queued_since else 0.0,
-                    outbox_deferred=deferred, raw_mails=raw, scheduler_leader=leader)
+                    outbox_deferred=deferred, raw_mails=raw, scheduler_leader=leader,
+                    scheduler_last_run=last_run.timestamp() if last_run else None, imap_last_pass=dict(imap or {}),
+                    now=now.timestamp())
