@@ -40,7 +40,7 @@ class Notifier(AutoMailer):
     def __init__(self, config: Config, signer: Signer, renderer: templates.Renderer | None = None) -> None:
         super().__init__(config, signer, renderer)
         self.zone = ZoneInfo(config.helpdesk.timezone)
-        self.sms = config.sms  # type: ignore[attr-defined]
+        self.sms = config.sms
         per_agent = config.outbound.limits.per_agent
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
         self.agent_caps = replace(self.caps, per_agent=per_agent.count)

@@ -38,6 +38,7 @@ from maild.store import history
 from maild.store.db import Database
 from maild.store.models import SmsRow
 from maild.store.queue import claim_due
+from maild.store.rows import rowcount
 from maild.logmask import mask_phone
 
 log = logging.getLogger("maild.sms")
@@ -197,7 +198,7 @@ class SmsSender(Loop):
         with self.db.write() as session:
             done = session.execute(update(SmsRow).where(mine).values(state="failed", claim_token=None,
                                                                      last_error=error[:2000]))
-            if done.rowcount and ticket_id is not None:
+            if rowcount(done) and ticket_id is not None:
                 history.record(session, ticket_id, [EventSpec("delivery_failed", None, "sms", f"SMS to {phone}: {error}")],
                                at=self.clock(), actor="maild")
         log.error("SMS %d to %s failed: %s", row_id, mask_phone(phone), error)
