@@ -4,10 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from conftest import free_port, write_config
 from maild.config import load_config
@@ -15,13 +12,6 @@ from maild.service.doctor import Level, run, storage
 from smtpsink import Sink
 
 MAILD = [sys.executable, "-m", "maild"]
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 def doctor(config: Path) -> tuple[int, dict[str, dict[str, str]]]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import smtplib
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HELPDESK, free_port, mail, make_env, write_config
-from test_e2e import wait_for
+from daemons import wait_for
 
 pytestmark = pytest.mark.slow
 MAILD = [sys.executable, "-m", "maild"]
