@@ -275,4 +275,5 @@ def test_cli_conventions_usage_64_config_after_the_command_quiet_pipe(tmp_path: 
     assert proc.stdout.readline() == b"{\n"
     proc.stdout.close()
     assert proc.wait(60) == 141
-    assert proc.stderr.read() == b""
+    with proc.stderr:
+        assert proc.stderr.read() == b""
