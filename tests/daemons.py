@@ -77,7 +77,7 @@ class Daemon:
         return listed
 
 
-def wait_for(condition: Callable[[], object], seconds: float = 15, what: str = "the condition",
+def wait_for(condition: Callable[[], object], seconds: float = 30, what: str = "the condition",
              every: float = 0.05) -> None:
     """Poll ``condition`` every ``every`` seconds until it holds; fail after ``seconds``."""
     deadline = time.monotonic() + seconds

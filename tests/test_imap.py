@@ -402,7 +402,7 @@ def test_one_mail_to_two_helpdesk_addresses_makes_one_ticket(
     running.extend(start_workers(accounts, processor, checkpoints, clock=lambda: NOW))
     wait_for(lambda: len(processor.outcomes) == 2, what="both accounts")
     wait_for(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
-               what="both moved")
+             what="both moved")
     assert len(processor.records) == 1
     assert sorted(status for _channel, status in processor.outcomes) == ["created", "duplicate"]
     assert {channel for channel, _status in processor.outcomes} == {"imap:support", "imap:sales"}
@@ -430,7 +430,7 @@ def test_unreachable_server_keeps_retrying_and_stops_promptly(
     worker = worker_for(acc, processor, checkpoints)
     worker.start()
     wait_for(lambda: caplog.text.count("reconnecting in") >= 3, seconds=5,
-               what="three refused connections")
+             what="three refused connections")
     assert worker.stop(timeout=5)
 
 
@@ -509,7 +509,7 @@ def test_real_processor_two_accounts_one_ticket_and_replay_is_duplicate(
                                   backoff=Backoff(0.05, 0.5), idle_tick=0.2))
         running[-1].start()
     wait_for(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
-               timeout=30, what="both accounts drained")
+             seconds=30, what="both accounts drained")
     assert len(sqlite_env.tickets()) == 1
     assert len(dovecot.folder_uids(SUPPORT, PROCESSED)) == 1
     assert len(dovecot.folder_uids(SALES, PROCESSED)) == 1
