@@ -75,7 +75,7 @@ def config_for(directory: Path, db: Path, port: int, sink_port: int) -> Path:
     directory.mkdir()
     return write_config(directory, f"sqlite:///{db}", smtp_port=str(port), outbound=f"""\
         outbound:
-          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 5}}
+          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 60}}  # a held session outlasts a slow test
           retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2, heartbeat_seconds: 0.3,
                    heartbeat_timeout_seconds: 2}}
         """)

@@ -94,6 +94,10 @@ def test_outbox_survives_a_smarthost_that_is_down_then_answers_451(daemon: Daemo
 
 def test_sigkill_between_claim_and_send_delivers_each_mail_once(daemon: Daemon, sink: Sink) -> None:
     sink.handler.holding = True  # every SMTP session waits at RCPT: claimed, not sent
+    # ... until the kill, however slow the machine: no client timeout in between.
+    config = daemon.config.read_text()
+    assert "timeout: 5}" in config
+    daemon.config.write_text(config.replace("timeout: 5}", "timeout: 60}"))
     daemon.start()
     deliver(daemon.port, mail("Kill me", CUSTOMER, message_id="<kill@cliente.example>"), CUSTOMER)
     wait_for(lambda: sink.handler.held >= 1, 20, "the sender inside an SMTP session")
