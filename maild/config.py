@@ -20,7 +20,7 @@ from maild.commands import settings as commands_settings
 from maild.forms.spec import Catalog, Contacts, FormSpec, unique_names
 from maild.ingest.imap_config import ImapAccount
 from maild.notify.rules import Rule, check_rules
-from maild.notify.sms import SmsGateway
+from maild.notify.sms_config import SmsGateway
 from maild.scheduler.settings import Scheduler
 from maild.secret import is_placeholder, load_or_create, secret_file
 

@@ -11,7 +11,7 @@ import socket
 import textwrap
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from maild.app import App
 from maild.config import Config, load_config
 from maild.ingest.processor import Outcome
+from maild.outbound.sender import Sender
 from maild.views import list_tickets, ticket_detail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mail"
 PG_ADMIN_URL = os.environ.get("MAILD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVERS = os.environ.get("MAILD_REQUIRE_SERVERS") == "1"
 
-pytest_plugins = ["tests.dovecot"]
+pytest_plugins = ["tests.dovecot", "daemons"]  # daemons: sink, daemons, daemon
 
 HELPDESK = "support@support.example.com"
 AGENT = "ana@support.example.com"
@@ -130,6 +131,7 @@ class Env:
     config: Config
     directory: Path
     now: datetime = T0
+    senders: list[Sender] = field(default_factory=list)
 
     def process(self, raw: bytes, channel: str = "pipe", advance: timedelta = timedelta(seconds=1)) -> Outcome:
         self.now += advance
@@ -144,6 +146,16 @@ class Env:
             data = ticket_detail(session, ticket_id)
         assert data is not None, f"no ticket {ticket_id}"
         return data
+
+    def sender(self, sender: Sender) -> Sender:
+        """``sender``, stopped by ``close`` (the SMTP sessions its pool keeps open are closed)."""
+        self.senders.append(sender)
+        return sender
+
+    def close(self) -> None:
+        for sender in self.senders:
+            sender.stop()
+        self.app.db.dispose()
 
     def raw_rows(self) -> list[Any]:
         from sqlalchemy import select
@@ -163,14 +175,14 @@ def make_env(directory: Path, db_url: str, **extra: str) -> Env:
 def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
     built = make_env(tmp_path, db_url)
     yield built
-    built.app.db.dispose()
+    built.close()
 
 
 @pytest.fixture
 def sqlite_env(tmp_path: Path) -> Iterator[Env]:
     built = make_env(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}")
     yield built
-    built.app.db.dispose()
+    built.close()
 
 
 # A test config that trusts the MX's Authentication-Results, and an agent mail header it writes.

@@ -8,7 +8,7 @@ address (``lmtp:inet:127.0.0.1:PORT``) or ``maild:``, the pipe service running
 ``maild ingest`` as ``nobody`` with ``flags=DORhu`` and one recipient per delivery.
 
 ``postfix_or_skip()`` skips with the reason when Postfix is missing or cannot start, and
-fails instead under ``MAILD_REQUIRE_SERVERS=1``. The recipe: /work/shared/recipes.
+fails instead under ``MAILD_REQUIRE_SERVERS=1``. The production set-up it mirrors: docs/MTA.md.
 """
 from __future__ import annotations
 

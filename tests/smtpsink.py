@@ -115,6 +115,9 @@ class Sink:
         self.controller: Controller | None = None
 
     def start(self) -> Sink:
+        """Answer on ``port`` (again, after ``stop``); a sink already answering stays as it is."""
+        if self.controller is not None:
+            return self
         self.controller = _Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                       enable_SMTPUTF8=self.smtputf8)
         self.controller.start()

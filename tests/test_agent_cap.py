@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import AGENT, Env, free_port, make_env, mail, write_config
+from conftest import AGENT, Env, make_env, mail
 from smtpsink import Sink
-from test_e2e import Daemon
-from test_outbound_e2e import deliver, outbound_section, settle
+from daemons import Daemons, deliver, outbound_section, settle
 from maild.notify import agentcap
 from maild.store.models import Event, NotifyCounter, OutboxRow
 
@@ -70,27 +69,19 @@ def test_a_flood_of_200_mails_gives_the_agent_20_notifications_and_one_summary(t
 
 
 @pytest.mark.slow
-def test_daemon_flood_over_smtp_gives_the_agent_capped_notices_and_a_summary(tmp_path: Path) -> None:
-    sink = Sink()
-    port = free_port()
+def test_daemon_flood_over_smtp_gives_the_agent_capped_notices_and_a_summary(
+        tmp_path: Path, daemons: Daemons, sink: Sink) -> None:
     section = outbound_section(sink.port) + "  limits: {per_agent: {count: 3, minutes: 0.1}}\n"
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port), outbound=section)
-    daemon = Daemon(config, port, tmp_path / "maild.log")
-    try:
-        sink.start()
-        daemon.start()
-        for n in range(10):
-            deliver(daemon.port, mail(f"Oferta {n}", FLOODER), FLOODER)
-        got = settle(sink, daemon, seconds=60)
-        to_agent = [r for r in got if r.rcpt_tos == [AGENT]]
-        summaries = [r for r in to_agent if "held back" in r.message["Subject"]]
-        notices = [r for r in to_agent if r not in summaries]
-        held = sum(int(re.search(r"(\d+) notification", r.message["Subject"]).group(1)) for r in summaries)
-        assert summaries and len(notices) + held == 10 and len(notices) <= 3 * len(summaries) + 3
-        assert "Oferta" in summaries[0].message.get_content()
-        logged = (tmp_path / "maild.log").read_text().lower()
-        assert "sent to" in logged and FLOODER not in logged and AGENT not in logged  # masked at INFO
-    finally:
-        if daemon.proc and daemon.proc.poll() is None:
-            daemon.kill()
-        sink.stop()
+    daemon = daemons.new(outbound=section)
+    daemon.start()
+    for n in range(10):
+        deliver(daemon.port, mail(f"Oferta {n}", FLOODER), FLOODER)
+    got = settle(sink, daemon, seconds=60)
+    to_agent = [r for r in got if r.rcpt_tos == [AGENT]]
+    summaries = [r for r in to_agent if "held back" in r.message["Subject"]]
+    notices = [r for r in to_agent if r not in summaries]
+    held = sum(int(re.search(r"(\d+) notification", r.message["Subject"]).group(1)) for r in summaries)
+    assert summaries and len(notices) + held == 10 and len(notices) <= 3 * len(summaries) + 3
+    assert "Oferta" in summaries[0].message.get_content()
+    logged = (tmp_path / "maild.log").read_text().lower()
+    assert "sent to" in logged and FLOODER not in logged and AGENT not in logged  # masked at INFO

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import yaml
 from conftest import free_port, mail
 from maild.config import DEFAULT_CONFIG
 from smtpsink import Received, Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, settle, sink, text  # noqa: F401 (sink: a fixture)
+from daemons import Daemon, Daemons, deliver, settle, text, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +45,9 @@ def shipped_config(directory: Path, port: int, sink_port: int) -> Path:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
+def daemon(tmp_path: Path, daemons: Daemons, sink: Sink) -> Daemon:
     port = free_port()
-    d = Daemon(shipped_config(tmp_path, port, sink.port), port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+    return daemons.new(shipped_config(tmp_path, port, sink.port), port)
 
 
 def show(daemon: Daemon, ticket: int) -> dict:
@@ -71,7 +66,6 @@ COMMANDS = f"/cc {EVE}\n/assign agent\n/close\nPlease pay the new invoice to acc
 
 
 def test_forged_agent_mail_runs_nothing_and_the_real_agent_replying_does(daemon: Daemon, sink: Sink) -> None:
-    sink.start()
     daemon.start()
     deliver(daemon.port, mail("Infiltração no teto", f"Maria <{CUSTOMER}>", to="support@localhost.localdomain",
                               body="Há água no teto da sala.\n"), CUSTOMER, to="support@localhost.localdomain")

@@ -2,38 +2,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from conftest import HELPDESK, free_port, mail, write_config
+from conftest import HELPDESK, mail
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle
+from daemons import Daemon, deliver, settle, wait_for
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "maria@cliente.example.com.br"
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    d.start()
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+def daemon(daemon: Daemon) -> Daemon:
+    """The shared daemon (outbound mail to ``sink``), already running."""
+    daemon.start()
+    return daemon
 
 
 def ignored(daemon: Daemon) -> list[dict]:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import HELPDESK, mail, need_server, write_config
+from conftest import HELPDESK, mail, write_config
 from maild.config import load_config
 from maild.store.blobs import BlobStore
 from maild.store.db import Database
 from maild.store.models import RawMail
-from test_e2e import wait_for
+from daemons import wait_for
 from test_service_e2e import MAILD, Running, send
 
 pytestmark = pytest.mark.slow

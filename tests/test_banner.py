@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import smtplib
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, write_config
+from conftest import free_port
 from maild.ingest.envelope import RecipientTable
 from maild.ingest.smtp import Listener, SpoolingHandler
 from maild.ingest.spool import Spool
-from test_e2e import Daemon
+from daemons import Daemon, Daemons
 
 
 def _greeting(port: int) -> tuple[bytes, bytes]:
@@ -43,13 +42,8 @@ def test_listener_greets_with_its_name_and_no_version(tmp_path: Path, lmtp: bool
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+def daemon(daemons: Daemons) -> Daemon:
+    return daemons.new()
 
 
 @pytest.mark.slow

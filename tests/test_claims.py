@@ -4,7 +4,6 @@ possibly delivered already."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,18 +16,10 @@ from maild.outbound import outbox
 from maild.outbound.sender import Sender, SmtpTransport
 from maild.store.models import OutboxRow, OutboxSender
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver
-from test_outbound_e2e import outbox as outbox_rows
+from daemons import Daemons, deliver, wait_for
+from daemons import outbox as outbox_rows
 
 CUSTOMER = "maria@cliente.example.com.br"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.stop()
 
 
 def rows(env: Env) -> list[OutboxRow]:
@@ -37,13 +28,13 @@ def rows(env: Env) -> list[OutboxRow]:
 
 
 def sender_for(env: Env, port: int, clock=None) -> Sender:  # noqa: ANN001
-    return Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=port, timeout=5)),
-                  Retry(heartbeat_seconds=0.1, heartbeat_timeout_seconds=10), HELPDESK, clock or (lambda: env.now))
+    return env.sender(Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=port, timeout=5)),
+                             Retry(heartbeat_seconds=0.1, heartbeat_timeout_seconds=10), HELPDESK,
+                             clock or (lambda: env.now)))
 
 
 def test_a_beating_sender_keeps_its_claims_however_long_then_they_are_retaken(sqlite_env: Env, sink: Sink) -> None:
     env = sqlite_env
-    sink.start()
     env.process(mail("Oi", CUSTOMER))
     with env.app.db.write() as session:  # sender A: claimed, now in a long send
         outbox.beat(session, "senderaaaaaa", "node-a", 10, env.now)
@@ -84,20 +75,20 @@ def config_for(directory: Path, db: Path, port: int, sink_port: int) -> Path:
     directory.mkdir()
     return write_config(directory, f"sqlite:///{db}", smtp_port=str(port), outbound=f"""\
         outbound:
-          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 5}}
+          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 60}}  # a held session outlasts a slow test
           retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2, heartbeat_seconds: 0.3,
                    heartbeat_timeout_seconds: 2}}
         """)
 
 
 @pytest.mark.slow
-def test_a_killed_senders_claims_are_sent_by_another_within_seconds(tmp_path: Path, sink: Sink) -> None:
+def test_a_killed_senders_claims_are_sent_by_another_within_seconds(tmp_path: Path, sink: Sink,
+                                                                    daemons: Daemons) -> None:
     db = tmp_path / "shared.db"
     a_port, b_port = free_port(), free_port()
-    a = Daemon(config_for(tmp_path / "a", db, a_port, sink.port), a_port, tmp_path / "a.log")
-    b = Daemon(config_for(tmp_path / "b", db, b_port, sink.port), b_port, tmp_path / "b.log")
+    a = daemons.new(config_for(tmp_path / "a", db, a_port, sink.port), a_port)
+    b = daemons.new(config_for(tmp_path / "b", db, b_port, sink.port), b_port)
     sink.handler.holding = True  # A's session waits at RCPT: claimed, not sent
-    sink.start()
     a.start()
     b.start()
     try:

@@ -5,9 +5,7 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 
 from conftest import Env, mail
 

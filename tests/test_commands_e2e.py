@@ -3,31 +3,23 @@ out to a real SMTP peer (aiosmtpd) standing in for the smarthost."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from email.utils import parseaddr
-from pathlib import Path
 
 import pytest
 
-from conftest import AGENT, HELPDESK, free_port, mail, write_config
+from conftest import AGENT, HELPDESK, mail
 from smtpsink import Received, Sink
 from test_commands import CONTROL, CUSTOMER, commands_config
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
+from daemons import Daemon, deliver, settle, text, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    commands_config(config)
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+def daemon(daemon: Daemon) -> Daemon:
+    """The shared daemon, with the control address and commands configured."""
+    commands_config(daemon.config)
+    return daemon
 
 
 def show(daemon: Daemon, ticket: int) -> dict:
@@ -40,7 +32,6 @@ def reply_to(received: Received) -> str:
 
 
 def test_draft_send_and_control_address_over_real_smtp(daemon: Daemon, sink: Sink) -> None:
-    sink.start()
     daemon.start()
     deliver(daemon.port, mail("#urgente Infiltração no teto", f"Maria <{CUSTOMER}>", message_id="<c-1@cliente.example>",
                               body="Há água no teto da sala.\n"), CUSTOMER)

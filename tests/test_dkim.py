@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import dkim
@@ -51,13 +50,6 @@ def test_a_signed_mail_verifies_and_a_changed_one_does_not(key_pair: tuple[Path,
     assert dkim.verify(signed, dnsfunc=dns_for(record))
     assert not dkim.verify(signed.replace(b"Vazamento", b"Vazamentx"), dnsfunc=dns_for(record))
     assert not dkim.verify(signed.replace(b"auto-replied", b"no"), dnsfunc=dns_for(record))
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 def test_configured_dkim_signs_every_mail_the_sender_delivers(tmp_path: Path, sink: Sink,

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from maild.service.doctor import Level, postfix, run, storage
 from smtpsink import Sink
 
 MAILD = [sys.executable, "-m", "maild"]
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 def doctor(config: Path) -> tuple[int, dict[str, dict[str, str]]]:

@@ -3,106 +3,25 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import smtplib
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import HELPDESK, free_port, mail, write_config
+from conftest import free_port, mail, write_config
+from daemons import MAILD, Daemon, Daemons, drain, outbox_settled, send, spool_empty, wait_for
+
+__all__ = ["Daemon", "drain", "outbox_settled", "send", "spool_empty", "wait_for"]  # shared with other tests
 
 pytestmark = pytest.mark.slow
-MAILD = [sys.executable, "-m", "maild"]
-
-
-class Daemon:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*MAILD, "--config", str(self.config), "run"], stdout=log, stderr=log)
-        wait_for(self._listening, 30, "the daemon's SMTP port")
-
-    def _listening(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"maild exited with {self.proc.returncode}:\n{self.log.read_text()}")
-        try:
-            with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as smtp:
-                return smtp.noop()[0] == 250
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            return self.proc.wait(30)
-        return self.proc.returncode
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*MAILD, "--config", str(self.config), *args], capture_output=True, text=True, timeout=60)
-
-    def tickets(self) -> list[dict]:
-        result = self.cli("tickets", "list", "--json")
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def spool_empty(daemon: Daemon) -> bool:
-    """No accepted mail waiting: a spool file is removed only after its transaction committed."""
-    spool = daemon.config.parent / "spool" / "new"
-    return not (spool.is_dir() and any(spool.iterdir()))
-
-
-def outbox_settled(daemon: Daemon) -> bool:
-    """Nothing queued or claimed in the outbox: every row sent or given up."""
-    listed = daemon.cli("outbox", "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    return all(row["state"] in ("sent", "failed") for row in json.loads(listed.stdout))
-
-
-def drain(daemon: Daemon, seconds: float = 30, outbox: bool = True) -> None:
-    """Drain until idle: every accepted mail processed and (``outbox``: when a smarthost
-    takes maild's mail) every outbox row sent or given up."""
-    wait_for(lambda: spool_empty(daemon) and (not outbox or outbox_settled(daemon)), seconds,
-             "the daemon to be idle")
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
-
-
-def send(port: int, raw: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
-        smtp.sendmail("maria@cliente.example.com.br", [HELPDESK], raw)
+def daemon(daemons: Daemons) -> Daemon:
+    """No smarthost here: the acknowledgements stay queued."""
+    return daemons.new()
 
 
 def test_mail_over_smtp_becomes_a_ticket_shown_by_the_cli(daemon: Daemon) -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from conftest import AGENT, mail
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import daemon, deliver, settle, sink, text  # noqa: F401 - fixtures
+from daemons import Daemon, deliver, settle, text, wait_for
 
 pytestmark = pytest.mark.slow
 MARIA = "maria@cliente.example.com.br"
@@ -17,7 +16,6 @@ STRANGER = "joao@outro.example"
 
 
 def test_a_strangers_reply_is_answered_to_the_stranger_never_the_customer(daemon: Daemon, sink: Sink) -> None:
-    sink.start()
     daemon.start()
     deliver(daemon.port, mail("=?utf-8?q?Vazamento=1B[2J=07?=", f"Maria <{MARIA}>", message_id="<m-1@cliente.example>",
                               body="Há água no teto.\n"), MARIA)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from daemons import wait_for
 from maild.ingest.imap import (
     IDLE_TICK_SECONDS,
     Backoff,
@@ -123,15 +124,6 @@ def worker_for(acc: ImapAccount, processor: FakeProcessor, checkpoints: MemoryCh
                       backoff=Backoff(0.05, 0.5), idle_tick=idle_tick)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
 @pytest.fixture
 def processor() -> FakeProcessor:
     return FakeProcessor()
@@ -224,11 +216,11 @@ def test_mail_before_and_during_run_is_ingested_then_moved(
     worker = worker_for(account(dovecot, poll_seconds=600), processor, checkpoints)
     running.append(worker)
     worker.start()
-    wait_until(lambda: len(processor.records) == 2, what="the two waiting mails")
+    wait_for(lambda: len(processor.records) == 2, what="the two waiting mails")
 
     uids.append(dovecot.append(SUPPORT, mail(3)))  # arrives while the worker IDLEs (poll is 600 s)
-    wait_until(lambda: len(processor.records) == 3, what="the mail sent during IDLE")
-    wait_until(lambda: len(dovecot.folder_uids(SUPPORT, PROCESSED)) == 3, what="moves")
+    wait_for(lambda: len(processor.records) == 3, what="the mail sent during IDLE")
+    wait_for(lambda: len(dovecot.folder_uids(SUPPORT, PROCESSED)) == 3, what="moves")
 
     assert processor.raws == [*before, mail(3)]
     assert {(channel, now) for _raw, channel, now in processor.records} == {("imap:support", NOW)}
@@ -296,8 +288,8 @@ def test_worker_thread_backs_off_and_retries_after_processor_failure(
     worker = worker_for(account(dovecot, poll_seconds=600), processor, checkpoints)
     running.append(worker)
     worker.start()
-    wait_until(lambda: len(processor.records) == 1, what="retry after 3 failures")
-    wait_until(lambda: dovecot.folder_uids(SUPPORT) == [], what="move after retry")
+    wait_for(lambda: len(processor.records) == 1, what="retry after 3 failures")
+    wait_for(lambda: dovecot.folder_uids(SUPPORT) == [], what="move after retry")
 
 
 def test_reconnects_after_server_restart(dovecot: DovecotServer, processor: FakeProcessor,
@@ -307,15 +299,15 @@ def test_reconnects_after_server_restart(dovecot: DovecotServer, processor: Fake
     running.append(worker)
     worker.start()
     dovecot.append(SUPPORT, mail(1))
-    wait_until(lambda: len(processor.records) == 1, what="first mail")
+    wait_for(lambda: len(processor.records) == 1, what="first mail")
 
     dovecot.stop()  # drops the IDLE connection; reconnects are refused for a while
-    wait_until(lambda: "reconnecting in" in caplog.text, what="the dropped connection noticed")
+    wait_for(lambda: "reconnecting in" in caplog.text, what="the dropped connection noticed")
     dovecot.start()
     dovecot.append(SUPPORT, mail(2))
     dovecot.append(SUPPORT, mail(3))
-    wait_until(lambda: len(processor.records) == 3, what="mail after the restart")
-    wait_until(lambda: dovecot.folder_uids(SUPPORT) == [], what="moves after the restart")
+    wait_for(lambda: len(processor.records) == 3, what="mail after the restart")
+    wait_for(lambda: dovecot.folder_uids(SUPPORT) == [], what="moves after the restart")
     assert processor.raws == [mail(1), mail(2), mail(3)]
     assert len(dovecot.folder_uids(SUPPORT, PROCESSED)) == 3
     assert worker.running
@@ -408,9 +400,9 @@ def test_one_mail_to_two_helpdesk_addresses_makes_one_ticket(
     accounts = [account(dovecot, SUPPORT, poll_seconds=600),
                 account(dovecot, SALES, poll_seconds=600)]
     running.extend(start_workers(accounts, processor, checkpoints, clock=lambda: NOW))
-    wait_until(lambda: len(processor.outcomes) == 2, what="both accounts")
-    wait_until(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
-               what="both moved")
+    wait_for(lambda: len(processor.outcomes) == 2, what="both accounts")
+    wait_for(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
+             what="both moved")
     assert len(processor.records) == 1
     assert sorted(status for _channel, status in processor.outcomes) == ["created", "duplicate"]
     assert {channel for channel, _status in processor.outcomes} == {"imap:support", "imap:sales"}
@@ -422,7 +414,7 @@ def test_stop_interrupts_idle_promptly(dovecot: DovecotServer, processor: FakePr
     worker = worker_for(account(dovecot, poll_seconds=3600), processor, checkpoints,
                         idle_tick=IDLE_TICK_SECONDS)
     worker.start()
-    wait_until(lambda: "imap support: idling" in caplog.text, what="the worker in IDLE")
+    wait_for(lambda: "imap support: idling" in caplog.text, what="the worker in IDLE")
     started = time.monotonic()
     assert worker.stop(timeout=10)
     assert time.monotonic() - started < 3
@@ -437,8 +429,8 @@ def test_unreachable_server_keeps_retrying_and_stops_promptly(
                                       "ssl": False, "username": "u", "password": "p"})
     worker = worker_for(acc, processor, checkpoints)
     worker.start()
-    wait_until(lambda: caplog.text.count("reconnecting in") >= 3, timeout=5,
-               what="three refused connections")
+    wait_for(lambda: caplog.text.count("reconnecting in") >= 3, seconds=5,
+             what="three refused connections")
     assert worker.stop(timeout=5)
 
 
@@ -462,10 +454,10 @@ def test_polling_and_copy_expunge_without_idle_or_move(
     worker = worker_for(account(basic_dovecot, poll_seconds=0.2), processor, checkpoints)
     running.append(worker)
     worker.start()
-    wait_until(lambda: len(processor.records) == 1, what="first mail")
+    wait_for(lambda: len(processor.records) == 1, what="first mail")
     basic_dovecot.append(SUPPORT, mail(2, body="QUARANTINE"))
-    wait_until(lambda: len(processor.records) == 2, what="polled mail")
-    wait_until(lambda: basic_dovecot.folder_uids(SUPPORT) == [], what="expunged")
+    wait_for(lambda: len(processor.records) == 2, what="polled mail")
+    wait_for(lambda: basic_dovecot.folder_uids(SUPPORT) == [], what="expunged")
     assert "polling every 0.2s" in caplog.text
     processed = basic_dovecot.folder_messages(SUPPORT, PROCESSED)
     failed = basic_dovecot.folder_messages(SUPPORT, FAILED)
@@ -495,7 +487,7 @@ def test_mail_arriving_between_search_and_idle_is_not_missed(
                                 idle_tick=0.2)
     running.append(worker)
     worker.start()
-    wait_until(lambda: len(processor.records) == 2, timeout=10, what="the racing mail")
+    wait_for(lambda: len(processor.records) == 2, seconds=10, what="the racing mail")
 
 
 # -- with the real processor and checkpoint table (conftest's sqlite_env) ----------------
@@ -516,8 +508,8 @@ def test_real_processor_two_accounts_one_ticket_and_replay_is_duplicate(
         running.append(ImapWorker(acc, sqlite_env.app.processor, checkpoints,
                                   backoff=Backoff(0.05, 0.5), idle_tick=0.2))
         running[-1].start()
-    wait_until(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
-               timeout=30, what="both accounts drained")
+    wait_for(lambda: not dovecot.folder_uids(SUPPORT) and not dovecot.folder_uids(SALES),
+             seconds=30, what="both accounts drained")
     assert len(sqlite_env.tickets()) == 1
     assert len(dovecot.folder_uids(SUPPORT, PROCESSED)) == 1
     assert len(dovecot.folder_uids(SALES, PROCESSED)) == 1

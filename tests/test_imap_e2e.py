@@ -3,13 +3,12 @@ Dovecot, tickets read back through the CLI."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import HELPDESK, free_port, mail, write_config
-from test_e2e import Daemon, drain, wait_for
+from daemons import Daemon, Daemons, drain, wait_for
 from tests.dovecot import DovecotServer
 
 pytestmark = pytest.mark.slow
@@ -31,14 +30,8 @@ def imap_section(dovecot: DovecotServer) -> str:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, dovecot: DovecotServer) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          imap=imap_section(dovecot))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+def daemon(daemons: Daemons, dovecot: DovecotServer) -> Daemon:
+    return daemons.new(imap=imap_section(dovecot))
 
 
 def subjects(daemon: Daemon) -> list[str]:

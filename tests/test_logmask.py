@@ -42,8 +42,8 @@ def test_a_full_run_logs_no_full_address(tmp_path: Path, caplog: pytest.LogCaptu
             forget(session, env.app.blobs, CUSTOMER, secret=b"s", now=env.now, actor="cli:test")
         assert len(sink.received) >= 3  # ack, notification, relayed reply
     finally:
+        env.close()
         sink.stop()
-        env.app.db.dispose()
     # maild's own loggers (the sink standing in for the smarthost is aiosmtpd, not maild).
     logged = "\n".join(r.getMessage() for r in caplog.records
                        if r.levelno >= logging.INFO and r.name.startswith("maild")).lower()

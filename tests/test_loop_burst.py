@@ -17,9 +17,7 @@ from maild.threading.match import ThreadContext, thread
 from maild.threading.repeat import Recent, repeated
 from maild.threading.signing import Signer
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_automatic_e2e import daemon, sink  # noqa: F401 - fixtures: a running daemon and its smarthost
-from test_outbound_e2e import deliver, outbox
+from daemons import Daemon, deliver, outbox, wait_for
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 CAPS = Caps((10, 10), (30, 10), (40, 1440), (3, 1))
@@ -116,6 +114,7 @@ class Responder:
 @pytest.mark.slow
 def test_a_responder_with_a_fixed_text_gets_bounded_tickets_and_acknowledgements(
         daemon: Daemon, sink: Sink, tmp_path: Path) -> None:
+    daemon.start()
     responder = Responder(sink, daemon.port)
     responder.thread.start()
     try:

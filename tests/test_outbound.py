@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,17 +19,10 @@ from smtpsink import Received, Sink
 CUSTOMER = "maria@cliente.example.com.br"
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
-
-
 def sender_for(env: Env, port: int, **retry: float) -> Sender:
     settings = OutboundSmtp(host="127.0.0.1", port=port, timeout=5)
-    return Sender(env.app.db, SmtpTransport(settings), Retry(**retry) if retry else env.config.outbound.retry,
-                  HELPDESK, lambda: env.now)
+    retry_settings = Retry(**retry) if retry else env.config.outbound.retry
+    return env.sender(Sender(env.app.db, SmtpTransport(settings), retry_settings, HELPDESK, lambda: env.now))
 
 
 def drain(sender: Sender, rounds: int = 50) -> None:

@@ -3,70 +3,23 @@ to a real SMTP peer (aiosmtpd on loopback) standing in for the smarthost."""
 from __future__ import annotations
 
 import json
-import smtplib
-from collections.abc import Iterator
 from email.utils import parseaddr
-from pathlib import Path
 
 import pytest
 
-from conftest import AGENT, HELPDESK, free_port, mail, write_config
-from smtpsink import Received, Sink
-from test_e2e import Daemon, drain, wait_for
+from conftest import AGENT, HELPDESK, mail
+from daemons import (Daemon, daemon, deliver, drain, outbound_section, outbox, settle, sink,
+                     text, wait_for)
+from smtpsink import Sink
+
+# shared with other tests
+__all__ = ["daemon", "deliver", "outbound_section", "outbox", "settle", "sink", "text"]
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "maria@cliente.example.com.br"
 
 
-def outbound_section(port: int) -> str:
-    return f"""\
-        outbound:
-          smtp: {{host: 127.0.0.1, port: {port}, timeout: 5}}
-          retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2, claim_timeout_seconds: 3}}
-        """
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
-
-
-def deliver(port: int, raw: bytes, envelope_from: str, to: str = HELPDESK) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
-        smtp.sendmail(envelope_from, [to], raw)
-
-
-def outbox(daemon: Daemon) -> list[dict]:
-    result = daemon.cli("outbox", "list", "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def settle(sink: Sink, daemon: Daemon, seconds: float = 30) -> list[Received]:
-    """Drain until idle: nothing queued or claimed in the outbox, and the sink has it all."""
-    wait_for(lambda: all(r["state"] in ("sent", "failed") for r in outbox(daemon)), seconds, "an idle outbox")
-    return sink.received
-
-
-def text(received: Received) -> str:
-    return received.message.get_content().replace("\r\n", "\n")
-
-
 def test_customer_agent_customer_over_real_smtp(daemon: Daemon, sink: Sink) -> None:
-    sink.start()
     daemon.start()
     deliver(daemon.port, mail("Infiltração no teto", f"Maria <{CUSTOMER}>", message_id="<c-1@cliente.example>",
                               body="Há água no teto da sala.\n"), CUSTOMER)
@@ -120,7 +73,8 @@ def test_customer_agent_customer_over_real_smtp(daemon: Daemon, sink: Sink) -> N
 
 
 def test_outbox_survives_a_smarthost_that_is_down_then_answers_451(daemon: Daemon, sink: Sink) -> None:
-    daemon.start()  # the sink is not started: connection refused
+    sink.stop()  # the smarthost is down: connection refused
+    daemon.start()
     for n in range(3):
         deliver(daemon.port, mail(f"Pedido {n}", f"cliente{n}@cliente.example", message_id=f"<down-{n}@x.example>"),
                 f"cliente{n}@cliente.example")
@@ -140,7 +94,10 @@ def test_outbox_survives_a_smarthost_that_is_down_then_answers_451(daemon: Daemo
 
 def test_sigkill_between_claim_and_send_delivers_each_mail_once(daemon: Daemon, sink: Sink) -> None:
     sink.handler.holding = True  # every SMTP session waits at RCPT: claimed, not sent
-    sink.start()
+    # ... until the kill, however slow the machine: no client timeout in between.
+    config = daemon.config.read_text()
+    assert "timeout: 5}" in config
+    daemon.config.write_text(config.replace("timeout: 5}", "timeout: 60}"))
     daemon.start()
     deliver(daemon.port, mail("Kill me", CUSTOMER, message_id="<kill@cliente.example>"), CUSTOMER)
     wait_for(lambda: sink.handler.held >= 1, 20, "the sender inside an SMTP session")

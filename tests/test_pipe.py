@@ -19,8 +19,7 @@ from maild.ingest.pipe import (NO_DAEMON, PipeEnvelope, PipeError, envelope_of, 
                                read_settings)
 from maild.ingest.smtp import RecipientTable
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import daemon, outbound_section, settle, sink  # noqa: F401 - fixtures
+from daemons import Daemon, settle, wait_for
 
 MAILD = [sys.executable, "-m", "maild"]
 CUSTOMER = "maria@cliente.example.com.br"
@@ -165,7 +164,6 @@ def test_piped_mail_waits_for_the_daemon_then_becomes_a_ticket_with_its_envelope
     first = ingest(daemon.config, mail("Antes do daemon", CUSTOMER, message_id="<p-1@x.example>"),
                    SENDER=CUSTOMER, ORIGINAL_RECIPIENT=HELPDESK, RECIPIENT=HELPDESK)
     assert first.returncode == 0 and first.stderr.decode().strip() == NO_DAEMON
-    sink.start()
     daemon.start()
     wait_for(lambda: len(daemon.tickets()) == 1, 30, "the spooled mail processed on start")
     # While it runs: no note, the daemon takes the mail.

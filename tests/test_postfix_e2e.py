@@ -15,21 +15,12 @@ import pytest
 from conftest import AGENT, HELPDESK, free_port, mail, write_config
 from postfix import PostfixServer, postfix_or_skip
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import settle
+from daemons import Daemon, settle, wait_for
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "maria@cliente.example.com.br"
 DOMAIN = HELPDESK.split("@")[1]
 LONG_LINE = "x" * 1500  # Postfix breaks lines over 998 bytes unless *_line_length_limit = 0
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -7,24 +7,22 @@ the notification the sink received: To its Reply-To, In-Reply-To its Message-ID.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
-from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import create_engine, select, update
 
-from conftest import AGENT, free_port, mail, write_config
+from conftest import AGENT, mail
 from maild.outbound.copies import norm
 from maild.store.models import Ticket
 from smtpsink import Received, Sink
 from test_commands_e2e import show
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle, sink, text  # noqa: F401 (sink: a fixture)
+from daemons import Daemon, Daemons, deliver, outbound_section, settle, text, wait_for
 
 pytestmark = pytest.mark.slow
 CUSTOMERS = ["maria@cliente.example.com.br", "joao@cliente.example.com.br", "lia@cliente.example.com.br"]
@@ -32,18 +30,13 @@ GMAIL_ATTRIBUTION = "Em seg., 2 de nov. de 2026 às 10:00, Test Helpdesk <suppor
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sink: Sink) -> Iterator[Daemon]:
-    port = free_port()
-    db = tmp_path / "maild.db"
-    config = write_config(tmp_path, f"sqlite:///{db}", smtp_port=str(port), outbound=outbound_section(sink.port),
-                          scheduler="scheduler: {unaccepted_minutes: 60, poll_seconds: 0.3, digest: {enabled: false}}\n")
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+def daemon(daemons: Daemons, sink: Sink) -> Daemon:
+    d = daemons.new(outbound=outbound_section(sink.port),
+                    scheduler="scheduler: {unaccepted_minutes: 60, poll_seconds: 0.3, digest: {enabled: false}}\n")
+    data = yaml.safe_load(d.config.read_text(encoding="utf-8"))
     data["helpdesk"]["language"] = "pt-BR"
-    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    d = Daemon(config, port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+    d.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return d
 
 
 # -- the agent's mail client -------------------------------------------------------------
@@ -111,7 +104,6 @@ def lines_of(body: str) -> set[str]:
 
 def test_commands_over_quoted_notifications_reach_no_customer_and_real_text_arrives_alone(
         daemon: Daemon, sink: Sink) -> None:
-    sink.start()
     daemon.start()
     customer_text = "Há água no teto da sala desde ontem.\nO apartamento é o 42.\n"
     notice = customer_opens(daemon, sink, 0, customer_text)

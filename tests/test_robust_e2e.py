@@ -7,20 +7,19 @@ import json
 import smtplib
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import HELPDESK, free_port, mail, write_config
-from test_e2e import Daemon, send, wait_for
+from daemons import MAILD, Daemon, Daemons, send, wait_for
 from test_poison import POISON_ID, long_id, poison_mail
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
+def daemon(request: pytest.FixtureRequest, tmp_path: Path, daemons: Daemons) -> Daemon:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'maild.db'}"
     else:
@@ -32,10 +31,7 @@ def daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
         App(load_config(write_config(tmp_path, url), base_dir=tmp_path)).db.dispose()
         _reset_pg(url)
     port = free_port()
-    d = Daemon(write_config(tmp_path, url, smtp_port=str(port)), port, tmp_path / "maild.log")
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill()
+    return daemons.new(write_config(tmp_path, url, smtp_port=str(port)), port)
 
 
 def _spool_files(directory: Path) -> list[Path]:
@@ -90,7 +86,6 @@ def test_listener_opens_before_the_spool_is_drained(tmp_path: Path) -> None:
     with open(daemon.log, "ab") as log:
         import subprocess
 
-        from test_e2e import MAILD
         daemon.proc = subprocess.Popen([*MAILD, "--config", str(config), "run"], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60

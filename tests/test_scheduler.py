@@ -244,8 +244,8 @@ def test_digest_counts_match_tickets_list_and_the_ics_holds_the_next_actions(
         assert "Your open tickets (3):" in body  # 0, 1, 5 (2 is closed)
         assert "Overdue next actions (1):" in body and f"[Support #{ids[1]}]" in body
 
-        sender = Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=sink.port, timeout=5)),
-                        env.config.outbound.retry, env.config.helpdesk.address, clock)
+        sender = env.sender(Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=sink.port, timeout=5)),
+                                   env.config.outbound.retry, env.config.helpdesk.address, clock))
         while sender.run_once():
             pass
         [got] = [r for r in sink.to(BRUNO) if "your tickets on" in r.message["Subject"]]
@@ -261,7 +261,7 @@ def test_digest_counts_match_tickets_list_and_the_ics_holds_the_next_actions(
         assert f"[Support #{ids[0]}] Pedido 0" == str(first["summary"])
     finally:
         sink.stop()
-        env.app.db.dispose()
+        env.close()
 
 
 def test_calendar_export(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:

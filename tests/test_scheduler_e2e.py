@@ -16,7 +16,7 @@ from maild.config import load_config
 from maild.store.models import Ticket
 from scheduling import ANA, BRUNO, CUSTOMER, team_config
 from smtpsink import Sink
-from test_e2e import Daemon, drain, wait_for
+from daemons import Daemon, drain, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -33,13 +33,6 @@ SCHEDULER = """\
       lease_seconds: 3
       leader_retry_seconds: 0.5
     """
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ per-message error, sessions reused across mails and rounds within a bounded pool
 the RFC 5321 timeouts (a slow reply to the final dot is waited for, never retried)."""
 from __future__ import annotations
 
+import gc
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,19 +20,14 @@ from maild.outbound import outbox
 from maild.outbound.compose import OutboundMail
 from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport
-from maild.outbound.transport import dot_stuffed
+from maild.outbound.transport import TransientFailure, dot_stuffed
 from maild.store.models import OutboxRow
+from daemons import Daemons, deliver, wait_for
+from daemons import outbox as listed
 from smtpsink import Sink
 
 UTF8_CUSTOMER = "joão@clientes.test"
 CUSTOMER = "maria@cliente.example.com.br"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
@@ -43,8 +41,8 @@ def plain_sink() -> Iterator[Sink]:
 def sender_for(env: Env, port: int, connections: int = 1, max_messages: int = 100, **smtp: float) -> Sender:
     settings = OutboundSmtp(host="127.0.0.1", port=port, **{"timeout": 5, **smtp})
     transport = SmtpTransport(settings)
-    return Sender(env.app.db, transport, Retry(first_seconds=10, max_seconds=40), HELPDESK, lambda: env.now,
-                  pool=Pool(transport, connections, 30, max_messages))
+    return env.sender(Sender(env.app.db, transport, Retry(first_seconds=10, max_seconds=40), HELPDESK,
+                             lambda: env.now, pool=Pool(transport, connections, 30, max_messages)))
 
 
 def drain(sender: Sender, rounds: int = 200) -> None:
@@ -172,6 +170,28 @@ def test_no_reply_to_the_final_dot_is_never_retried(sqlite_env: Env, sink: Sink)
     assert len(sink.received) == 1
 
 
+def test_a_smarthost_that_refuses_the_greeting_leaves_no_socket_open() -> None:
+    # It answers 220, then 554 to EHLO and HELO: the session never becomes usable. An unclosed
+    # socket would be a ResourceWarning, which the test configuration makes an error.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def refuse() -> None:
+            peer, _ = server.accept()
+            with peer, peer.makefile("rwb") as stream:
+                stream.write(b"220 smarthost ready\r\n")
+                stream.flush()
+                while stream.readline():
+                    stream.write(b"554 5.7.1 not you\r\n")
+                    stream.flush()
+
+        answering = threading.Thread(target=refuse)
+        answering.start()
+        transport = SmtpTransport(OutboundSmtp(host="127.0.0.1", port=server.getsockname()[1], timeout=5))
+        with pytest.raises(TransientFailure, match="554"):
+            transport.connect()
+        gc.collect()
+        answering.join(10)
+
+
 def test_the_rfc_5321_timeouts_are_the_defaults() -> None:
     settings = OutboundSmtp()
     assert (settings.timeout, settings.data_timeout) == (300, 600)
@@ -184,19 +204,15 @@ def test_dot_stuffing_and_line_ends() -> None:
 # -- through a running daemon ----------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_running_daemon_waits_for_a_slow_final_reply_and_sends_each_mail_once(tmp_path, sink: Sink) -> None:  # noqa: ANN001
-    from conftest import free_port, write_config
-    from test_e2e import Daemon, wait_for
-    from test_outbound_e2e import deliver, outbox as listed
-
+def test_a_running_daemon_waits_for_a_slow_final_reply_and_sends_each_mail_once(sink: Sink,
+                                                                                daemons: Daemons) -> None:
     sink.handler.data_delay = 3  # each mail's final dot answered after 3 s, past the 1 s command timeout
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port), outbound=f"""\
+    daemon = daemons.new(outbound=f"""\
         outbound:
           smtp: {{host: 127.0.0.1, port: {sink.port}, timeout: 1, data_timeout: 10}}
           retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2}}
         """)
-    daemon = Daemon(config, port, tmp_path / "maild.log")
+    port = daemon.port
     daemon.start()
     try:
         deliver(port, mail("Devagar", CUSTOMER, message_id="<slow@cliente.example>"), CUSTOMER)

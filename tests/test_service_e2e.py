@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import smtplib
@@ -18,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import AGENT, HELPDESK, free_port, mail, make_env, write_config
+from daemons import wait_for
 from smtpsink import Sink
-from test_e2e import wait_for
 
 pytestmark = pytest.mark.slow
 MAILD = [sys.executable, "-m", "maild"]
@@ -278,7 +277,8 @@ def test_cli_conventions_usage_64_config_after_the_command_quiet_pipe(tmp_path: 
     assert proc.stdout.readline() == b"{\n"
     proc.stdout.close()
     assert proc.wait(60) == 141
-    assert proc.stderr.read() == b""
+    with proc.stderr:
+        assert proc.stderr.read() == b""
 
 
 # -- one log line per mail; the metrics of caps, sending and the scheduler; reload reaches the scheduler --

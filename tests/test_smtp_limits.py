@@ -5,23 +5,16 @@ from __future__ import annotations
 import os
 import smtplib
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import HELPDESK, Env, free_port, mail, make_env
+from daemons import wait_for
 from maild.ingest.limits import ConnectionGate, InflightBudget, SessionLimits, declared_size
 from maild.ingest.smtp import Listener, SpoolingHandler
 from maild.ingest.spool import Spool
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 class Client:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import smtplib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from conftest import HELPDESK, Env, free_port, mail, write_config
+from conftest import HELPDESK, Env, mail
 from maild.config import OutboundSmtp
 from maild.ingest.smtp import RecipientTable
 from maild.outbound.pool import Pool
@@ -21,8 +19,7 @@ from maild.domain.mail import Classification, Kind
 from maild.store.models import OutboxRow
 from maild.threading.signing import Signer
 from smtpsink import Sink
-from test_e2e import Daemon, wait_for
-from test_outbound_e2e import outbound_section, outbox
+from daemons import Daemon, outbox, wait_for
 
 CUSTOMER = "maria@cliente.example.com.br"
 SIGNER = Signer(b"k" * 32, "support", "support.example.com")
@@ -68,13 +65,6 @@ def test_mail_to_a_bounce_address_is_a_bounce_unless_a_reply_or_report() -> None
 
 # -- in process ------------------------------------------------------------------------------
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
-
-
 def test_a_bounce_without_any_message_id_reaching_the_verp_address_is_a_note_on_the_right_ticket(
         sqlite_env: Env, sink: Sink) -> None:
     env = sqlite_env
@@ -82,8 +72,8 @@ def test_a_bounce_without_any_message_id_reaching_the_verp_address_is_a_note_on_
     first = env.process(mail("Vazamento", CUSTOMER))
     env.process(mail("Outra coisa", "pedro@cliente.example"))  # a second ticket the bounce must not touch
     transport = SmtpTransport(OutboundSmtp(host="127.0.0.1", port=sink.port, timeout=5))
-    sender = Sender(env.app.db, transport, env.config.outbound.retry, HELPDESK, lambda: env.now,
-                    pool=Pool(transport), bounces=signer)
+    sender = env.sender(Sender(env.app.db, transport, env.config.outbound.retry, HELPDESK, lambda: env.now,
+                               pool=Pool(transport), bounces=signer))
     while sender.run_once():
         pass
     with env.app.db.read() as session:
@@ -112,11 +102,8 @@ def test_without_the_envelope_the_same_notice_is_not_a_bounce_of_ours(sqlite_env
 # -- over SMTP, maild running ----------------------------------------------------------------
 
 @pytest.mark.slow
-def test_over_smtp_the_verp_bounce_becomes_a_note_and_a_forged_one_is_refused(tmp_path: Path, sink: Sink) -> None:
-    port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
-                          outbound=outbound_section(sink.port))
-    daemon = Daemon(config, port, tmp_path / "maild.log")
+def test_over_smtp_the_verp_bounce_becomes_a_note_and_a_forged_one_is_refused(daemon: Daemon, sink: Sink) -> None:
+    port = daemon.port
     daemon.start()
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:

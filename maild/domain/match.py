@@ -23,7 +23,3 @@ class Match:
     refers_to: int | None = None  # a ticket the mail named but may not join
     detail: str = ""
     joins: str = ""  # why a sender not yet on the ticket becomes a Cc participant of it
-
-    @property
-    def is_new(self) -> bool:
-        return self.ticket_id is None

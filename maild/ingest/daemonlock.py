@@ -24,8 +24,12 @@ class DaemonLock:
 
     def acquire(self) -> None:
         handle = open(self.path, "ab")
-        # Blocking: an ingest holds the exclusive lock only for the instant it asks.
-        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            # Blocking: an ingest holds the exclusive lock only for the instant it asks.
+            fcntl.flock(handle, fcntl.LOCK_SH)
+        except BaseException:
+            handle.close()
+            raise
         self._handle = handle
 
     def release(self) -> None:

@@ -94,8 +94,9 @@ def record_held(session: Session, address: str, w: Window, ticket_id: int, subje
 
 
 def summary_variables(detail: dict[str, object], held: int) -> dict[str, object]:
-    tickets = detail.get("tickets", {})
-    listed = [{"id": int(k), "count": v[0], "subject": v[1]} for k, v in tickets.items()]  # type: ignore[union-attr]
+    tickets = detail.get("tickets")
+    listed = [{"id": int(k), "count": v[0], "subject": v[1]} for k, v in tickets.items()] \
+        if isinstance(tickets, dict) else []
     return {"held": held, "tickets": listed, "more": detail.get("more", 0)}
 
 

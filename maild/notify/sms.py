@@ -1,4 +1,5 @@
-"""SMS through an HTTP gateway: YAML settings, a durable queue table, and its sender thread.
+"""SMS through an HTTP gateway: a durable queue table and its sender thread (the gateway's
+YAML settings are :class:`maild.notify.sms_config.SmsGateway`).
 
 A trigger with ``channel: sms`` inserts a row in ``sms_outbox`` inside the transaction of
 the change that caused it (never an HTTP call on the ingest path). :class:`SmsSender`
@@ -25,59 +26,23 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-import jinja2
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.domain.events import EventSpec
 from maild.loop import Loop
+from maild.notify.sms_config import SmsGateway, template_env
 from maild.store import history
 from maild.store.db import Database
 from maild.store.models import SmsRow
 from maild.store.queue import claim_due
+from maild.store.rows import rowcount
 from maild.logmask import mask_phone
 
 log = logging.getLogger("maild.sms")
 sms_outbox = SmsRow.__table__
-
-
-class SmsGateway(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str  # a template: {{ phone }}, {{ text }}
-    method: Literal["POST", "GET", "PUT"] = "POST"
-    headers: dict[str, str] = {}
-    headers_env: dict[str, str] = {}  # header name → environment variable holding its value (secrets)
-    body: str = '{"to": {{ phone|tojson }}, "text": {{ text|tojson }}}'  # a template; empty for GET
-    timeout: float = Field(default=10.0, gt=0)
-    max_length: int = Field(default=480, gt=0)  # longer texts are cut (3 concatenated SMS)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"https?://", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @model_validator(mode="after")
-    def _templates(self) -> SmsGateway:
-        env = _env()
-        for what in ("url", "body"):
-            try:
-                env.from_string(getattr(self, what))
-            except jinja2.TemplateSyntaxError as exc:
-                raise ValueError(f"{what}: template error: {exc.message}") from exc
-        for header, var in self.headers_env.items():
-            if not os.environ.get(var):
-                raise ValueError(f"headers_env.{header} names {var!r}, which is not set")
-        return self
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
 
 
 def normalize_phone(phone: str) -> str:
@@ -126,7 +91,7 @@ class HttpGateway:
 
     def __init__(self, settings: SmsGateway) -> None:
         self.settings = settings
-        env = _env()
+        env = template_env()
         self.url = env.from_string(settings.url)
         self.body = env.from_string(settings.body)
 
@@ -197,7 +162,7 @@ class SmsSender(Loop):
         with self.db.write() as session:
             done = session.execute(update(SmsRow).where(mine).values(state="failed", claim_token=None,
                                                                      last_error=error[:2000]))
-            if done.rowcount and ticket_id is not None:
+            if rowcount(done) and ticket_id is not None:
                 history.record(session, ticket_id, [EventSpec("delivery_failed", None, "sms", f"SMS to {phone}: {error}")],
                                at=self.clock(), actor="maild")
         log.error("SMS %d to %s failed: %s", row_id, mask_phone(phone), error)

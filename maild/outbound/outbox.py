@@ -166,10 +166,6 @@ def claim(session: Session, token: str, now: datetime, alive_since: datetime, li
                      retaken={"maybe_delivered": True, "last_error": RETAKEN})
 
 
-def live_senders(session: Session, alive_since: datetime) -> list[OutboxSender]:
-    return list(session.scalars(select(OutboxSender).where(OutboxSender.heartbeat_at >= alive_since)))
-
-
 def _mine(row_id: int, token: str) -> ColumnElement[bool]:
     return and_(OutboxRow.id == row_id, OutboxRow.state == "claimed", OutboxRow.claim_token == token)
 

@@ -190,12 +190,16 @@ class SmtpTransport:
                                                       context=ssl.create_default_context())
             else:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=self.local_hostname)
-            smtp.ehlo_or_helo_if_needed()
-            if s.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if s.username:
-                smtp.login(s.username, s.password() or "")
+            try:
+                smtp.ehlo_or_helo_if_needed()
+                if s.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if s.username:
+                    smtp.login(s.username, s.password() or "")
+            except BaseException:
+                smtp.close()  # a session that never became usable leaves no socket behind
+                raise
         except smtplib.SMTPAuthenticationError as exc:
             raise TransientFailure(f"smarthost refused the login: {reason_of(exc.smtp_code, exc.smtp_error)}") from exc
         except smtplib.SMTPResponseException as exc:

@@ -20,6 +20,7 @@ from maild.domain.events import EventSpec
 from maild.domain.mail import Classification, ParsedMail
 from maild.domain.sender import Sender
 from maild.store.models import AttachmentRow
+from maild.store.rows import new_id
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
 
 _NEW_TICKET = insert(tickets).returning(tickets.c.id)
@@ -48,10 +49,10 @@ class StoredAttachment:
 
 def record_raw(session: Session, *, digest: str, size: int, channel: str, now: datetime, status: str,
                reason: str, message_id: str | None) -> int:
-    return conn(session).execute(_NEW_RAW, {
+    return new_id(conn(session).execute(_NEW_RAW, {
         "sha256": digest, "size": size, "channel": channel, "received_at": now, "status": status,
         "reason": reason, "message_id": message_id[:998] if message_id else None, "ticket_id": None,
-    }).scalar_one()
+    }))
 
 
 def finish_raw(session: Session, raw_id: int, status: str, reason: str, ticket_id: int | None) -> None:
