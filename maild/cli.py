@@ -503,10 +503,11 @@ def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.store.blobs import BlobStore
+    from maild.store.blobs import open_blobs
     from maild.store.models import RawMail
 
-    with _database(config).read() as session:
+    db = _database(config)
+    with db.read() as session:
         row = session.get(RawMail, args.id)
         if row is None or row.status not in ("quarantined", "ignored"):
             print(f"maild: no quarantined or ignored mail {args.id}", file=sys.stderr)
@@ -515,7 +516,7 @@ def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> in
         data = {"id": row.id, "status": row.status, "sha256": row.sha256, "size": row.size, "channel": row.channel,
                 "received_at": row.received_at.isoformat(), "reason": row.reason, "message_id": row.message_id}
     try:
-        raw = BlobStore(config.path(config.storage.path)).get_raw(digest)
+        raw = open_blobs(config, db).get_raw(digest)
     except OSError as exc:
         print(f"maild: the raw mail of {args.id} is missing from storage: {exc.strerror}", file=sys.stderr)
         return EX_DATAERR

@@ -46,7 +46,7 @@ from maild.store import repo, sent
 from maild.store import history
 from maild.store.apply import (StoredAttachment, finish_raw, history_of, link_ticket, record_raw, write_message,
                                write_ticket)
-from maild.store.blobs import BlobStore
+from maild.store.blobs import ATTACHMENT, RAW, BlobRef, Blobs
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
 from maild.threading.match import ThreadContext, thread
@@ -79,12 +79,12 @@ class _Prepared:
     mail: ParsedMail | None
     failure: str
     attachments: list[StoredAttachment]
-    blob_paths: list[Path]
+    blobs: list[BlobRef]
     proof: AuthVerdict | None = None  # for mail From an agent's address: is it really the agent?
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None) -> None:
+    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: AttemptLog | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
@@ -136,7 +136,7 @@ class Processor:
         """
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         # The rows about to be committed name these blobs: make them durable first.
-        self.blobs.flush(path for item in prepared for path in item.blob_paths)
+        self.blobs.flush(ref for item in prepared for ref in item.blobs)
         outcomes: list[Outcome | None] = [None] * len(prepared)
         failed: dict[int, BaseException] = {}
         busy = 0  # rounds lost to the database itself; each round lost to a mail sets one aside
@@ -200,7 +200,7 @@ class Processor:
         outcomes = []
         for digest, channel in items:
             item = self._prepare(self.blobs.get_raw(digest), channel)
-            self.blobs.flush(item.blob_paths)
+            self.blobs.flush(item.blobs)
             with self.db.write() as session:
                 repo.drop_quarantined(session, digest)
                 outcome = self._apply_one(session, item, now, last_try=True)
@@ -247,8 +247,8 @@ class Processor:
         digest = self.blobs.put_raw(raw, sync=False)  # kept before parsing can fail
         mail, failure = self._parse(raw)
         attachments = self._store_attachments(mail) if mail else []
-        paths = [self.blobs.raw_path(digest), *(self.blobs.attachment_path(a.sha256) for a in attachments)]
-        return _Prepared(raw, channel, digest, mail, failure, attachments, paths, self._proof(raw, mail))
+        refs = [(RAW, digest), *((ATTACHMENT, a.sha256) for a in attachments)]
+        return _Prepared(raw, channel, digest, mail, failure, attachments, refs, self._proof(raw, mail))
 
     def _proof(self, raw: bytes, mail: ParsedMail | None) -> AuthVerdict | None:
         """The agent proof, decided here, outside the transaction: DKIM may ask the DNS.
