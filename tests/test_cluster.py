@@ -1,0 +1,160 @@
+"""Several nodes on one PostgreSQL: the shared inbound queue, blobs in the database, config."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import free_port, mail, write_config
+from maild.config import ConfigError, load_config
+from maild.ingest.intake import DbIntake, QueueWorker
+from maild.ingest.parse import thread_ids
+from maild.ingest.spool import Spool, SpoolWorker
+from maild.store import inbound, nodes
+from maild.store.blobs import BlobMissing, DbBlobStore
+from maild.store.db import Database
+from maild.store.models import BlobRow, InboundRow
+from maild.store.nodes import NodeInfo
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
+PG = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def node(db: Database, node_id: str, now: datetime) -> NodeInfo:
+    info = NodeInfo(node_id, "host", 1, "test")
+    with db.write() as session:
+        nodes.beat(session, info, now, 0, {})
+    return info
+
+
+def enqueue(db: Database, raw: bytes, now: datetime = T0) -> int:
+    message_id, parents = thread_ids(raw)
+    with db.write() as session:
+        return inbound.enqueue(session, raw, "smtp", "0" * 64, message_id, parents, "n", now)
+
+
+@pytest.mark.parametrize("section", ["spool", "storage"])
+def test_database_backends_need_postgresql(tmp_path: Path, section: str) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", cluster=f"{section}:\n  backend: database\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    line = path.read_text().splitlines().index("  backend: database")  # the last of the section's lines
+    assert f"{path}:{line + 1}: {section}.backend: 'database' needs a PostgreSQL" in str(caught.value)
+
+
+def test_thread_ids_read_the_header_block_only() -> None:
+    raw = mail("Re: x", message_id="<b@x>", headers={"In-Reply-To": "<a@x>", "References": "<z@x>\r\n <a@x>"})
+    assert thread_ids(raw + b"\r\nMessage-ID: <body@x>\r\n") == ("<b@x>", ("<a@x>", "<z@x>"))
+
+
+@PG
+def test_blobs_in_the_database_are_shared_deduplicated_and_compressed(db: Database) -> None:
+    one, two = DbBlobStore(db), DbBlobStore(db)  # two nodes
+    raw = b"From: a@b.example\r\n\r\n" + b"the same line again\r\n" * 2000
+    digest = one.put_raw(raw, sync=False)
+    with pytest.raises(BlobMissing):
+        two.get_raw(digest)  # not durable before the flush
+    one.flush([("raw", digest)])
+    assert two.get_raw(digest) == raw
+    assert two.put_raw(raw) == digest  # the same content again: still one row
+    att = two.put_attachment(b"%PDF-1.4 ...")
+    assert one.get_attachment(att) == b"%PDF-1.4 ..."
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(BlobRow)) == 2
+        stored = session.scalar(select(func.length(BlobRow.data)).where(BlobRow.sha256 == digest))
+    assert stored is not None and stored < len(raw) / 10
+    one.delete([("att", att)])
+    with pytest.raises(BlobMissing):
+        two.get_attachment(att)
+
+
+@PG
+def test_a_dead_nodes_claims_are_taken_by_a_live_one(db: Database) -> None:
+    node(db, "aaaaaaaaaaaa", T0)
+    node(db, "bbbbbbbbbbbb", T0)
+    first, second = enqueue(db, mail("one")), enqueue(db, mail("two"))
+    with db.write() as session:
+        taken = inbound.claim(session, "aaaaaaaaaaaa-0", T0, T0 - timedelta(seconds=5), 10)
+    assert [row.id for row in taken] == [first, second]
+    with db.write() as session:  # a beat later, A still beats: nothing for B
+        assert inbound.claim(session, "bbbbbbbbbbbb-0", T0 + timedelta(seconds=1), T0 - timedelta(seconds=4), 10) == []
+    later = T0 + timedelta(seconds=6)
+    node(db, "bbbbbbbbbbbb", later)  # A stopped beating at T0
+    with db.write() as session:
+        retaken = inbound.claim(session, "bbbbbbbbbbbb-1", later, later - timedelta(seconds=5), 10)
+    assert [row.id for row in retaken] == [first, second]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    def __call__(self, items: list[tuple[bytes, str]], now: datetime) -> list[object]:
+        self.seen += [raw for raw, _channel in items]
+        return [type("Done", (), {"status": "created"})()] * len(items)
+
+
+@PG
+def test_a_reply_waits_while_its_parent_is_queued_on_another_node(db: Database) -> None:
+    now = datetime.now(timezone.utc)
+    node(db, "aaaaaaaaaaaa", now)
+    node(db, "bbbbbbbbbbbb", now)
+    parent = mail("Vazamento", message_id="<parent@x>")
+    reply = mail("Re: Vazamento", message_id="<reply@x>", headers={"In-Reply-To": "<parent@x>"})
+    enqueue(db, parent, now)
+    with db.write() as session:  # node A holds the parent, not yet committed
+        [held] = inbound.claim(session, "aaaaaaaaaaaa-0", now, now - timedelta(seconds=5), 1)
+    enqueue(db, reply, now)
+    recorder = Recorder()
+    worker = QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0)
+    assert worker.drain_once() == 0 and recorder.seen == []  # the reply was put back
+    with db.write() as session:
+        inbound.finish(session, [held.id], "aaaaaaaaaaaa-0")  # A committed the parent
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=10)
+    while not recorder.seen and datetime.now(timezone.utc) < deadline:
+        worker.drain_once()
+    assert recorder.seen == [reply]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(InboundRow)) == 0
+
+
+@PG
+def test_a_reply_whose_parent_never_comes_waits_only_so_long(db: Database) -> None:
+    now = datetime.now(timezone.utc)
+    node(db, "aaaaaaaaaaaa", now)
+    enqueue(db, mail("Vazamento", message_id="<parent@x>"), now)
+    with db.write() as session:
+        inbound.claim(session, "aaaaaaaaaaaa-0", now, now - timedelta(seconds=5), 1)
+    reply = mail("Re: Vazamento", headers={"In-Reply-To": "<parent@x>"})
+    enqueue(db, reply, now - timedelta(seconds=11))
+    recorder = Recorder()
+    QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0).drain_once()
+    assert recorder.seen == [reply]
+
+
+@PG
+def test_without_the_database_the_node_spools_locally_then_moves_the_mail_into_the_queue(
+        db: Database, tmp_path: Path) -> None:
+    away = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing")
+    spool = Spool(tmp_path / "spool")
+    raw = mail("Oi")
+    label = DbIntake(away, spool, "aaaaaaaaaaaa", lambda: T0, threading.Event()).accept(raw, "smtp")
+    away.dispose()
+    [entry] = spool.pending()
+    assert entry.path.stem == label and entry.read() == raw
+    intake = DbIntake(db, spool, "aaaaaaaaaaaa", lambda: T0, threading.Event())
+    assert SpoolWorker(spool, intake.forward, lambda: T0).drain() == 1
+    assert spool.pending() == [] and intake.wakeup.is_set()
+    with db.read() as session:
+        assert [row.channel for row in session.scalars(select(InboundRow))] == ["smtp"]
