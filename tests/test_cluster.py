@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import free_port, mail, write_config
+from conftest import Env, free_port, mail, write_config
 from maild.config import ConfigError, load_config
 from maild.ingest.intake import DbIntake, QueueWorker
 from maild.ingest.parse import thread_ids
@@ -158,3 +158,21 @@ def test_without_the_database_the_node_spools_locally_then_moves_the_mail_into_t
     assert spool.pending() == [] and intake.wakeup.is_set()
     with db.read() as session:
         assert [row.channel for row in session.scalars(select(InboundRow))] == ["smtp"]
+
+
+def test_a_reply_processed_before_its_parent_is_linked_when_the_parent_arrives(env: Env) -> None:
+    # A colleague's answer (Cc) arrives before the customer's mail it answers.
+    reply = env.process(mail("Re: Vazamento", "joao@cliente.example.com.br", message_id="<r@x>",
+                             headers={"In-Reply-To": "<p@x>"}))
+    unrelated = env.process(mail("Outra coisa", message_id="<o@x>", headers={"In-Reply-To": "<elsewhere@x>"}))
+    parent = env.process(mail("Vazamento", message_id="<p@x>"))
+    assert reply.status == parent.status == "created" and reply.ticket_id != parent.ticket_id
+    assert reply.ticket_id is not None and unrelated.ticket_id is not None
+    orphan = env.ticket(reply.ticket_id)
+    assert orphan["links"] == [{"ticket": parent.ticket_id, "kind": "refers_to"}]
+    assert [e["detail"] for e in orphan["events"] if e["kind"] == "linked"] == [
+        "answers <p@x>, which arrived after it"]
+    assert env.ticket(unrelated.ticket_id)["links"] == []
+    again = env.process(mail("Vazamento", message_id="<p2@x>", headers={"References": "<x@x>"}))
+    assert env.ticket(reply.ticket_id)["links"] == [{"ticket": parent.ticket_id, "kind": "refers_to"}]
+    assert again.ticket_id != parent.ticket_id

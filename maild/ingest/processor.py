@@ -28,6 +28,7 @@ from maild.config import Config
 from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
 from maild.domain.decision import Action, Bounced, Decision, Policy
+from maild.domain.events import EventSpec
 from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
@@ -44,8 +45,8 @@ from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
 from maild.store import repo, sent
 from maild.store import history
-from maild.store.apply import (StoredAttachment, finish_raw, history_of, link_ticket, record_raw, write_message,
-                               write_ticket)
+from maild.store.apply import (StoredAttachment, adopt_orphans, await_parents, finish_raw, history_of, link_ticket,
+                               record_raw, write_message, write_ticket)
 from maild.store.blobs import ATTACHMENT, RAW, BlobRef, Blobs
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
@@ -385,10 +386,18 @@ class Processor:
             apply_form(session, ticket_id, requester, decision.form, now)
         if decision.action is Action.CREATE and decision.refers_to is not None:
             link_ticket(session, ticket_id, decision.refers_to)
+        elif decision.action is Action.CREATE and (mail.in_reply_to or mail.references):
+            # A reply to mail maild has not seen (yet: on a node that was cut off, say).
+            await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
         write_message(session, ticket_id=ticket_id, decision=decision, mail=mail, kind=kind, sender=sender,
                       raw_id=raw_id, attachments=attachments, channel=channel, now=now)
         history.record(session, ticket_id, history_of(decision), at=now, actor=sender.email,
                        message_id=mail.message_id)
+        if decision.action is Action.CREATE and not mail.synthetic_message_id:
+            for orphan in adopt_orphans(session, mail.message_id, ticket_id):
+                history.record(session, orphan, [EventSpec("linked", new=str(ticket_id), detail=(
+                    f"answers {mail.message_id}, which arrived after it"))], at=now, actor=sender.email,
+                    message_id=mail.message_id)
         if decision.ops:
             apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
         if decision.bounced is not None or decision.complaints or decision.undeliverable:

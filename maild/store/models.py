@@ -366,6 +366,17 @@ class Node(Base):
     holds: Mapped[str] = mapped_column(Text, default="{}")  # JSON: scheduler, imap, claims
 
 
+class AwaitedParent(Base):
+    """A reply that opened a ticket of its own because maild had not seen the mail it
+    answers (yet): when that mail arrives, its ticket and this one are linked."""
+
+    __tablename__ = "awaited_parents"
+
+    parent_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class BlobRow(Base):
     """A raw mail (``raw``) or attachment (``att``) kept in the database, zlib-compressed."""
 

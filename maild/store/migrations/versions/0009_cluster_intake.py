@@ -3,7 +3,9 @@
 ``inbound_queue`` holds mail a listener acknowledged (``spool.backend: database``) until
 some node has processed it; ``nodes`` one row per running ``maild run`` (its heartbeat,
 what it holds), whose id starts the claim tokens of its queue rows; ``blobs`` the raw
-mails and attachments (``storage.backend: database``), zlib-compressed, by SHA-256.
+mails and attachments (``storage.backend: database``), zlib-compressed, by SHA-256;
+``awaited_parents`` the Message-IDs a reply that opened its own ticket answers, so the
+ticket is linked to its parent's when the parent arrives after it.
 Additive only: nodes of the previous version run on beside them.
 
 Revision ID: 0009
@@ -52,6 +54,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "awaited_parents",
+        sa.Column("parent_hash", sa.String(length=64), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("parent_hash", "ticket_id"),
+    )
+    op.create_table(
         "blobs",
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
@@ -64,6 +73,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("blobs")
+    op.drop_table("awaited_parents")
     op.drop_table("nodes")
     op.drop_index("ix_inbound_queue_state_next", table_name="inbound_queue")
     op.drop_index("ix_inbound_queue_message_id_hash", table_name="inbound_queue")
