@@ -176,3 +176,21 @@ def test_a_reply_processed_before_its_parent_is_linked_when_the_parent_arrives(e
     again = env.process(mail("Vazamento", message_id="<p2@x>", headers={"References": "<x@x>"}))
     assert env.ticket(reply.ticket_id)["links"] == [{"ticket": parent.ticket_id, "kind": "refers_to"}]
     assert again.ticket_id != parent.ticket_id
+
+
+@pytest.mark.parametrize("migrate", [True, False])
+def test_a_node_of_the_previous_version_starts_on_a_schema_a_newer_node_migrated(
+        db_url: str, migrate: bool, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import text
+
+    database = Database(db_url)
+    database.ensure_schema(True)
+    with database.engine.begin() as conn:  # what the next release's `maild db upgrade` leaves
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        database.ensure_schema(migrate)
+        assert "newer than this maild's" in caplog.text
+    finally:
+        with database.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": database.head_revision()})
+        database.dispose()

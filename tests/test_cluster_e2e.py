@@ -161,3 +161,52 @@ def test_blobs_written_by_one_node_are_served_by_another(three: list[Daemon]) ->
     assert exact.returncode == 0 and exact.stdout.endswith(junk), exact.stderr
     again = reader.cli("reprocess")
     assert again.returncode == 0 and "1 reprocessed, 1 still quarantined" in again.stdout, again.stderr
+
+
+def imap_section(dovecot: DovecotServer) -> str:
+    return f"""\
+        imap:
+          - name: support
+            host: 127.0.0.1
+            port: {dovecot.port}
+            ssl: false
+            username: {BOX}
+            password: {dovecot.password}
+            poll_seconds: 1
+        """
+
+
+def status(d: Daemon) -> dict:
+    shown = d.cli("cluster", "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def imap_holders(d: Daemon) -> list[int]:
+    return [n["pid"] for n in status(d)["nodes"] if "support" in n["holds"]["imap"]]
+
+
+def test_an_imap_account_is_polled_by_one_node_and_taken_over_when_it_dies(
+        tmp_path: Path, pg_database: str, dovecot: DovecotServer) -> None:
+    daemons = make_nodes(tmp_path, pg_database, 2, imap=imap_section(dovecot))
+    try:
+        for d in daemons:
+            d.start()
+        wait_for(lambda: len(status(daemons[1])["nodes"]) == 2 and len(imap_holders(daemons[1])) == 1, 30,
+                 "one node holding the account")
+        [pid] = imap_holders(daemons[1])
+        holder = next(d for d in daemons if d.proc and d.proc.pid == pid)
+        survivor = next(d for d in daemons if d is not holder)
+        dovecot.append(BOX, mail("Antes"))
+        wait_for(lambda: subjects(survivor) == ["Antes"], 30, "the first mail")
+        holder.kill()
+        dovecot.append(BOX, mail("Depois"))
+        wait_for(lambda: sorted(subjects(survivor)) == ["Antes", "Depois"], 30, "the survivor to poll the account")
+        assert imap_holders(survivor) == [survivor.proc.pid if survivor.proc else -1]
+        wait_for(lambda: "1 live node;" in survivor.cli("cluster", "status").stdout, 30, "the dead node to age out")
+        assert "imap:support" in survivor.cli("cluster", "status").stdout
+        assert survivor.stop() == 0
+    finally:
+        for d in daemons:
+            if d.proc and d.proc.poll() is None:
+                d.kill()
