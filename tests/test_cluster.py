@@ -194,3 +194,25 @@ def test_a_node_of_the_previous_version_starts_on_a_schema_a_newer_node_migrated
         with database.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": database.head_revision()})
         database.dispose()
+
+
+@PG
+def test_an_advisory_lock_per_name_has_one_holder_and_frees_when_its_connection_dies(db_url: str) -> None:
+    from maild.store.locks import AdvisoryLock, key_of
+
+    one, two = Database(db_url), Database(db_url)
+    try:
+        a, b = (AdvisoryLock(d, key_of("imap:support"), "imap support") for d in (one, two))
+        other = AdvisoryLock(two, key_of("imap:vendas"), "imap vendas")
+        assert a.acquire() and a.acquire()  # held, and still held
+        assert not b.acquire() and other.acquire()  # another account is another lock
+        one.dispose()  # the holder's connections go (a killed node)
+        assert a.conn is not None
+        a.conn.invalidate()
+        assert b.acquire()
+        assert not a.acquire()
+        for lock in (b, other):
+            lock.release()
+    finally:
+        one.dispose()
+        two.dispose()
