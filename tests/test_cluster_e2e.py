@@ -20,10 +20,10 @@ from maild.app import App
 from maild.config import load_config
 from maild.store.models import InboundRow
 from test_e2e import MAILD, Daemon, send, wait_for
+from test_imap_e2e import BOX, imap_section
 from tests.dovecot import DovecotServer, dovecot_fixture, dovecot_session_fixture  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-BOX = "support@example.com"
 
 CLUSTER = """\
     cluster: {heartbeat_seconds: 0.5, node_timeout_seconds: 3}
@@ -161,19 +161,6 @@ def test_blobs_written_by_one_node_are_served_by_another(three: list[Daemon]) ->
     assert exact.returncode == 0 and exact.stdout.endswith(junk), exact.stderr
     again = reader.cli("reprocess")
     assert again.returncode == 0 and "1 reprocessed, 1 still quarantined" in again.stdout, again.stderr
-
-
-def imap_section(dovecot: DovecotServer) -> str:
-    return f"""\
-        imap:
-          - name: support
-            host: 127.0.0.1
-            port: {dovecot.port}
-            ssl: false
-            username: {BOX}
-            password: {dovecot.password}
-            poll_seconds: 1
-        """
 
 
 def status(d: Daemon) -> dict:
