@@ -134,9 +134,10 @@ def corpus(count: int, seed: int = 7) -> list[tuple[bytes, str | None, str]]:
 
 
 def count_in(url: str) -> int:
+    """Mails committed: stored as messages or quarantined."""
     engine = create_engine(url)
     with engine.connect() as conn:
-        done = conn.execute(text("SELECT count(*) FROM messages WHERE direction = 'in'")).scalar_one()
+        done = conn.execute(text("SELECT count(*) FROM raw_mails")).scalar_one()
     engine.dispose()
     return int(done)
 
@@ -145,9 +146,10 @@ def check(url: str, mails: list[tuple[bytes, str | None, str]]) -> list[str]:
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT message_id, ticket_id FROM messages WHERE direction = 'in'")).all()
+        quarantined = conn.execute(text("SELECT count(*) FROM raw_mails WHERE status = 'quarantined'")).scalar_one()
     engine.dispose()
     ticket = {mid: tid for mid, tid in rows}
-    problems = []
+    problems = [f"{quarantined} quarantined"] if quarantined else []
     if len(rows) != len(mails) or len(ticket) != len(mails):
         problems.append(f"{len(rows)} messages stored for {len(mails)} mails")
     for _raw, parent, own in mails:
@@ -196,7 +198,8 @@ def throughput(nodes: int, count: int, clients: int) -> tuple[float, list[str]]:
             t.start()
         for t in threads:
             t.join()
-        while count_in(url) < count:
+        deadline = time.monotonic() + 1800
+        while count_in(url) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
         return count / elapsed, check(url, mails)

@@ -216,3 +216,27 @@ def test_an_advisory_lock_per_name_has_one_holder_and_frees_when_its_connection_
     finally:
         one.dispose()
         two.dispose()
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what PostgreSQL says when two nodes' batches lock rows in crossed order
+
+
+def test_rounds_lost_to_deadlocks_do_not_use_up_a_mails_conflict_retries(
+        sqlite_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two nodes' batches deadlock, then the contact the other node just committed conflicts
+    once: the mail is retried and threads, it is not quarantined."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    processor = sqlite_env.app.processor
+    real = processor._decide_and_apply
+    failures = [OperationalError("INSERT", {}, _Deadlock()), OperationalError("INSERT", {}, _Deadlock()),
+                IntegrityError("INSERT INTO contacts", {}, Exception("duplicate key contacts_email_key"))]
+
+    def flaky(session, item, now):  # noqa: ANN001, ANN202 - the processor's own signature
+        if failures:
+            raise failures.pop(0)
+        return real(session, item, now)
+
+    monkeypatch.setattr(processor, "_decide_and_apply", flaky)
+    assert sqlite_env.process(mail("Vazamento")).status == "created"

@@ -35,6 +35,9 @@ from maild.store.db import Database
 log = logging.getLogger("maild.intake")
 
 QUEUED = "queued"
+# Smaller than the spool's batches: several nodes' batches touch the same contacts and
+# tickets, and the larger a transaction the likelier two of them deadlock.
+BATCH = 16
 REPLY_RECHECK = timedelta(seconds=0.05)  # how soon a waiting reply looks for its parent again
 
 
@@ -94,7 +97,7 @@ class QueueWorker(Loop):
 
     def __init__(self, db: Database, process_batch: Callable[[list[tuple[bytes, str]], datetime], Sequence[HasStatus]],
                  clock: Callable[[], datetime], node_id: str, node_timeout: float, reply_wait: float,
-                 wakeup: threading.Event | None = None, batch: int = 64, idle_poll: float = 0.2) -> None:
+                 wakeup: threading.Event | None = None, batch: int = BATCH, idle_poll: float = 0.2) -> None:
         super().__init__(wakeup)
         self.db = db
         self.process_batch = process_batch

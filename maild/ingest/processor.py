@@ -150,8 +150,10 @@ class Processor:
                 with self.db.write() as session:
                     for i in todo:
                         current = i
-                        # From the third round on, a conflict that persists is this mail's own.
-                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds >= 2)
+                        # From the third round the database did not lose (a deadlock with another
+                        # node's batch is no round of this mail's), a conflict that persists
+                        # is this mail's own.
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds - busy >= 2)
                     current = None
             except Exception as exc:
                 for i in todo:
