@@ -248,6 +248,7 @@ def main() -> int:
     parser.add_argument("--leader-retry", type=float, default=10.0, help="scheduler.leader_retry_seconds")
     parser.add_argument("--failover-only", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(1))  # stop the nodes on the way out
     failed = False
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     if not args.failover_only:

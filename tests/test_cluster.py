@@ -240,3 +240,25 @@ def test_rounds_lost_to_deadlocks_do_not_use_up_a_mails_conflict_retries(
 
     monkeypatch.setattr(processor, "_decide_and_apply", flaky)
     assert sqlite_env.process(mail("Vazamento")).status == "created"
+
+
+def test_a_reply_in_the_same_batch_waits_for_its_parents_conflict_to_clear(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent loses a round to a contact another node just wrote: the reply after it in
+    the batch waits for the next round instead of opening a ticket of its own."""
+    from sqlalchemy.exc import IntegrityError
+
+    processor = env.app.processor
+    real = processor._decide_and_apply
+    failures = [IntegrityError("INSERT INTO contacts", {}, Exception("duplicate key contacts_email_key"))]
+
+    def flaky(session, item, now):  # noqa: ANN001, ANN202 - the processor's own signature
+        if failures:
+            raise failures.pop(0)
+        return real(session, item, now)
+
+    monkeypatch.setattr(processor, "_decide_and_apply", flaky)
+    parent = mail("Vazamento", message_id="<p@x>")
+    reply = mail("Re: Vazamento", message_id="<r@x>", headers={"In-Reply-To": "<p@x>"})
+    first, second = processor.process_batch([(parent, "smtp"), (reply, "smtp")], T0)
+    assert (first.status, second.status) == ("created", "appended") and first.ticket_id == second.ticket_id

@@ -8,7 +8,6 @@ committed nothing (the channel then asks for a retry).
 """
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
@@ -141,7 +140,8 @@ class Processor:
         outcomes: list[Outcome | None] = [None] * len(prepared)
         failed: dict[int, BaseException] = {}
         busy = 0  # rounds lost to the database itself; each round lost to a mail sets one aside
-        for rounds in itertools.count():
+        conflicts: dict[int, int] = {}  # per mail: rounds it lost to a concurrent writer's row
+        while True:
             todo = [i for i, outcome in enumerate(outcomes) if outcome is None and i not in failed]
             if not todo:
                 break
@@ -150,10 +150,13 @@ class Processor:
                 with self.db.write() as session:
                     for i in todo:
                         current = i
-                        # From the third round the database did not lose (a deadlock with another
-                        # node's batch is no round of this mail's), a conflict that persists
-                        # is this mail's own.
-                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds - busy >= 2)
+                        # On its third conflict a conflict that persists is this mail's own.
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=conflicts.get(i, 0) >= 2)
+                        if outcomes[i] is None:
+                            # The mails after it wait for the next round: a reply in the same
+                            # batch must not overtake the mail it answers.
+                            conflicts[i] = conflicts.get(i, 0) + 1
+                            break
                     current = None
             except Exception as exc:
                 for i in todo:
