@@ -262,3 +262,18 @@ def test_a_reply_in_the_same_batch_waits_for_its_parents_conflict_to_clear(
     reply = mail("Re: Vazamento", message_id="<r@x>", headers={"In-Reply-To": "<p@x>"})
     first, second = processor.process_batch([(parent, "smtp"), (reply, "smtp")], T0)
     assert (first.status, second.status) == ("created", "appended") and first.ticket_id == second.ticket_id
+
+
+@PG
+def test_a_reply_to_a_waiting_reply_in_the_same_claim_waits_too(db: Database) -> None:
+    now = datetime.now(timezone.utc)
+    node(db, "aaaaaaaaaaaa", now)
+    node(db, "bbbbbbbbbbbb", now)
+    enqueue(db, mail("Vazamento", message_id="<g@x>"), now)
+    with db.write() as session:  # node A holds the first mail
+        inbound.claim(session, "aaaaaaaaaaaa-0", now, now - timedelta(seconds=5), 1)
+    enqueue(db, mail("Re: Vazamento", message_id="<p@x>", headers={"In-Reply-To": "<g@x>"}), now)
+    enqueue(db, mail("Re: Re: Vazamento", message_id="<r@x>", headers={"In-Reply-To": "<p@x>"}), now)
+    recorder = Recorder()
+    QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0).drain_once()
+    assert recorder.seen == []

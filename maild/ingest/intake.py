@@ -135,8 +135,12 @@ class QueueWorker(Loop):
             claimed = {row.id for row in rows}
             keys = {key for row in rows for key in row.parents.split()}
             waiting_for = inbound.queued_parents(session, keys, claimed)
-            wait = [row.id for row in rows if waiting_for.intersection(row.parents.split())
-                    and row.received_at > now - self.reply_wait]
+            wait = []
+            for row in rows:  # oldest first: a reply to a mail that waits, waits too
+                if waiting_for.intersection(row.parents.split()) and row.received_at > now - self.reply_wait:
+                    wait.append(row.id)
+                    if row.message_id_hash:
+                        waiting_for.add(row.message_id_hash)
             inbound.release(session, wait, token, now + REPLY_RECHECK)
             work = [(row.id, row.raw, row.channel) for row in rows if row.id not in wait]
         if not work:
