@@ -292,7 +292,7 @@ class App:
         from maild.service.queues import read_snapshot
 
         leader = self._scheduler.leading if self._scheduler is not None else None
-        return read_snapshot(self.db, self.spool, utc_now(), leader)
+        return read_snapshot(self.db, self.spool, utc_now(), leader, shared=self.config.spool.backend == "database")
 
     def _start_sms(self) -> SmsSender | None:
         if self.config.sms is None or not self.config.outbound.enabled:

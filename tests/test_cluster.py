@@ -277,3 +277,19 @@ def test_a_reply_to_a_waiting_reply_in_the_same_claim_waits_too(db: Database) ->
     recorder = Recorder()
     QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0).drain_once()
     assert recorder.seen == []
+
+
+@PG
+def test_the_shared_queue_depth_is_a_metric(db: Database, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from maild.service.metrics import Metrics
+    from maild.service.queues import read_snapshot
+
+    enqueue(db, mail("Um"))
+    enqueue(db, mail("Dois"))
+    spool = Spool(tmp_path / "spool")
+    assert read_snapshot(db, spool, T0, None).inbound_queue is None  # spool.backend: filesystem
+    snapshot = read_snapshot(db, spool, T0, None, shared=True)
+    assert snapshot.inbound_queue == 2
+    assert b"maild_inbound_queue_depth 2.0" in generate_latest(Metrics(lambda: snapshot).registry)

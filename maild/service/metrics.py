@@ -35,6 +35,7 @@ class Snapshot:
     outbox_deferred: int = 0  # queued again after a temporary failure
     raw_mails: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) → rows
     scheduler_leader: bool | None = None  # None: the scheduler is off
+    inbound_queue: int | None = None  # the shared inbound queue (spool.backend: database), else None
 
 
 class Metrics:
@@ -88,6 +89,9 @@ class _QueueCollector(Collector):
         for (channel, status), count in sorted(s.raw_mails.items()):
             raw.add_metric([channel, status], count)
         yield raw
+        if s.inbound_queue is not None:
+            yield GaugeMetricFamily("maild_inbound_queue_depth", "Mails acknowledged by any node and not yet "
+                                    "processed (the shared inbound queue)", value=s.inbound_queue)
         if s.scheduler_leader is not None:
             yield GaugeMetricFamily("maild_scheduler_leader", "1 when this instance runs the scheduled jobs",
                                     value=int(s.scheduler_leader))
