@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from conftest import Env, free_port, mail, write_config
 from maild.config import ConfigError, load_config
@@ -137,9 +137,15 @@ def test_a_reply_whose_parent_never_comes_waits_only_so_long(db: Database) -> No
     with db.write() as session:
         inbound.claim(session, "aaaaaaaaaaaa-0", now, now - timedelta(seconds=5), 1)
     reply = mail("Re: Vazamento", headers={"In-Reply-To": "<parent@x>"})
-    enqueue(db, reply, now - timedelta(seconds=11))
+    enqueue(db, reply, now - timedelta(minutes=5))  # behind a backlog: old, but it has not waited yet
     recorder = Recorder()
-    QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0).drain_once()
+    worker = QueueWorker(db, recorder, lambda: datetime.now(timezone.utc), "bbbbbbbbbbbb", 5.0, 10.0)
+    worker.drain_once()
+    assert recorder.seen == []
+    with db.write() as session:  # it has waited 11 s
+        session.execute(update(InboundRow).where(InboundRow.waiting_since.is_not(None))
+                        .values(waiting_since=now - timedelta(seconds=11), next_attempt_at=now))
+    worker.drain_once()
     assert recorder.seen == [reply]
 
 

@@ -9,8 +9,8 @@ to the inbound queue", which every live node drains.
   claims are taken again once it stops beating), runs them through the processor and
   deletes them after the commit. A crash in between re-processes them, which the raw-hash
   and Message-ID dedupe turns into a no-op. A reply whose parent is still in the queue
-  (claimed by another node, not yet committed) is put back for a moment, at most
-  ``cluster.reply_wait_seconds`` after it arrived, so it threads onto the parent's ticket.
+  (claimed by another node, not yet committed) is put back for a moment, for at most
+  ``cluster.reply_wait_seconds`` in all, so it threads onto the parent's ticket.
 """
 from __future__ import annotations
 
@@ -137,11 +137,12 @@ class QueueWorker(Loop):
             waiting_for = inbound.queued_parents(session, keys, claimed)
             wait = []
             for row in rows:  # oldest first: a reply to a mail that waits, waits too
-                if waiting_for.intersection(row.parents.split()) and row.received_at > now - self.reply_wait:
+                waited = now - (row.waiting_since or now)  # behind a backlog a reply may be old, not yet waiting
+                if waiting_for.intersection(row.parents.split()) and waited < self.reply_wait:
                     wait.append(row.id)
                     if row.message_id_hash:
                         waiting_for.add(row.message_id_hash)
-            inbound.release(session, wait, token, now + REPLY_RECHECK)
+            inbound.release(session, wait, token, now + REPLY_RECHECK, waiting=now)
             work = [(row.id, row.raw, row.channel) for row in rows if row.id not in wait]
         if not work:
             return 0

@@ -30,7 +30,7 @@ def enqueue(session: Session, raw: bytes, channel: str, digest: str, message_id:
     return new_id(session.execute(insert(queue).returning(queue.c.id), {
         "channel": channel, "raw": raw, "sha256": digest, "message_id_hash": header_hash(message_id),
         "parents": keys, "state": "queued", "attempts": 0, "next_attempt_at": now, "claim_token": None,
-        "claimed_at": None, "received_at": now, "node": node}))
+        "claimed_at": None, "received_at": now, "waiting_since": None, "node": node}))
 
 
 def claim(session: Session, token: str, now: datetime, alive_since: datetime, limit: int) -> list[InboundRow]:
@@ -49,11 +49,15 @@ def release_own(session: Session, node_id: str) -> int:
     return rowcount(done)
 
 
-def release(session: Session, ids: Collection[int], token: str, at: datetime) -> None:
-    """Put claimed rows back, due again at ``at`` (a reply waiting for its parent, a retry)."""
+def release(session: Session, ids: Collection[int], token: str, at: datetime, waiting: datetime | None = None) -> None:
+    """Put claimed rows back, due again at ``at`` (a retry); ``waiting``: a reply put back
+    for its parent at this time (the first such time is kept)."""
     if ids:
+        values: dict[str, object] = {"state": "queued", "claim_token": None, "claimed_at": None, "next_attempt_at": at}
+        if waiting is not None:
+            values["waiting_since"] = func.coalesce(InboundRow.waiting_since, waiting)
         session.execute(update(InboundRow).where(InboundRow.id.in_(ids), InboundRow.claim_token == token)
-                        .values(state="queued", claim_token=None, claimed_at=None, next_attempt_at=at))
+                        .values(**values))
 
 
 def finish(session: Session, ids: Collection[int], token: str) -> None:

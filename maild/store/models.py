@@ -345,6 +345,7 @@ class InboundRow(Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # first put back for its parent
     node: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (Index("ix_inbound_queue_state_next", "state", "next_attempt_at"),)

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("claim_token", sa.String(length=64), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("node", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
