@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
 from conftest import HELPDESK, _reset_pg, free_port, mail, write_config
 from maild.app import App
@@ -73,6 +73,17 @@ def queued(url: str) -> int:
     return int(count)
 
 
+def claims_of(url: str, pid: int) -> int:
+    """Inbound mails the node with this pid has claimed and not yet committed."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(text(
+            "SELECT count(*) FROM inbound_queue q JOIN nodes n ON substr(q.claim_token, 1, 12) = n.id "
+            "WHERE n.pid = :pid AND q.state = 'claimed'"), {"pid": pid}).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
 def subjects(daemon: Daemon) -> list[str]:
     return [t["subject"] for t in daemon.tickets()]
 
@@ -98,20 +109,29 @@ def test_a_node_killed_mid_burst_strands_nothing(three: list[Daemon], pg_databas
     senders = [threading.Thread(target=deliver, args=(d, i)) for i, d in enumerate(three)]
     for t in senders:
         t.start()
-    # Kill the victim while acknowledged mail is still waiting in the shared queue.
-    wait_for(lambda: len(acknowledged) >= 150 and queued(pg_database) >= 10, 120, "a backlog of acknowledged mail")
-    backlog = queued(pg_database)
-    victim.kill()
+    # Kill the victim while it holds acknowledged mail it has not committed, with more
+    # waiting in the shared queue.
+    assert victim.proc is not None
+    pid = victim.proc.pid
+    def holding_then_killed() -> bool:
+        if len(acknowledged) >= 150 and queued(pg_database) >= 10 and claims_of(pg_database, pid) > 0:
+            victim.kill()  # at once: its batch takes far longer than this check
+            return True
+        return False
+
+    wait_for(holding_then_killed, 120, "the victim holding claims over a backlog of acknowledged mail")
+    held, backlog = claims_of(pg_database, pid), queued(pg_database)
     killed_at = time.monotonic()
     for t in senders:
         t.join(120)
-    assert backlog >= 10 and len(acknowledged) >= 150
+    assert held > 0 and backlog >= 10 and len(acknowledged) >= 150
     wait_for(lambda: queued(pg_database) == 0, 60, "the survivors to drain the shared queue")
     took = time.monotonic() - killed_at
     found = subjects(survivors[0])
     assert len(found) == len(set(found)), "a mail became two tickets"
     assert acknowledged <= set(found), f"acknowledged but lost: {sorted(acknowledged - set(found))[:5]}"
-    print(f"\n{backlog} acknowledged mails queued at the kill; every one a ticket {took:.1f}s after it")
+    print(f"\n{backlog} acknowledged mails queued at the kill, {held} claimed by the killed node; "
+          f"every one a ticket {took:.1f}s after it")
     for d in survivors:
         assert d.stop() == 0
 
