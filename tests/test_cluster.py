@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -299,3 +300,29 @@ def test_the_shared_queue_depth_is_a_metric(db: Database, tmp_path: Path) -> Non
     snapshot = read_snapshot(db, spool, T0, None, shared=True)
     assert snapshot.inbound_queue == 2
     assert b"maild_inbound_queue_depth 2.0" in generate_latest(Metrics(lambda: snapshot).registry)
+
+
+@PG
+def test_forget_reaches_the_blobs_in_the_database(db_url: str, tmp_path: Path) -> None:
+    from maild.app import App
+    from test_contacts import cli
+    from test_forget import MARIA, maria_everywhere, traces
+
+    path = write_config(tmp_path, db_url)
+    path.write_text(path.read_text().replace("storage:\n", "storage:\n  backend: database\n", 1))
+    config = load_config(path, base_dir=tmp_path)
+    env = Env(App(config), config, tmp_path)
+    try:
+        maria_everywhere(env)
+
+        def blobs() -> bytes:
+            with env.app.db.read() as session:
+                return b"".join(zlib.decompress(data) for data in session.scalars(select(BlobRow.data)))
+
+        assert traces(blobs())  # raw mails and attachments, in the database
+        assert not (tmp_path / "storage" / "raw").exists()
+        done = cli(path, "contacts", "forget", MARIA)
+        assert done.returncode == 0, done.stderr
+        assert traces(blobs()) == []
+    finally:
+        env.app.db.dispose()
