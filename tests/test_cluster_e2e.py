@@ -21,7 +21,7 @@ from maild.config import load_config
 from maild.store.models import InboundRow
 from test_e2e import MAILD, Daemon, send, wait_for
 from test_imap_e2e import BOX, imap_section
-from tests.dovecot import DovecotServer, dovecot_fixture, dovecot_session_fixture  # noqa: F401 - fixtures
+from tests.dovecot import DovecotServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
