@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +27,7 @@ from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
 from maild.domain.decision import Action, Bounced, Decision, Policy
 from maild.domain.events import EventSpec
+from maild.domain.texts import KnownTexts
 from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
@@ -169,8 +169,8 @@ class Processor:
                     continue
                 # This mail's failure escaped its own quarantine: set it aside, commit the rest.
                 failed[current] = exc
-        for i, exc in failed.items():
-            outcomes[i] = self._failed_again(prepared[i], now, exc)
+        for i, error in failed.items():
+            outcomes[i] = self._failed_again(prepared[i], now, error)
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(outcomes):
             raise RuntimeError("some mails could not be committed")
@@ -337,14 +337,14 @@ class Processor:
                                      agent_address=sender.email in self.agents,
                                      agent=sender.agent.email if sender.agent else "", recent=recent))
         if form is not None and match.rule != MatchRule.DUPLICATE:
-            match = Match("new", None, detail=form.origin)
+            match = Match(MatchRule.NEW, None, detail=form.origin)
         forgotten = (match.rule != MatchRule.DUPLICATE and not sender.is_agent and sender.is_known
                      and tombstone.is_forgotten(session, sender.email, tombstone.address_hash(self.secret, sender.email)))
         if forgotten and self.forgotten_rule == tombstone.IGNORE:
             finish_raw(session, raw_id, "ignored", tombstone.REASON_IGNORE, None)
             return Outcome("ignored", None, mail.message_id, tombstone.REASON_IGNORE)
         if forgotten:  # a new person: never onto the anonymized tickets of the old one
-            match = Match("new", None, detail="sender erased before")
+            match = Match(MatchRule.NEW, None, detail="sender erased before")
         state = repo.ticket_state(session, match.ticket_id)
         interp = None
         if form is None and match.rule != MatchRule.DUPLICATE and kind.kind in (Kind.NORMAL, Kind.LIST):
@@ -354,7 +354,7 @@ class Processor:
         # An agent's reply is compared with what maild sent on the ticket (the quoted copy of
         # the mail it answers is cut exactly; internal text is never relayed).
         known = sent.known_texts(session, state.id, sent.answered_ids(mail)) \
-            if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else sent.KnownTexts()
+            if sender.is_agent and state is not None and kind.kind in (Kind.NORMAL, Kind.LIST) else KnownTexts()
         decision = decide(mail, kind, sender, match, state, repo.is_blocked(session, sender.email), self.policy,
                           now, self._bounced(session, kind, returned), interp=interp, forged=forged, known=known)
         decision = attach(decision, form)

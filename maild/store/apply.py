@@ -50,10 +50,10 @@ class StoredAttachment:
 
 def record_raw(session: Session, *, digest: str, size: int, channel: str, now: datetime, status: str,
                reason: str, message_id: str | None) -> int:
-    return conn(session).execute(_NEW_RAW, {
+    return int(conn(session).execute(_NEW_RAW, {
         "sha256": digest, "size": size, "channel": channel, "received_at": now, "status": status,
         "reason": reason, "message_id": message_id[:998] if message_id else None, "ticket_id": None,
-    }).scalar_one()
+    }).scalar_one())
 
 
 def finish_raw(session: Session, raw_id: int, status: str, reason: str, ticket_id: int | None) -> None:
