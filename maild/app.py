@@ -16,6 +16,7 @@ from maild.clock import utc_now
 from maild.config import Config
 from maild.ingest.attempts import AttemptLog
 from maild.ingest.daemonlock import DaemonLock
+from maild.ingest.intake import DbIntake, QueueWorker
 from maild.ingest.limits import SessionLimits
 from maild.ingest.envelope import RecipientTable, helpdesk_recipients
 from maild.ingest.processor import Outcome, Processor
@@ -25,12 +26,14 @@ from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
 from maild.service.health import Health, check
 from maild.service.metrics import Metrics, MetricsServer, Snapshot
+from maild.service.cluster import NodeHeartbeat, this_node
 from maild.service.notify import Notifier, Watchdog
-from maild.store.blobs import BlobStore
+from maild.store.blobs import open_blobs
 from maild.store.db import Database
 
 if TYPE_CHECKING:  # started only when configured: imported where they start
     from maild.ingest.imap import ImapWorker
+    from maild.ingest.imap_config import ImapAccount
     from maild.notify.sms import SmsSender
     from maild.scheduler.jobs import Jobs
     from maild.scheduler.service import SchedulerService
@@ -43,7 +46,7 @@ class App:
         self.config = config
         self.db = Database(config.database_url)
         self.db.ensure_schema(config.database.auto_migrate if migrate is None else migrate)
-        self.blobs = BlobStore(config.path(config.storage.path))
+        self.blobs = open_blobs(config, self.db)
         self.spool = Spool(config.path(config.spool.path))
         self.metrics = Metrics(self._snapshot)
         self.processor = self._processor(config)
@@ -54,13 +57,15 @@ class App:
                              bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
         self.sender.on_result = lambda result: self.metrics.outbound.labels(result).inc()
         self.processor.on_outbound = self.sender.wakeup.set
+        self.node = this_node()
         self.config_file: Path | None = None
         self._reload_requested = threading.Event()
         self._handler: SpoolingHandler | None = None
         self._listener: Listener | None = None
         self._worker: SpoolWorker | None = None
-        self._scheduler: Any = None
+        self._queue_worker: QueueWorker | None = None
         self._imap_workers: list[ImapWorker] = []
+        self._scheduler: Any = None
         self._sender_started = False
 
     def _processor(self, config: Config) -> Processor:
@@ -109,10 +114,15 @@ class App:
         lock.acquire()
         # The listener opens first: what a crash or a stop left in the spool is drained by
         # the worker thread in the background (oldest first), while new mail is accepted.
+        heartbeat = NodeHeartbeat(self.db, self.node, utc_now, self.config.cluster.heartbeat_seconds,
+                                  self._local_depth, self._holds)
+        heartbeat.beat()  # in the table before this node claims anything
+        heartbeat.start()
+        intake = self._shared_intake()
         listener = None
         smtp = self.config.smtp_server
         if smtp.enabled:
-            self._handler = SpoolingHandler(self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
+            self._handler = SpoolingHandler(intake or self.spool, self.recipients(), "lmtp" if smtp.lmtp else "smtp")
             self._handler.on_accept = lambda channel: self.metrics.received.labels(channel).inc()
             listener = Listener(self._handler, smtp.host, smtp.port, smtp.lmtp, smtp.max_message_size,
                                 SessionLimits.from_config(smtp), smtp.hostname or self.config.helpdesk.domain)
@@ -126,9 +136,13 @@ class App:
             if listener:
                 listener.stop()
             raise
-        worker = SpoolWorker(self.spool, self._process_batch, utc_now)
+        # With the shared queue, this node's spool (the pipe's mail, mail taken while the
+        # database was away) is moved into the queue; otherwise it is processed here.
+        worker = SpoolWorker(self.spool, intake.forward if intake else self._process_batch, utc_now)
         worker.start()
         self._worker = worker
+        if intake:
+            self._queue_worker = self._start_queue_worker(intake)
         imap_workers = self._imap_workers = self._start_imap()
         if self.config.outbound.enabled:
             self.sender.start()
@@ -162,6 +176,8 @@ class App:
                 from maild.ingest.imap import stop_workers
                 stop_workers(imap_workers, 10)
             worker.stop()
+            if self._queue_worker:
+                self._queue_worker.stop()
             if scheduler:
                 scheduler.stop()
             if sms_sender:
@@ -169,9 +185,33 @@ class App:
             self.sender.stop()
             if metrics_server:
                 metrics_server.stop()
+            heartbeat.stop()
             self.db.dispose()
             lock.release()
             log.info("maild stopped")
+
+    # -- several nodes on one database --------------------------------------------------------
+    def _shared_intake(self) -> DbIntake | None:
+        if self.config.spool.backend != "database":
+            return None
+        return DbIntake(self.db, self.spool, self.node.id, utc_now, threading.Event())
+
+    def _start_queue_worker(self, intake: DbIntake) -> QueueWorker:
+        cluster = self.config.cluster
+        worker = QueueWorker(self.db, self._process_batch, utc_now, self.node.id, cluster.node_timeout_seconds,
+                             cluster.reply_wait_seconds, wakeup=intake.wakeup)
+        worker.start()
+        log.info("inbound: the shared queue in the database (node %s)", self.node.id)
+        return worker
+
+    def _local_depth(self) -> int:
+        """Acknowledged mail on this node's own disk: it waits for this node."""
+        return len(self.spool.pending())
+
+    def _holds(self) -> dict[str, Any]:
+        return {"scheduler": bool(self._scheduler is not None and self._scheduler.leading),
+                "imap": sorted(w.account.name for w in self._imap_workers if w.polling),
+                "claims": self._queue_worker.claimed if self._queue_worker else 0}
 
     # -- reload --------------------------------------------------------------------------------
     def request_reload(self) -> None:
@@ -229,6 +269,9 @@ class App:
         if self._worker is not None:
             worker = self._worker
             probes["spool_worker"] = lambda: worker.alive
+        if self._queue_worker is not None:
+            queue_worker = self._queue_worker
+            probes["queue_worker"] = lambda: queue_worker.alive
         if self._sender_started:  # as started, not as a reload may since have said
             probes["sender"] = lambda: self.sender.alive
         return check(probes)
@@ -277,7 +320,8 @@ class App:
         leader = scheduler.leading if scheduler is not None else None
         last_run = scheduler.last_run if scheduler is not None else None
         imap = {worker.account.name: worker.last_pass for worker in self._imap_workers}
-        return read_snapshot(self.db, self.spool, utc_now(), leader, last_run, imap)
+        return read_snapshot(self.db, self.spool, utc_now(), leader, last_run, imap,
+                             shared=self.config.spool.backend == "database")
 
     def _start_sms(self) -> SmsSender | None:
         if self.config.sms is None or not self.config.outbound.enabled:
@@ -310,7 +354,13 @@ class App:
         from maild.ingest.imap import start_workers
         from maild.store.checkpoints import DbCheckpoints
 
-        return start_workers(self.config.imap, _CurrentProcessor(self), DbCheckpoints(self.db))
+        gate = None
+        if not self.db.is_sqlite:  # one node at a time per account, taken over when it dies
+            from maild.store.locks import AdvisoryLock, key_of
+
+            def gate(account: ImapAccount) -> AdvisoryLock:
+                return AdvisoryLock(self.db, key_of(f"imap:{account.name}"), f"imap {account.name}")
+        return start_workers(self.config.imap, _CurrentProcessor(self), DbCheckpoints(self.db), gate=gate)
 
 
 class StartError(Exception):

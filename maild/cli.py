@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -106,7 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     tickets = sub.add_parser("tickets", help="list, count, show, close, tag, assign and delete tickets")
     from maild.cli_tickets import register as register_tickets
 
-    register_tickets(tickets.add_subparsers(metavar="ACTION"))
+    actions = tickets.add_subparsers(metavar="ACTION")
+    register_tickets(actions)
+    attachment = actions.add_parser("attachment", help="one attachment of a ticket, byte for byte (e.g. > file.pdf)")
+    attachment.add_argument("id", type=int, help="the ticket number")
+    attachment.add_argument("sha256", help="the attachment's sha256 as `tickets show --json` lists it (a prefix will do)")
+    attachment.set_defaults(handler=_tickets_attachment)
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
@@ -134,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     oretry = out.add_parser("retry", help="queue failed mails again (all failed ones, or these ids)")
     oretry.add_argument("ids", nargs="*", type=int, help="outbox ids (default: every failed mail)")
     oretry.set_defaults(handler=_outbox_retry)
+
+    cluster = sub.add_parser("cluster", help="several nodes on one database").add_subparsers(metavar="ACTION")
+    cstatus = cluster.add_parser("status", help="the live nodes: version, queue depth, what each holds")
+    cstatus.add_argument("--json", action="store_true", help="JSON instead of a table")
+    cstatus.set_defaults(handler=_cluster_status)
 
     reprocess = sub.add_parser("reprocess", help="run quarantined mails through the pipeline again")
     reprocess.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
@@ -372,6 +383,58 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 
+def _tickets_attachment(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.blobs import open_blobs
+    from maild.views import ticket_detail
+
+    db = _database(config)
+    with db.read() as session:
+        data = ticket_detail(session, args.id)
+    found = sorted({a["sha256"] for m in (data or {}).get("messages", []) for a in m["attachments"]
+                    if a["sha256"].startswith(args.sha256.lower())})
+    if len(found) != 1:
+        print(f"maild: ticket {args.id} has {'no' if not found else 'more than one'} attachment {args.sha256}",
+              file=sys.stderr)
+        return EX_DATAERR
+    try:
+        payload = open_blobs(config, db).get_attachment(found[0])
+    except OSError as exc:
+        print(f"maild: attachment {found[0]} is missing from storage: {exc.strerror}", file=sys.stderr)
+        return EX_DATAERR
+    sys.stdout.buffer.write(payload)
+    sys.stdout.flush()
+    return EX_OK
+
+
+def _cluster_status(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from datetime import datetime, timedelta
+
+    from maild.clock import utc_now
+    from maild.store import inbound, nodes
+
+    now = utc_now()
+    with _database(config).read() as session:
+        live = nodes.live(session, now - timedelta(seconds=config.cluster.node_timeout_seconds))
+        queued = inbound.depth(session)
+    rows = [{"id": n.id, "host": n.host, "pid": n.pid, "version": n.version, "started_at": n.started_at.isoformat(),
+             "last_seen": n.heartbeat_at.isoformat(), "queue_depth": n.queue_depth, "holds": json.loads(n.holds)}
+            for n in live]
+    if args.json:
+        _print_json({"nodes": rows, "inbound_queue": queued})
+        return EX_OK
+    say = _line
+    say(f"{len(rows)} live node{'s' if len(rows) != 1 else ''}; {queued} mails in the shared inbound queue")
+    for row in rows:
+        holds = row["holds"]
+        held = [*(["scheduler leader"] if holds.get("scheduler") else []),
+                *(f"imap:{name}" for name in holds.get("imap", [])),
+                *([f"{holds['claims']} inbound claims"] if holds.get("claims") else [])]
+        seen = (now - datetime.fromisoformat(row["last_seen"])).total_seconds()
+        say(f"  {row['id']}  {row['host']}:{row['pid']}  maild {row['version']}  since {row['started_at'][:19]}  "
+            f"seen {seen:.1f}s ago  spool {row['queue_depth']}  holds {', '.join(held) or '-'}")
+    return EX_OK
+
+
 def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     from sqlalchemy import select
 
@@ -426,10 +489,11 @@ def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.store.blobs import BlobStore
+    from maild.store.blobs import open_blobs
     from maild.store.models import RawMail
 
-    with _database(config).read() as session:
+    db = _database(config)
+    with db.read() as session:
         row = session.get(RawMail, args.id)
         if row is None or row.status not in ("quarantined", "ignored"):
             print(f"maild: no quarantined or ignored mail {args.id}", file=sys.stderr)
@@ -438,7 +502,7 @@ def _quarantine_show(config: Config, args: argparse.Namespace, path: Path) -> in
         data = {"id": row.id, "status": row.status, "sha256": row.sha256, "size": row.size, "channel": row.channel,
                 "received_at": row.received_at.isoformat(), "reason": row.reason, "message_id": row.message_id}
     try:
-        raw = BlobStore(config.path(config.storage.path)).get_raw(digest)
+        raw = open_blobs(config, db).get_raw(digest)
     except OSError as exc:
         print(f"maild: the raw mail of {args.id} is missing from storage: {exc.strerror}", file=sys.stderr)
         return EX_DATAERR

@@ -229,18 +229,18 @@ def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
 def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.clock import utc_now
     from maild.contacts.erase import delete_tickets
-    from maild.contacts.forget import delete_files
-    from maild.store.blobs import BlobStore
+    from maild.contacts.forget import delete_blobs
+    from maild.store.blobs import open_blobs
 
     if not args.yes:
         print(f"maild: deleting erases tickets {', '.join(f'#{i}' for i in args.ids)} for good (messages, raw "
               f"mails, attachments); run again with --yes", file=sys.stderr)
         return EX_USAGE
     db = _database(config)
+    blobs = open_blobs(config, db)
     with db.write() as session:
-        report = delete_tickets(session, BlobStore(config.path(config.storage.path)), args.ids, now=utc_now(),
-                                actor=f"cli:{getpass.getuser()}")
-    delete_files(report.files_to_delete)
+        report = delete_tickets(session, blobs, args.ids, now=utc_now(), actor=f"cli:{getpass.getuser()}")
+    delete_blobs(blobs, report.blobs_to_delete)
     if db.is_sqlite and report.deleted:
         from maild.contacts.cli import _vacuum
 

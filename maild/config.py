@@ -123,6 +123,9 @@ class Database(_Strict):
 
 class Storage(_Strict):
     path: str = "var/storage"
+    # Where raw mails and attachments live: files under ``path`` (the default), or the
+    # PostgreSQL database, so that every node of a cluster reads every blob.
+    backend: Literal["filesystem", "database"] = "filesystem"
     max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
 
 
@@ -181,9 +184,24 @@ class Workflow(_Strict):
 
 class Spool(_Strict):
     path: str = "var/spool"
+    # What the listener's 250 means: the mail is fsynced in ``path`` on this node
+    # (filesystem), or committed to the shared inbound queue in PostgreSQL (database),
+    # which any live node processes; ``path`` then buffers mail while the database is away.
+    backend: Literal["filesystem", "database"] = "filesystem"
     # A mail whose processing failed this many times is quarantined with its last reason
     # (counted on disk, across restarts) instead of being retried forever.
     max_attempts: int = Field(default=5, ge=1)
+
+
+class Cluster(_Strict):
+    """Several ``maild run`` nodes on one PostgreSQL database (README "Several nodes")."""
+
+    # Each node beats in the ``nodes`` table this often; a node that has not beaten for
+    # node_timeout_seconds is dead: its claimed inbound mail is taken by the others.
+    heartbeat_seconds: float = Field(default=1.0, gt=0)
+    node_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A reply whose parent is still in the inbound queue waits for it at most this long.
+    reply_wait_seconds: float = Field(default=10.0, ge=0)
 
 
 class OutboundSmtp(_Strict):
@@ -304,6 +322,7 @@ class Config(_Strict):
     database: Database = Database()
     storage: Storage = Storage()
     spool: Spool = Spool()
+    cluster: Cluster = Cluster()
     smtp_server: SmtpServer = SmtpServer()
     agents: list[Agent] = []
     workflow: Workflow = Workflow()
@@ -361,6 +380,11 @@ class Config(_Strict):
             raise ValueError(f"catalog.path: {self.path(self.catalog.path)} is not a file")
         wf = self.workflow
         commands_settings.check(wf.statuses, wf.priorities, wf.transitions, self.keywords, self.commands, self.agents)
+        if not self.database_url.startswith("postgresql"):
+            for key, backend in (("spool.backend", self.spool.backend), ("storage.backend", self.storage.backend)):
+                if backend == "database":
+                    raise ValueError(f"{key}: 'database' needs a PostgreSQL database.url (shared by the nodes); "
+                                     "use 'filesystem' with SQLite")
         control = self.helpdesk.control_address
         if control and control in (self.helpdesk.address, *self.helpdesk.extra_addresses, *seen):
             raise ValueError(f"helpdesk.control_address {control} is also a helpdesk or agent address")
@@ -457,6 +481,11 @@ def _explain(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]
                 break
         where = f"{path}:{line}" if line else str(path)
         msg = error["msg"].removeprefix("Value error, ")
+        named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): ", msg) if not loc else None
+        if named:  # a check across sections names the key it is about
+            key, msg = named.group(1), msg[named.end():]
+            line = lines.get(tuple(key.split(".")), line)
+            where = f"{path}:{line}" if line else str(path)
         if error["type"] == "extra_forbidden":
             msg = "unknown key (misspelt?)"
         elif error["type"] == "missing":

@@ -17,7 +17,7 @@ def test_unsynced_writes_then_flush(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     store = BlobStore(tmp_path)
     digest = store.put_raw(b"From: a@b.example\r\n\r\nbody\r\n", sync=False)
     att = store.put_attachment(b"%PDF-1.4 ...", sync=False)
-    store.flush([store.raw_path(digest), store.attachment_path(att)])
+    store.flush([("raw", digest), ("att", att)])
     assert store.get_raw(digest) == b"From: a@b.example\r\n\r\nbody\r\n"
     assert store.get_attachment(att) == b"%PDF-1.4 ..."
     assert not list(tmp_path.rglob("*.tmp"))

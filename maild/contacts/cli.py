@@ -180,17 +180,17 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
 def _forget(config: Config, args: argparse.Namespace, path: Path) -> int:
     import getpass
 
-    from maild.contacts.forget import delete_files, forget
-    from maild.store.blobs import BlobStore
+    from maild.contacts.forget import delete_blobs, forget
+    from maild.store.blobs import open_blobs
 
     email = _key(config)(args.address)
     db = _database(config)
-    blobs = BlobStore(config.path(config.storage.path))
+    blobs = open_blobs(config, db)
     actor = f"cli:{getpass.getuser()}"
     with db.write() as session:
         report = forget(session, blobs, email, secret=config.signing_secret(), now=_now(), actor=actor,
                         progress=_progress)
-    delete_files(report.files_to_delete)
+    delete_blobs(blobs, report.blobs_to_delete)
     vacuumed: list[str] = []
     if db.is_sqlite:
         _vacuum(db)

@@ -8,13 +8,12 @@ mails erased and failed if still queued, its queued SMS failed and erased, parti
 and catalog references removed, the subject erased and the history lines' values blanked.
 The ticket row stays with status ``deleted`` and one new history line saying who deleted
 it and what was erased. Deleted tickets are never listed or counted; a reply on one opens
-a new ticket. The caller commits, then deletes ``files_to_delete``.
+a new ticket. The caller commits, then deletes ``blobs_to_delete``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -25,7 +24,7 @@ from maild.contacts.redact import ERASED, stub
 from maild.domain.events import EventSpec
 from maild.domain.outcome import DELETED
 from maild.store import history
-from maild.store.blobs import BlobStore, sha256
+from maild.store.blobs import RAW, BlobRef, Blobs, sha256
 from maild.store.models import (
     Event,
     Message,
@@ -48,14 +47,14 @@ class DeleteReport:
     attachments: int = 0
     raw_mails: int = 0
     outbox: int = 0
-    files_to_delete: list[Path] = field(default_factory=list)
+    blobs_to_delete: list[BlobRef] = field(default_factory=list)  # deleted after the commit
 
     def as_dict(self) -> dict[str, Any]:
         return {"deleted": self.deleted, "missing": self.missing, "messages": self.messages,
                 "attachments": self.attachments, "raw_mails": self.raw_mails, "outbox": self.outbox}
 
 
-def delete_tickets(session: Session, blobs: BlobStore, ids: list[int], *, now: datetime, actor: str) -> DeleteReport:
+def delete_tickets(session: Session, blobs: Blobs, ids: list[int], *, now: datetime, actor: str) -> DeleteReport:
     report = DeleteReport()
     live = set(session.scalars(select(tickets.c.id).where(tickets.c.id.in_(ids), tickets.c.status != DELETED)))
     report.deleted = [i for i in dict.fromkeys(ids) if i in live]
@@ -67,15 +66,15 @@ def delete_tickets(session: Session, blobs: BlobStore, ids: list[int], *, now: d
     return report
 
 
-def _delete_one(session: Session, blobs: BlobStore, ticket_id: int, now: datetime, actor: str,
+def _delete_one(session: Session, blobs: Blobs, ticket_id: int, now: datetime, actor: str,
                 report: DeleteReport) -> None:
     rows = session.execute(select(messages.c.id, messages.c.raw_id).where(messages.c.ticket_id == ticket_id)).all()
     message_ids = [r.id for r in rows]
     raw_ids = {r.raw_id for r in rows if r.raw_id is not None}
     raw_ids |= set(session.scalars(select(raw_mails.c.id).where(raw_mails.c.ticket_id == ticket_id)))
-    attachments = drop_attachments(session, blobs, message_ids, report.files_to_delete)
+    attachments = drop_attachments(session, message_ids, report.blobs_to_delete)
     session.execute(delete(messages).where(messages.c.ticket_id == ticket_id))
-    erased_raw = _stub_raw(session, blobs, sorted(raw_ids), now, report.files_to_delete)
+    erased_raw = _stub_raw(session, blobs, sorted(raw_ids), now, report.blobs_to_delete)
     outbox = erase_outbox(session, [ticket_id])
     session.execute(update(sms).where(sms.c.ticket_id == ticket_id, sms.c.state.in_(("queued", "claimed")))
                     .values(state="failed", last_error="ticket deleted before it was sent", claim_token=None))
@@ -96,7 +95,7 @@ def _delete_one(session: Session, blobs: BlobStore, ticket_id: int, now: datetim
     report.outbox += outbox
 
 
-def _stub_raw(session: Session, blobs: BlobStore, raw_ids: list[int], now: datetime, files: list[Path]) -> int:
+def _stub_raw(session: Session, blobs: Blobs, raw_ids: list[int], now: datetime, to_delete: list[BlobRef]) -> int:
     """Each raw mail replaced by the erasure stub (written under its own hash); the old file
     goes when no other row names it."""
     for raw_id in raw_ids:
@@ -107,5 +106,5 @@ def _stub_raw(session: Session, blobs: BlobStore, raw_ids: list[int], now: datet
         session.execute(update(raw_mails).where(raw_mails.c.id == raw_id).values(sha256=digest, size=len(new)))
         if old and old != digest and session.scalar(select(raw_mails.c.id).where(raw_mails.c.sha256 == old)
                                                     .limit(1)) is None:
-            files.append(blobs.raw_path(old))
+            to_delete.append((RAW, old))
     return len(raw_ids)

@@ -43,7 +43,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import String, Table, Text, delete, func, insert, or_, select, update
@@ -54,7 +53,7 @@ from maild.contacts.redact import ERASED, Person, mentions, redact, stub
 from maild.contacts.tombstone import address_hash as subject_hmac
 from maild.domain.events import EventSpec
 from maild.store import history
-from maild.store.blobs import BlobStore, sha256
+from maild.store.blobs import ATTACHMENT, RAW, BlobRef, Blobs, sha256
 from maild.store.keys import header_hash
 from maild.store.rows import rowcount
 from maild.store.models import (
@@ -98,7 +97,7 @@ class ForgetReport:
     sms: int = 0
     erasure_id: int | None = None
     tables: list[str] = field(default_factory=list)  # tables with rows changed (dead tuples on PostgreSQL)
-    files_to_delete: list[Path] = field(default_factory=list)
+    blobs_to_delete: list[BlobRef] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"contact": self.contact, "tickets": self.tickets, "messages": self.messages,
@@ -111,11 +110,11 @@ def _no_progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
     yield from items
 
 
-def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: bytes, now: datetime, actor: str,
+def forget(session: Session, blobs: Blobs, email_address: str, *, secret: bytes, now: datetime, actor: str,
            progress: Progress[Any] = _no_progress) -> ForgetReport:
     """Erase everything about ``email_address`` (normalized) inside the caller's transaction.
 
-    The caller commits, then deletes ``report.files_to_delete``.
+    The caller commits, then deletes ``report.blobs_to_delete``.
     """
     report = ForgetReport()
     contact = book.find(session, email_address)
@@ -137,7 +136,7 @@ def forget(session: Session, blobs: BlobStore, email_address: str, *, secret: by
     if message_ids:
         session.execute(update(messages).where(messages.c.id.in_(message_ids)).values(
             subject=ERASED, body_text=ERASED + "\n", body_html=None, from_name=""))
-        report.attachments = drop_attachments(session, blobs, message_ids, report.files_to_delete)
+        report.attachments = drop_attachments(session, message_ids, report.blobs_to_delete)
         touched |= {"messages", "attachments"}
     if own:
         session.execute(update(tickets).where(tickets.c.id.in_(own)).values(subject=ERASED))
@@ -191,8 +190,8 @@ def erase_outbox(session: Session, ticket_ids: list[int]) -> int:
     return rowcount(done)
 
 
-def drop_attachments(session: Session, blobs: BlobStore, message_ids: list[int], files_to_delete: list[Path]) -> int:
-    """The attachment rows of these messages; a file no other row uses goes in ``files_to_delete``."""
+def drop_attachments(session: Session, message_ids: list[int], to_delete: list[BlobRef]) -> int:
+    """The attachment rows of these messages; a blob no other row uses goes in ``to_delete``."""
     rows = session.execute(select(attachments.c.id, attachments.c.sha256)
                            .where(attachments.c.message_id.in_(message_ids))).all()
     if not rows:
@@ -201,7 +200,7 @@ def drop_attachments(session: Session, blobs: BlobStore, message_ids: list[int],
     for digest in {r.sha256 for r in rows}:
         still_used = session.execute(select(attachments.c.id).where(attachments.c.sha256 == digest).limit(1)).first()
         if still_used is None:
-            files_to_delete.append(blobs.attachment_path(digest))
+            to_delete.append((ATTACHMENT, digest))
     return len(rows)
 
 
@@ -267,15 +266,14 @@ def _is_from(raw: bytes, person: Person) -> bool:
     return any(person.address.search(v) for v in values)
 
 
-def _rewrite_raw(session: Session, blobs: BlobStore, person: Person, erase_ids: set[int],
+def _rewrite_raw(session: Session, blobs: Blobs, person: Person, erase_ids: set[int],
                  now: datetime, report: ForgetReport, progress: Progress[Any]) -> None:
     """Stub the person's raw mails; redact the others that mention them."""
     total = session.scalar(select(func.count()).select_from(raw_mails)) or 0
     rows = session.execute(select(raw_mails.c.id, raw_mails.c.sha256).order_by(raw_mails.c.id)).all()
     for row in progress(rows, total, "raw mails"):
-        path = blobs.raw_path(row.sha256)
         try:
-            raw: bytes | None = zlib.decompress(path.read_bytes())
+            raw: bytes | None = blobs.get_raw(row.sha256)
         except (OSError, zlib.error):
             raw = None
         note = f"raw mail {row.id} erased on request at {now:%Y-%m-%dT%H:%M:%SZ}"
@@ -297,17 +295,16 @@ def _rewrite_raw(session: Session, blobs: BlobStore, person: Person, erase_ids: 
         session.execute(update(raw_mails).where(raw_mails.c.id == row.id).values(
             sha256=digest, size=len(new), **({"message_id": None, "message_id_hash": None} if whole else {})))
         if digest != row.sha256:
-            report.files_to_delete.append(path)
+            report.blobs_to_delete.append((RAW, row.sha256))
 
 
-def _rewrite_attachments(session: Session, blobs: BlobStore, person: Person, report: ForgetReport) -> None:
+def _rewrite_attachments(session: Session, blobs: Blobs, person: Person, report: ForgetReport) -> None:
     """Attachment files (other people's) that mention the person: rewritten without them."""
     kinds = dict(session.execute(select(attachments.c.sha256, func.max(attachments.c.content_type))
                                  .group_by(attachments.c.sha256)).all())
     for digest, content_type in kinds.items():
-        path = blobs.attachment_path(digest)
         try:
-            data = path.read_bytes()
+            data = blobs.get_attachment(digest)
         except OSError:
             continue
         if content_type.lower().startswith("message/"):
@@ -320,10 +317,10 @@ def _rewrite_attachments(session: Session, blobs: BlobStore, person: Person, rep
         new = blobs.put_attachment(cleaned)
         session.execute(update(attachments).where(attachments.c.sha256 == digest).values(
             sha256=new, size=len(cleaned)))
-        report.files_to_delete.append(path)
+        report.blobs_to_delete.append((ATTACHMENT, digest))
         report.attachments += 1
 
 
-def delete_files(paths: Iterable[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+def delete_blobs(blobs: Blobs, refs: Iterable[BlobRef]) -> None:
+    """After the commit: the blobs that only the erased rows named."""
+    blobs.delete(refs)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -66,6 +66,17 @@ BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 QUARANTINED = "quarantined"
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+GATE_RETRY_SECONDS = 1.0  # how often a node that does not hold an account asks again
+
+
+class AccountGate(Protocol):
+    """Who polls an account when several nodes share the database (an advisory lock)."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 class Outcome(Protocol):
@@ -117,8 +128,12 @@ class ImapWorker(Loop):
         *,
         backoff: Backoff | None = None,
         idle_tick: float = IDLE_TICK_SECONDS,
+        gate: AccountGate | None = None,
     ) -> None:
         super().__init__()
+        # Several nodes on one database: the account is polled by the gate's holder only.
+        self._gate = gate
+        self.polling = gate is None
         self.thread_name = f"maild-imap-{account.name}"
         self.account = account
         self.channel = f"imap:{account.name}"
@@ -216,11 +231,22 @@ class ImapWorker(Loop):
             super()._run()
         finally:
             self._disconnect(logout=True)
+            if self._gate is not None:
+                self._gate.release()
             self._log.info("imap %s: worker stopped", self.account.name)
 
     def step(self) -> float:
         """One pass, then wait for mail; after a failure, the backoff's delay."""
         name = self.account.name
+        if self._gate is not None:
+            holding = self._gate.acquire()
+            if holding != self.polling:
+                self._log.info("imap %s: %s", name, "this node polls the account now" if holding
+                               else "another node polls the account")
+            self.polling = holding
+            if not holding:
+                self._disconnect(logout=True)
+                return GATE_RETRY_SECONDS
         try:
             self.run_once()
             self.last_pass = time.time()
@@ -280,9 +306,12 @@ def start_workers(
     processor: MailProcessor,
     checkpoints: CheckpointStore,
     clock: Clock = utc_now,
+    gate: Callable[[ImapAccount], AccountGate] | None = None,
 ) -> list[ImapWorker]:
-    """One started worker (thread) per account."""
-    workers = [ImapWorker(account, processor, checkpoints, clock) for account in accounts]
+    """One started worker (thread) per account; with ``gate``, each polls only while it
+    holds its account's gate."""
+    workers = [ImapWorker(account, processor, checkpoints, clock, gate=gate(account) if gate else None)
+               for account in accounts]
     for worker in workers:
         worker.start()
     return workers

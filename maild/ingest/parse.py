@@ -206,6 +206,18 @@ def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
     return tuple(found)
 
 
+def thread_ids(raw: bytes) -> tuple[str | None, tuple[str, ...]]:
+    """The mail's Message-ID and the Message-IDs it answers (In-Reply-To, References),
+    read from the header block alone: cheap enough for the listener and the queue."""
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw[:end if end >= 0 else 256 * 1024].decode("utf-8", "surrogateescape")
+    headers = email.parser.HeaderParser(policy=compat32).parsestr(head)
+    own = _ids(str(headers.get("message-id", "")))
+    parents = _ids(" ".join(str(headers.get(name, "")) for name in ("in-reply-to", "references")))
+    return (own[0] if own else None), parents
+
+
 def _ids(value: str) -> tuple[str, ...]:
     return _unique(re.sub(r"\s+", "", m) for m in _MSGID.findall(value) if m.strip("<> \t"))
 

@@ -8,13 +8,11 @@ committed nothing (the channel then asks for a retry).
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,11 +27,12 @@ from maild.config import Config
 from maild.contacts import tombstone
 from maild.contacts.normalize import AddressKey
 from maild.domain.decision import Action, Bounced, Decision, Policy
+from maild.domain.events import EventSpec
+from maild.domain.texts import KnownTexts
 from maild.domain.mail import RETRY, Classification, Kind, ParsedMail, QuarantineError
 from maild.domain.match import Match, MatchRule
 from maild.domain.sender import Sender
 from maild.domain.outcome import DELETED
-from maild.domain.texts import KnownTexts
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.forms.store import apply_form
 from maild.ingest.attempts import AttemptLog
@@ -47,9 +46,9 @@ from maild.outbound.compose import LOOP_HEADER
 from maild.outbound.plan import Planner
 from maild.store import repo, sent
 from maild.store import history
-from maild.store.apply import (StoredAttachment, finish_raw, history_of, link_ticket, record_raw, write_message,
-                               write_ticket)
-from maild.store.blobs import BlobStore
+from maild.store.apply import (StoredAttachment, adopt_orphans, await_parents, finish_raw, history_of, link_ticket,
+                               record_raw, write_message, write_ticket)
+from maild.store.blobs import ATTACHMENT, RAW, BlobRef, Blobs
 from maild.store.db import Database
 from maild.store.errors import ErrorClass, classify_db_error
 from maild.threading.match import ThreadContext, thread
@@ -96,12 +95,12 @@ class _Prepared:
     mail: ParsedMail | None
     failure: str
     attachments: list[StoredAttachment]
-    blob_paths: list[Path]
+    blobs: list[BlobRef]
     proof: AuthVerdict | None = None  # for mail From an agent's address: is it really the agent?
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: BlobStore, attempts: AttemptLog | None = None,
+    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: AttemptLog | None = None,
                  on_cap: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.db = db
@@ -158,11 +157,12 @@ class Processor:
         started = time.monotonic()
         prepared = [self._prepare(raw, channel) for raw, channel in items]
         # The rows about to be committed name these blobs: make them durable first.
-        self.blobs.flush(path for item in prepared for path in item.blob_paths)
+        self.blobs.flush(ref for item in prepared for ref in item.blobs)
         outcomes: list[Outcome | None] = [None] * len(prepared)
         failed: dict[int, BaseException] = {}
         busy = 0  # rounds lost to the database itself; each round lost to a mail sets one aside
-        for rounds in itertools.count():
+        conflicts: dict[int, int] = {}  # per mail: rounds it lost to a concurrent writer's row
+        while True:
             todo = [i for i, outcome in enumerate(outcomes) if outcome is None and i not in failed]
             if not todo:
                 break
@@ -171,8 +171,13 @@ class Processor:
                 with self.db.write() as session:
                     for i in todo:
                         current = i
-                        # From the third round on, a conflict that persists is this mail's own.
-                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=rounds >= 2)
+                        # On its third conflict a conflict that persists is this mail's own.
+                        outcomes[i] = self._apply_one(session, prepared[i], now, last_try=conflicts.get(i, 0) >= 2)
+                        if outcomes[i] is None:
+                            # The mails after it wait for the next round: a reply in the same
+                            # batch must not overtake the mail it answers.
+                            conflicts[i] = conflicts.get(i, 0) + 1
+                            break
                     current = None
             except Exception as exc:
                 for i in todo:
@@ -222,7 +227,7 @@ class Processor:
         outcomes = []
         for digest, channel in items:
             item = self._prepare(self.blobs.get_raw(digest), channel)
-            self.blobs.flush(item.blob_paths)
+            self.blobs.flush(item.blobs)
             with self.db.write() as session:
                 repo.drop_quarantined(session, digest)
                 outcome = self._apply_one(session, item, now, last_try=True)
@@ -269,8 +274,8 @@ class Processor:
         digest = self.blobs.put_raw(raw, sync=False)  # kept before parsing can fail
         mail, failure = self._parse(raw)
         attachments = self._store_attachments(mail) if mail else []
-        paths = [self.blobs.raw_path(digest), *(self.blobs.attachment_path(a.sha256) for a in attachments)]
-        return _Prepared(raw, channel, digest, mail, failure, attachments, paths, self._proof(raw, mail))
+        refs = [(RAW, digest), *((ATTACHMENT, a.sha256) for a in attachments)]
+        return _Prepared(raw, channel, digest, mail, failure, attachments, refs, self._proof(raw, mail))
 
     def _proof(self, raw: bytes, mail: ParsedMail | None) -> AuthVerdict | None:
         """The agent proof, decided here, outside the transaction: DKIM may ask the DNS.
@@ -411,10 +416,18 @@ class Processor:
             apply_form(session, ticket_id, requester, decision.form, now)
         if decision.action is Action.CREATE and decision.refers_to is not None:
             link_ticket(session, ticket_id, decision.refers_to)
+        elif decision.action is Action.CREATE and (mail.in_reply_to or mail.references):
+            # A reply to mail maild has not seen (yet: on a node that was cut off, say).
+            await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
         write_message(session, ticket_id=ticket_id, decision=decision, mail=mail, kind=kind, sender=sender,
                       raw_id=raw_id, attachments=attachments, channel=channel, now=now)
         history.record(session, ticket_id, history_of(decision), at=now, actor=sender.email,
                        message_id=mail.message_id)
+        if decision.action is Action.CREATE and not mail.synthetic_message_id:
+            for orphan in adopt_orphans(session, mail.message_id, ticket_id):
+                history.record(session, orphan, [EventSpec("linked", new=str(ticket_id), detail=(
+                    f"answers {mail.message_id}, which arrived after it"))], at=now, actor=sender.email,
+                    message_id=mail.message_id)
         if decision.ops:
             apply_ops(session, ticket_id, decision.ops, actor=sender.email, message_id=mail.message_id, now=now)
         if decision.bounced is not None or decision.complaints or decision.undeliverable:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -30,7 +30,6 @@ from maild.ingest.limits import (
     declared_size,
 )
 from maild.ingest.envelope import RecipientTable, envelope_trace
-from maild.ingest.spool import Spool
 from maild.logmask import mask
 
 __all__ = ["Listener", "RecipientTable", "SpoolingHandler", "envelope_trace"]
@@ -43,8 +42,14 @@ UNKNOWN_RECIPIENT = "550 5.1.1 No such mailbox here"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
 
 
+class Intake(Protocol):
+    def accept(self, raw: bytes, channel: str) -> str:
+        """Make the mail durable (fsync spool, or the shared queue); the label the 250 names."""
+        ...
+
+
 class SpoolingHandler:
-    def __init__(self, spool: Spool, recipients: RecipientTable, channel: str) -> None:
+    def __init__(self, spool: Intake, recipients: RecipientTable, channel: str) -> None:
         self.spool = spool
         self.recipients = recipients
         self.channel = channel
@@ -68,13 +73,13 @@ class SpoolingHandler:
         replies = len(envelope.rcpt_tos) if isinstance(server, LMTP) else 1
         try:
             loop = asyncio.get_running_loop()
-            entry = await loop.run_in_executor(None, self.spool.put, raw, self.channel)
+            label = await loop.run_in_executor(None, self.spool.accept, raw, self.channel)
         except Exception:
             log.exception("could not spool a mail from %s", session.peer)
             return "\r\n".join([TEMPORARY_FAILURE] * replies)
-        log.info("spooled %s (%d bytes) from %s", entry.path.name, len(raw), session.peer)
+        log.info("spooled %s (%d bytes) from %s", label, len(raw), session.peer)
         self.on_accept(self.channel)
-        return "\r\n".join([f"{OK} queued as {entry.path.stem}"] * replies)
+        return "\r\n".join([f"{OK} queued as {label}"] * replies)
 
 
 class Listener:

@@ -75,6 +75,10 @@ class Spool:
         self.wakeup.set()
         return SpoolEntry(final, safe_channel)
 
+    def accept(self, raw: bytes, channel: str) -> str:
+        """What the listener calls: spooled and fsynced; the file's name."""
+        return self.put(raw, channel).path.stem
+
     def pending(self) -> list[SpoolEntry]:
         entries = []
         for path in sorted(self.new.glob("*.eml")):

@@ -19,9 +19,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 from maild.store.db import Database
+from maild.store.locks import AdvisoryLock as StoreAdvisoryLock
 from maild.store.models import SchedulerLease
 
 log = logging.getLogger("maild.scheduler")
@@ -41,52 +42,9 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class AdvisoryLock:
+class AdvisoryLock(StoreAdvisoryLock):
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.conn: Connection | None = None
-
-    def acquire(self, now: datetime) -> bool:
-        if self.conn is not None:
-            try:
-                self.conn.execute(text("SELECT 1"))
-                return True
-            except Exception:  # noqa: BLE001 - the connection (and with it the lock) is gone
-                log.warning("scheduler: lost the leader connection; stepping down")
-                self._drop()
-        try:
-            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except Exception:  # noqa: BLE001 - the database is away; try again next round
-            log.warning("scheduler: database unreachable; cannot try the leader lock")
-            return False
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar())
-        except Exception:  # noqa: BLE001
-            conn.close()
-            return False
-        if not got:
-            conn.close()
-            return False
-        self.conn = conn
-        return True
-
-    def _drop(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.invalidate()
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self.conn = None
-
-    def release(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            except Exception:  # noqa: BLE001
-                pass
-            self.conn.close()
-            self.conn = None
+        super().__init__(db, LOCK_KEY, "scheduler")
 
 
 class LeaseLock:

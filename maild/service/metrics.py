@@ -38,6 +38,7 @@ class Snapshot:
     scheduler_last_run: float | None = None  # Unix time of this instance's last run of the jobs
     imap_last_pass: dict[str, float | None] = field(default_factory=dict)  # account → Unix time of its last pass
     now: float = 0.0  # Unix time of the snapshot
+    inbound_queue: int | None = None  # the shared inbound queue (spool.backend: database), else None
 
 
 class Metrics:
@@ -101,6 +102,9 @@ class _QueueCollector(Collector):
         for (channel, status), count in sorted(s.raw_mails.items()):
             raw.add_metric([channel, status], count)
         yield raw
+        if s.inbound_queue is not None:
+            yield GaugeMetricFamily("maild_inbound_queue_depth", "Mails acknowledged by any node and not yet "
+                                    "processed (the shared inbound queue)", value=s.inbound_queue)
         if s.scheduler_leader is not None:
             yield GaugeMetricFamily("maild_scheduler_leader", "1 when this instance runs the scheduled jobs",
                                     value=int(s.scheduler_leader))

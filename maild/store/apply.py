@@ -9,17 +9,19 @@ the SQL itself.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from maild.domain.decision import Action, Decision
 from maild.domain.events import EventSpec
 from maild.domain.mail import Classification, ParsedMail
 from maild.domain.sender import Sender
-from maild.store.models import AttachmentRow
+from maild.store.keys import header_hash
+from maild.store.models import AttachmentRow, AwaitedParent
 from maild.store.rows import new_id
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
 
@@ -89,6 +91,31 @@ def write_ticket(session: Session, *, decision: Decision, mail: ParsedMail, send
 
 def link_ticket(session: Session, ticket_id: int, other_id: int, kind: str = "refers_to") -> None:
     conn(session).execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": other_id, "kind": kind})
+
+
+AWAITED_PER_MAIL = 4  # In-Reply-To and the last References: the parents worth waiting for
+
+
+def await_parents(session: Session, ticket_id: int, parents: Sequence[str], now: datetime) -> None:
+    """This ticket was opened by a reply to mail maild has not seen: remember whom it answers."""
+    keys = dict.fromkeys(key for key in (header_hash(p) for p in parents[:AWAITED_PER_MAIL]) if key)
+    if keys:
+        conn(session).execute(insert(AwaitedParent.__table__), [
+            {"parent_hash": key, "ticket_id": ticket_id, "created_at": now} for key in keys])
+
+
+def adopt_orphans(session: Session, message_id: str, ticket_id: int) -> list[int]:
+    """The tickets opened by replies to ``message_id`` before it arrived, now linked to
+    ``ticket_id`` (its ticket); their waiting ends."""
+    awaited = AwaitedParent.__table__
+    key = header_hash(message_id)
+    orphans = [t for t in session.scalars(select(awaited.c.ticket_id).where(awaited.c.parent_hash == key))
+               if t != ticket_id]
+    if orphans:
+        conn(session).execute(_NEW_LINK, [{"ticket_id": orphan, "other_id": ticket_id, "kind": "refers_to"}
+                                          for orphan in orphans])
+        session.execute(delete(awaited).where(awaited.c.ticket_id.in_(orphans)))
+    return orphans
 
 
 def write_message(session: Session, *, ticket_id: int, decision: Decision, mail: ParsedMail, kind: Classification,

@@ -7,6 +7,7 @@ can nest savepoints.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger("maild.db")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -94,12 +96,26 @@ class Database:
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
+    def knows(self, revision: str) -> bool:
+        """Whether this maild ships the migration ``revision`` (False: a newer one wrote it)."""
+        from alembic.util import CommandError
+
+        try:
+            return ScriptDirectory.from_config(self.alembic_config()).get_revision(revision) is not None
+        except CommandError:
+            return False
+
     def upgrade(self) -> None:
         command.upgrade(self.alembic_config(), "head")
 
     def ensure_schema(self, migrate: bool) -> None:
         current, head = self.current_revision(), self.head_revision()
         if current == head:
+            return
+        if current is not None and not self.knows(current):
+            # A newer maild migrated (a rolling upgrade): migrations are additive, so this
+            # version runs on the newer schema until it is replaced.
+            log.warning("the database is at schema %s, newer than this maild's %s: running on it", current, head)
             return
         if migrate:
             self.upgrade()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -319,6 +320,74 @@ class OutboxSender(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InboundRow(Base):
+    """An acknowledged mail not yet processed (``spool.backend: database``): any node claims it.
+
+    ``message_id_hash`` is the key of its Message-ID and ``parents`` the keys of the
+    Message-IDs it answers (In-Reply-To, References; space-separated), so a reply can wait
+    while its parent is still here. A row is deleted once its mail's transaction committed.
+    """
+
+    __tablename__ = "inbound_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    message_id_hash: Mapped[str | None] = mapped_column(String(HASH_LENGTH), index=True)
+    parents: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # first put back for its parent
+    node: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_inbound_queue_state_next", "state", "next_attempt_at"),)
+
+
+class Node(Base):
+    """A running ``maild run`` and its heartbeat: the claims of a node that stopped beating
+    are taken again; ``maild cluster status`` lists the live ones and what each holds."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    queue_depth: Mapped[int] = mapped_column(Integer, default=0)
+    holds: Mapped[str] = mapped_column(Text, default="{}")  # JSON: scheduler, imap, claims
+
+
+class AwaitedParent(Base):
+    """A reply that opened a ticket of its own because maild had not seen the mail it
+    answers (yet): when that mail arrives, its ticket and this one are linked."""
+
+    __tablename__ = "awaited_parents"
+
+    parent_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BlobRow(Base):
+    """A raw mail (``raw``) or attachment (``att``) kept in the database, zlib-compressed."""
+
+    __tablename__ = "blobs"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SmsRow(Base):
