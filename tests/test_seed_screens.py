@@ -149,8 +149,7 @@ def test_delete_erases_the_content_and_keeps_one_audit_line(env: Env) -> None:
     with env.app.db.write() as session:
         report = delete_tickets(session, blobs, [a, 99, a], now=env.now, actor="cli:admin")
     assert report.deleted == [a] and report.missing == [99] and report.raw_mails == 1 and report.messages >= 1
-    for path in report.files_to_delete:
-        path.unlink()
+    blobs.delete(report.blobs_to_delete)
     assert not old_path.exists()
     with env.app.db.read() as session:
         raw_now = session.get(RawMail, raw.id)
