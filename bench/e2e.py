@@ -430,6 +430,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=3, help="agents notified of every mail")
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="maild run --workers N (default: maild's own default, the number of cores)")
     parser.add_argument("--prefill", type=int, default=0, help="old messages and old outbox rows, bulk-inserted first")
     parser.add_argument("--log-level", default="INFO", help="maild's log_level (INFO is the default config's)")
     parser.add_argument("--profile", help="record the daemon with py-spy into this file (raw collapsed stacks)")
@@ -461,7 +463,8 @@ def main() -> int:
             prefill(config, work, args.prefill, [*agents, *sorted({i.sender for i in items})])
         sink.start()
         with open(work / "maild.log", "ab") as log:
-            daemon = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run"],
+            workers = ["--workers", str(args.workers)] if args.workers else []
+            daemon = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run", *workers],
                                       cwd=ROOT, stdout=log, stderr=log)
         alive = lambda: daemon.poll() is None  # noqa: E731
         wait_until(lambda: _listening(port), lambda: 0, 60, "the SMTP listener", alive)
