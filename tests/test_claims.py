@@ -84,7 +84,7 @@ def config_for(directory: Path, db: Path, port: int, sink_port: int) -> Path:
     directory.mkdir()
     return write_config(directory, f"sqlite:///{db}", smtp_port=str(port), outbound=f"""\
         outbound:
-          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 5}}
+          smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 60}}
           retry: {{first_seconds: 0.3, max_seconds: 1, poll_seconds: 0.2, heartbeat_seconds: 0.3,
                    heartbeat_timeout_seconds: 2}}
         """)
@@ -96,7 +96,8 @@ def test_a_killed_senders_claims_are_sent_by_another_within_seconds(tmp_path: Pa
     a_port, b_port = free_port(), free_port()
     a = Daemon(config_for(tmp_path / "a", db, a_port, sink.port), a_port, tmp_path / "a.log")
     b = Daemon(config_for(tmp_path / "b", db, b_port, sink.port), b_port, tmp_path / "b.log")
-    sink.handler.holding = True  # A's session waits at RCPT: claimed, not sent
+    # A's session waits at RCPT (its reply timeout is long: the claims stay A's until A dies).
+    sink.handler.holding = True
     sink.start()
     a.start()
     b.start()
