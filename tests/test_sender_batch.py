@@ -2,11 +2,9 @@
 fsync) for many mails, on SQLite and PostgreSQL, against a real SMTP peer."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
 from conftest import HELPDESK, Env, mail
@@ -14,13 +12,7 @@ from maild.config import OutboundSmtp, Retry
 from maild.outbound.sender import Sender, SmtpTransport
 from maild.store.models import Message, OutboxRow
 from smtpsink import Sink
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink().start()
-    yield s
-    s.stop()
+from test_outbound import sink  # noqa: F401 - the sink fixture: a started aiosmtpd peer
 
 
 def sender_for(env: Env, port: int, **kwargs: Any) -> Sender:
@@ -49,7 +41,7 @@ def queue_mails(env: Env, count: int) -> None:
         env.process(mail(f"Pedido {i}", f"cliente{i}@cliente.example", message_id=f"<b{i}@cliente.example>"))
 
 
-def test_one_round_writes_all_its_results_in_one_transaction(env: Env, sink: Sink) -> None:
+def test_one_round_writes_all_its_results_in_one_transaction(env: Env, sink: Sink) -> None:  # noqa: F811
     queue_mails(env, 6)
     sender = sender_for(env, sink.port)
     commits = Commits(env)
@@ -67,7 +59,7 @@ def test_one_round_writes_all_its_results_in_one_transaction(env: Env, sink: Sin
     assert sender.run_once() == 0
 
 
-def test_results_are_written_every_batch_mails(env: Env, sink: Sink) -> None:
+def test_results_are_written_every_batch_mails(env: Env, sink: Sink) -> None:  # noqa: F811
     queue_mails(env, 5)  # ten mails
     sender = sender_for(env, sink.port, batch=4)
     commits = Commits(env)
@@ -82,7 +74,7 @@ def test_results_are_written_every_batch_mails(env: Env, sink: Sink) -> None:
         assert set(session.scalars(select(OutboxRow.state))) == {"sent"}
 
 
-def test_a_batch_mixes_sent_refused_and_retried_mails(env: Env, sink: Sink) -> None:
+def test_a_batch_mixes_sent_refused_and_retried_mails(env: Env, sink: Sink) -> None:  # noqa: F811
     queue_mails(env, 2)
     sink.handler.refuse = {"cliente1@cliente.example"}  # 550 at RCPT: this acknowledgement fails for good
     sink.handler.fail_next, sink.handler.fail_code = 1, "451 4.3.0 try later"  # the first DATA: retried

@@ -15,21 +15,15 @@ import pytest
 from conftest import AGENT, free_port, mail, write_config
 from smtpsink import Sink
 from test_e2e import MAILD, Daemon, wait_for
-from test_outbound_e2e import deliver, outbound_section, settle
+from test_outbound_e2e import deliver, outbound_section, settle, sink  # noqa: F401 - the sink fixture
 
 pytestmark = pytest.mark.slow
 CUSTOMER = "maria@cliente.example.com.br"
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.start()
-    yield s
-    s.stop()
-
-
-def daemon_with(tmp_path: Path, sink: Sink, *args: str) -> Daemon:
+def daemon_with(tmp_path: Path, sink: Sink, *args: str) -> Daemon:  # noqa: F811
+    if sink.controller is None:
+        sink.start()
     port = free_port()
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
                           outbound=outbound_section(sink.port))
@@ -75,14 +69,22 @@ def started() -> Iterator[list[Daemon]]:
             d.kill()
 
 
-def test_two_sender_processes_deliver_each_mail_once_and_stop_with_the_daemon(
-        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:
-    daemon = daemon_with(tmp_path, sink, "--workers", "3")
+def start_with_senders(tmp_path: Path, sink: Sink, started: list[Daemon],  # noqa: F811
+                       workers: int) -> tuple[Daemon, int]:
+    """A daemon with ``workers`` - 1 sender processes running; its pid."""
+    daemon = daemon_with(tmp_path, sink, "--workers", str(workers))
     started.append(daemon)
     daemon.start()
     assert daemon.proc is not None
-    wait_for(lambda: len(senders_of(daemon.proc.pid)) == 2, 30, "two sender processes")  # type: ignore[union-attr]
-    children = senders_of(daemon.proc.pid)
+    pid = daemon.proc.pid
+    wait_for(lambda: len(senders_of(pid)) == workers - 1, 30, f"{workers - 1} sender process(es)")
+    return daemon, pid
+
+
+def test_two_sender_processes_deliver_each_mail_once_and_stop_with_the_daemon(
+        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:  # noqa: F811
+    daemon, pid = start_with_senders(tmp_path, sink, started, 3)
+    children = senders_of(pid)
     customers = [f"cliente{i}@cliente.example" for i in range(6)]
     for i, customer in enumerate(customers):
         deliver(daemon.port, mail(f"Pedido {i}", customer, message_id=f"<w{i}@cliente.example>"), customer)
@@ -99,26 +101,17 @@ def test_two_sender_processes_deliver_each_mail_once_and_stop_with_the_daemon(
     assert "sender process(es)" in log and "Traceback" not in log
 
 
-def test_the_senders_die_with_a_killed_daemon(tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:
-    daemon = daemon_with(tmp_path, sink, "--workers", "2")
-    started.append(daemon)
-    daemon.start()
-    assert daemon.proc is not None
-    pid = daemon.proc.pid
-    wait_for(lambda: len(senders_of(pid)) == 1, 30, "the sender process")
+def test_the_senders_die_with_a_killed_daemon(
+        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:  # noqa: F811
+    daemon, pid = start_with_senders(tmp_path, sink, started, 2)
     child = senders_of(pid)[0]
     daemon.kill()
     wait_for(lambda: not running(child), 30, "the orphaned sender to exit")
 
 
 def test_a_sender_process_that_dies_is_replaced_and_the_mail_goes_out(
-        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:
-    daemon = daemon_with(tmp_path, sink, "--workers", "2")
-    started.append(daemon)
-    daemon.start()
-    assert daemon.proc is not None
-    pid = daemon.proc.pid
-    wait_for(lambda: len(senders_of(pid)) == 1, 30, "the sender process")
+        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:  # noqa: F811
+    daemon, pid = start_with_senders(tmp_path, sink, started, 2)
     first = senders_of(pid)[0]
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: len(senders_of(pid)) == 1 and senders_of(pid)[0] != first, 30, "a new sender process")
@@ -129,18 +122,16 @@ def test_a_sender_process_that_dies_is_replaced_and_the_mail_goes_out(
     assert "ended (exit status -9); starting another" in daemon.log.read_text()
 
 
-def test_one_worker_runs_everything_in_one_process(tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:
-    daemon = daemon_with(tmp_path, sink, "--workers", "1")
-    started.append(daemon)
-    daemon.start()
-    assert daemon.proc is not None
+def test_one_worker_runs_everything_in_one_process(
+        tmp_path: Path, sink: Sink, started: list[Daemon]) -> None:  # noqa: F811
+    daemon, pid = start_with_senders(tmp_path, sink, started, 1)
     deliver(daemon.port, mail("Um", CUSTOMER, message_id="<one@cliente.example>"), CUSTOMER)
     sink.wait_for(2, 60)
-    assert senders_of(daemon.proc.pid) == []
+    assert senders_of(pid) == []
     assert daemon.stop() == 0
 
 
-def test_workers_must_be_a_positive_number(tmp_path: Path, sink: Sink) -> None:
+def test_workers_must_be_a_positive_number(tmp_path: Path, sink: Sink) -> None:  # noqa: F811
     daemon = daemon_with(tmp_path, sink)
     result = subprocess.run([*MAILD, "--config", str(daemon.config), "run", "--workers", "0"],
                             capture_output=True, text=True, timeout=60)
