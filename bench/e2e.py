@@ -71,7 +71,8 @@ def agents_of(count: int) -> list[str]:
     return [f"agent{i}@bench.example" for i in range(count)]
 
 
-def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Sequence[str], log_level: str) -> Path:
+def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Sequence[str], log_level: str,
+                 connections: int = 1) -> Path:
     lines = [
         "helpdesk:", "  name: Bench Helpdesk", f"  address: {HELPDESK}", "  subject_tag: Support",
         f"  secret: {uuid.uuid4().hex}",
@@ -83,7 +84,7 @@ def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Seq
         *[f"  - {{email: {a}, name: Agent {i}, teams: [support], role: {'manager' if i == 0 else 'agent'}}}"
           for i, a in enumerate(agents)],
         "outbound:",
-        f"  smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 30}}",
+        f"  smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 30, connections: {connections}}}",
         "  acknowledge: true",
         "  notify_agents: true",
         "  limits:",
@@ -430,6 +431,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=3, help="agents notified of every mail")
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="outbound.smtp.connections: sessions to the smarthost at once per sender (default 1)")
     parser.add_argument("--workers", type=int, default=0,
                         help="maild run --workers N (default: maild's own default, the number of cores)")
     parser.add_argument("--prefill", type=int, default=0, help="old messages and old outbox rows, bulk-inserted first")
@@ -453,7 +456,7 @@ def main() -> int:
     else:
         db_url = f"sqlite:///{work / 'maild.db'}"
     port, sink_port = free_port(), free_port()
-    config = write_config(work, db_url, port, sink_port, agents, args.log_level)
+    config = write_config(work, db_url, port, sink_port, agents, args.log_level, args.connections)
     daemon: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
     sink = SinkProcess(sink_port)
