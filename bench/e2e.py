@@ -20,6 +20,8 @@ that the sink got exactly the expected acknowledgements and notifications; exits
     .venv/bin/python bench/e2e.py --mails 5000 --clients 4
     .venv/bin/python bench/e2e.py --mails 5000 --clients 4 --db postgresql
     .venv/bin/python bench/e2e.py --mails 5000 --prefill 1000000
+    .venv/bin/python bench/e2e.py --mails 5000 --workers 1          # maild run --workers 1: one process
+    .venv/bin/python bench/e2e.py --mails 5000 --connections 4      # outbound.smtp.connections
     .venv/bin/python bench/e2e.py --mails 5000 --profile profile.txt   # py-spy, raw collapsed stacks
 """
 from __future__ import annotations
