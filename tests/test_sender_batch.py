@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, select
-
 from conftest import HELPDESK, Env, mail
+from smtpsink import Sink
+from sqlalchemy import event, select
+from test_outbound import sink  # noqa: F401 - the sink fixture: a started aiosmtpd peer
+
 from maild.config import OutboundSmtp, Retry
 from maild.outbound.sender import Sender, SmtpTransport
 from maild.store.models import Message, OutboxRow
-from smtpsink import Sink
-from test_outbound import sink  # noqa: F401 - the sink fixture: a started aiosmtpd peer
 
 
 def sender_for(env: Env, port: int, **kwargs: Any) -> Sender:
