@@ -20,6 +20,8 @@ that the sink got exactly the expected acknowledgements and notifications; exits
     .venv/bin/python bench/e2e.py --mails 5000 --clients 4
     .venv/bin/python bench/e2e.py --mails 5000 --clients 4 --db postgresql
     .venv/bin/python bench/e2e.py --mails 5000 --prefill 1000000
+    .venv/bin/python bench/e2e.py --mails 5000 --workers 1          # maild run --workers 1: one process
+    .venv/bin/python bench/e2e.py --mails 5000 --connections 4      # outbound.smtp.connections
     .venv/bin/python bench/e2e.py --mails 5000 --profile profile.txt   # py-spy, raw collapsed stacks
 """
 from __future__ import annotations
@@ -71,7 +73,8 @@ def agents_of(count: int) -> list[str]:
     return [f"agent{i}@bench.example" for i in range(count)]
 
 
-def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Sequence[str], log_level: str) -> Path:
+def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Sequence[str], log_level: str,
+                 connections: int = 1) -> Path:
     lines = [
         "helpdesk:", "  name: Bench Helpdesk", f"  address: {HELPDESK}", "  subject_tag: Support",
         f"  secret: {uuid.uuid4().hex}",
@@ -83,7 +86,7 @@ def write_config(work: Path, db_url: str, port: int, sink_port: int, agents: Seq
         *[f"  - {{email: {a}, name: Agent {i}, teams: [support], role: {'manager' if i == 0 else 'agent'}}}"
           for i, a in enumerate(agents)],
         "outbound:",
-        f"  smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 30}}",
+        f"  smtp: {{host: 127.0.0.1, port: {sink_port}, timeout: 30, connections: {connections}}}",
         "  acknowledge: true",
         "  notify_agents: true",
         "  limits:",
@@ -430,6 +433,10 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=3, help="agents notified of every mail")
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="outbound.smtp.connections: sessions to the smarthost at once per sender (default 1)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="maild run --workers N (default: maild's own default, the number of cores)")
     parser.add_argument("--prefill", type=int, default=0, help="old messages and old outbox rows, bulk-inserted first")
     parser.add_argument("--log-level", default="INFO", help="maild's log_level (INFO is the default config's)")
     parser.add_argument("--profile", help="record the daemon with py-spy into this file (raw collapsed stacks)")
@@ -451,7 +458,7 @@ def main() -> int:
     else:
         db_url = f"sqlite:///{work / 'maild.db'}"
     port, sink_port = free_port(), free_port()
-    config = write_config(work, db_url, port, sink_port, agents, args.log_level)
+    config = write_config(work, db_url, port, sink_port, agents, args.log_level, args.connections)
     daemon: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
     sink = SinkProcess(sink_port)
@@ -461,7 +468,8 @@ def main() -> int:
             prefill(config, work, args.prefill, [*agents, *sorted({i.sender for i in items})])
         sink.start()
         with open(work / "maild.log", "ab") as log:
-            daemon = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run"],
+            workers = ["--workers", str(args.workers)] if args.workers else []
+            daemon = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run", *workers],
                                       cwd=ROOT, stdout=log, stderr=log)
         alive = lambda: daemon.poll() is None  # noqa: E731
         wait_until(lambda: _listening(port), lambda: 0, 60, "the SMTP listener", alive)

@@ -22,14 +22,14 @@ from maild.ingest.envelope import RecipientTable, helpdesk_recipients
 from maild.ingest.processor import Outcome, Processor
 from maild.ingest.smtp import Listener, SpoolingHandler
 from maild.ingest.spool import Spool, SpoolWorker
-from maild.outbound.pool import Pool
-from maild.outbound.sender import Sender, SmtpTransport, Transport
+from maild.outbound.sender import Transport
 from maild.service.health import Health, check
 from maild.service.metrics import Metrics, MetricsServer, Snapshot
 from maild.service.cluster import NodeHeartbeat, this_node
 from maild.service.notify import Notifier, Watchdog
 from maild.store.blobs import open_blobs
 from maild.store.db import Database
+from maild.workers import SenderProcesses, build_sender
 
 if TYPE_CHECKING:  # started only when configured: imported where they start
     from maild.ingest.imap import ImapWorker
@@ -50,13 +50,10 @@ class App:
         self.spool = Spool(config.path(config.spool.path))
         self.metrics = Metrics(self._snapshot)
         self.processor = self._processor(config)
-        smtp = config.outbound.smtp
-        transport = transport or SmtpTransport(smtp)
-        pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
-        self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
-                             bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
-        self.sender.on_result = lambda result: self.metrics.outbound.labels(result).inc()
-        self.processor.on_outbound = self.sender.wakeup.set
+        self.sender = build_sender(config, self.db, self.processor.signer, transport)  # when run in this process
+        self.sender.on_result = self._sent
+        self._sender_processes: SenderProcesses | None = None  # `--workers` ≥ 2: the senders run there
+        self.processor.on_outbound = self.wake_senders
         self.node = this_node()
         self.config_file: Path | None = None
         self._reload_requested = threading.Event()
@@ -75,14 +72,15 @@ class App:
     def _cap_hit(self, cap: str) -> None:
         self.metrics.caps.labels(cap).inc()
 
-    def _dkim(self) -> Callable[[bytes], bytes] | None:
-        settings = self.config.outbound.dkim
-        if settings is None:
-            return None
-        from maild.outbound.dkim_sign import DkimSigner
+    def wake_senders(self) -> None:
+        """Mail was queued: the sender (thread or processes) looks at once."""
+        self.sender.wakeup.set()
+        if self._sender_processes is not None:
+            self._sender_processes.wakeup()
 
-        key_file = self.config.path(settings.private_key_file)
-        return DkimSigner.from_file(settings.selector, settings.domain, key_file).sign
+    def _sent(self, result: str) -> None:
+        """One outbound attempt's result (sent, deferred, failed, unconfirmed), from any sender."""
+        self.metrics.outbound.labels(result).inc()
 
     def recipients(self) -> RecipientTable:
         helpdesk = self.config.helpdesk
@@ -90,8 +88,11 @@ class App:
                                    bounces=self.processor.signer)
 
     def run(self, stop: threading.Event | None = None, config_file: Path | None = None,
-            notifier: Notifier | None = None) -> None:
+            notifier: Notifier | None = None, workers: int = 1) -> None:
         """Run until SIGTERM/SIGINT (or ``stop`` is set): listener, spool worker, IMAP.
+
+        ``workers`` ≥ 2 delivers the outbox from ``workers - 1`` processes of their own
+        (:mod:`maild.workers`); 1 runs the sender as a thread of this process.
 
         SIGHUP (or :meth:`request_reload`) re-reads ``config_file``; the service manager
         hears READY, RELOADING and STOPPING through ``notifier`` ($NOTIFY_SOCKET).
@@ -145,7 +146,11 @@ class App:
             self._queue_worker = self._start_queue_worker(intake)
         imap_workers = self._imap_workers = self._start_imap()
         if self.config.outbound.enabled:
-            self.sender.start()
+            if workers >= 2:
+                self._sender_processes = SenderProcesses(self.config, workers - 1, self._sent)
+                self._sender_processes.start()
+            else:
+                self.sender.start()
             self._sender_started = True
             smarthost = self.config.outbound.smtp
             log.info("outbox: sending through %s:%d", smarthost.host, smarthost.port)
@@ -161,6 +166,8 @@ class App:
         try:
             # Reloads run here, in the main thread, never inside the signal handler.
             while not stop.wait(0.2):
+                if self._sender_processes is not None:
+                    self._sender_processes.check()
                 if self._reload_requested.is_set():
                     self._reload_requested.clear()
                     notifier.reloading()
@@ -182,6 +189,8 @@ class App:
                 scheduler.stop()
             if sms_sender:
                 sms_sender.stop()
+            if self._sender_processes is not None:
+                self._sender_processes.stop()
             self.sender.stop()
             if metrics_server:
                 metrics_server.stop()
@@ -244,7 +253,7 @@ class App:
             log.error("reload refused, still running on the previous configuration: %s: %s", path, exc)
             self.metrics.reloads.labels("refused").inc()
             return False
-        processor.on_outbound = self.sender.wakeup.set
+        processor.on_outbound = self.wake_senders
         pending = restart_only_changes(self.config, new)
         self.processor, self.config = processor, new
         if self._handler is not None:
@@ -273,7 +282,8 @@ class App:
             queue_worker = self._queue_worker
             probes["queue_worker"] = lambda: queue_worker.alive
         if self._sender_started:  # as started, not as a reload may since have said
-            probes["sender"] = lambda: self.sender.alive
+            processes = self._sender_processes
+            probes["sender"] = (lambda: processes.alive) if processes is not None else (lambda: self.sender.alive)
         return check(probes)
 
     def _database_alive(self) -> bool:
@@ -339,7 +349,7 @@ class App:
         from maild.scheduler.service import build
 
         def wake() -> None:  # what a run queued leaves at once, not at the senders' next poll
-            self.sender.wakeup.set()
+            self.wake_senders()
             if wake_sms:
                 wake_sms()
 

@@ -97,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
     add_ingest(sub)  # parsed by maild.cli_ingest; here for `maild --help`
 
-    sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)").set_defaults(handler=_run)
+    run = sub.add_parser("run", help="run the daemon (SIGHUP re-reads the file, SIGTERM stops)")
+    run.add_argument("--workers", type=_positive, metavar="N",
+                     help="processes to use: 1 runs everything in one; N ≥ 2 delivers the outbox from N - 1 "
+                          "processes of their own (default: the number of cores)")
+    run.set_defaults(handler=_run)
     sub.add_parser("reload", help="make the running daemon re-read its configuration file "
                    "(checked first; the daemon's log says what changed)").set_defaults(handler=_reload)
     check = sub.add_parser("check-config", help="validate the configuration and explain it")
@@ -201,6 +205,16 @@ def _version() -> str:
         return "unknown"
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.app import App, StartError
     from maild.store.db import SchemaError
@@ -210,8 +224,10 @@ def _run(config: Config, args: argparse.Namespace, path: Path) -> int:
     except SchemaError as exc:
         print(f"maild: {exc}", file=sys.stderr)
         return EX_CONFIG
+    from maild.workers import default_workers
+
     try:
-        app.run(config_file=path)
+        app.run(config_file=path, workers=args.workers or default_workers())
     except StartError as exc:
         print(f"maild: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE

@@ -170,16 +170,26 @@ def _mine(row_id: int, token: str) -> ColumnElement[bool]:
     return and_(OutboxRow.id == row_id, OutboxRow.state == "claimed", OutboxRow.claim_token == token)
 
 
-def mark_sent(session: Session, row_id: int, token: str, now: datetime, note: str = "") -> bool:
+def mark_sent_many(session: Session, sent: Sequence[tuple[int, str]], token: str, now: datetime) -> int:
+    """Rows ``(id, note)`` this sender delivered: ``sent`` with their notes, and the stored
+    ``out`` messages of the same Message-IDs stamped; a few statements for the whole batch."""
+    if not sent:
+        return 0
+    ids = [row_id for row_id, _ in sent]
+    notes = {row_id: note for row_id, note in sent if note}
+    mine = and_(OutboxRow.id.in_(ids), OutboxRow.state == "claimed", OutboxRow.claim_token == token)
+    taken = list(session.execute(select(OutboxRow.id, OutboxRow.message_id, OutboxRow.message_id_hash).where(mine)))
+    if not taken:
+        return 0
     # A retaken row keeps its warning: it may have reached the recipient twice.
-    done = session.execute(update(OutboxRow).where(_mine(row_id, token)).values(
+    note = case(*((OutboxRow.id == i, n) for i, n in notes.items()), else_="") if notes else ""
+    session.execute(update(OutboxRow).where(OutboxRow.id.in_([r.id for r in taken])).values(
         state="sent", sent_at=now, claim_token=None,
         last_error=case((OutboxRow.maybe_delivered.is_(True), OutboxRow.last_error), else_=note)))
-    if rowcount(done):
-        message_id = session.scalar(select(OutboxRow.message_id).where(OutboxRow.id == row_id))
-        session.execute(update(Message).where(Message.message_id_hash == header_hash(message_id),
-                                              Message.message_id == message_id).values(sent_at=now))
-    return bool(rowcount(done))
+    session.execute(update(Message).where(Message.message_id_hash.in_([r.message_id_hash for r in taken]),
+                                          Message.message_id.in_([r.message_id for r in taken]))
+                    .values(sent_at=now))
+    return len(taken)
 
 
 def mark_retry(session: Session, row_id: int, token: str, at: datetime, error: str) -> bool:

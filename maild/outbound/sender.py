@@ -1,10 +1,12 @@
 """Deliver the outbox through the smarthost: a thread in ``maild run``, never in ingest's way.
 
-Each round claims a few due rows (one short transaction), sends them over sessions
-taken from a bounded pool (:mod:`maild.outbound.pool`, reused across rounds), and records
-each result in its own transaction right after the server answered, so the window in
-which a crash could make a mail go out twice is one commit wide (and even then the retry
-reuses the Message-ID, which receivers deduplicate on).
+Each round claims due rows (one short transaction), sends them over sessions taken from
+a bounded pool (:mod:`maild.outbound.pool`, reused across rounds), and records the results
+of a session's mails together, in one transaction per ``batch`` mails or per
+``flush_seconds`` (whichever comes first): one fsync for many mails instead of one each.
+A crash after the server's 250 and before that commit sends those mails again when
+their claims are retaken (at most one batch, or ``flush_seconds`` of sending); the retry
+reuses the Message-ID, which receivers deduplicate on.
 
 - 2xx → ``sent``.
 - 4xx, refused or dropped connection, timeouts before the final dot → back to ``queued``
@@ -24,12 +26,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 from maild.config import Retry
 from maild.domain.events import EventSpec
@@ -97,20 +103,42 @@ class Due:
     mail: OutboundMail
 
 
+class Outcome(Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+SENT, RETRY, FAILED = Outcome.SENT, Outcome.RETRY, Outcome.FAILED
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one mail, until its batch is written."""
+
+    item: Due
+    state: Outcome
+    note: str  # the refused recipients, the error, or the "unconfirmed" reason
+    retry_at: datetime | None = None
+    unconfirmed: bool = False
+
+
 class Sender(Loop):
     """Delivers due outbox rows; ``run_once`` is one round, ``start`` runs rounds in a thread."""
 
     thread_name = "outbox-sender"
 
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
-                 clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None,
-                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None) -> None:
+                 clock: Callable[[], datetime], batch: int = 100, pool: Pool | None = None,
+                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None,
+                 flush_seconds: float = 0.5) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
         self.loop_value = loop_value
         self.clock = clock
-        self.batch = batch
+        self.batch = batch  # rows claimed per round, and results written per transaction
+        self.flush_seconds = flush_seconds
         self.pool = pool or Pool(transport)
         self.bounces = bounces  # VERP: each mail's own signed envelope sender
         self.sign = sign  # DKIM, when configured
@@ -145,26 +173,38 @@ class Sender(Loop):
         return len(due)
 
     def _deliver(self, share: list[Due], token: str) -> None:
-        """Send ``share`` over one pooled session; a broken session is replaced for the next mail."""
+        """Send ``share`` over one pooled session; a broken session is replaced for the next mail.
+
+        Results are written in batches (:meth:`_record`): when ``batch`` of them wait, when
+        the oldest has waited ``flush_seconds``, and at the end of the share.
+        """
         connection: Connection | None = None
+        results: list[Result] = []
+        since = 0.0
         try:
             for i, item in enumerate(share):
                 if connection is None:
                     try:
                         connection = self.pool.acquire()
                     except TransientFailure as exc:  # no session at all: these mails wait
-                        for rest in share[i:]:
-                            self._retry_or_fail(rest, token, str(exc))
+                        results.extend(self._retry_or_fail(rest, str(exc)) for rest in share[i:])
                         return
-                self._send_one(connection, item, token)
+                if not results:
+                    since = time.monotonic()
+                results.append(self._send_one(connection, item))
                 if connection.broken:
                     self.pool.release(connection)
                     connection = None
+                if len(results) >= self.batch or time.monotonic() - since >= self.flush_seconds:
+                    self._record(results, token)
+                    results = []
         finally:
             if connection is not None:
                 self.pool.release(connection)
+            if results:
+                self._record(results, token)
 
-    def _send_one(self, connection: Connection, item: Due, token: str) -> None:
+    def _send_one(self, connection: Connection, item: Due) -> Result:
         mail = item.mail
         try:
             data = to_bytes(mail, self.loop_value)
@@ -172,55 +212,65 @@ class Sender(Loop):
                 data = self.sign(data)
             refused = connection.send(self.envelope_from(item), list(mail.recipients), data)
         except TransientFailure as exc:
-            self._retry_or_fail(item, token, str(exc))
-            return
+            return self._retry_or_fail(item, str(exc))
         except PermanentFailure as exc:
-            self._fail(item, token, str(exc))
-            return
+            return Result(item, FAILED, str(exc))
         except Unconfirmed as exc:
             # The server may have taken it: a retry could deliver it twice, so it is not retried.
-            with self.db.write() as session:
-                outbox.mark_sent(session, item.row_id, token, self.clock(), f"unconfirmed: {exc}")
-            log.warning("%s may have been delivered, not retried: %s", mail.message_id, mask_text(str(exc)))
-            self.on_result("unconfirmed")
-            return
+            return Result(item, SENT, f"unconfirmed: {exc}", unconfirmed=True)
         except Exception as exc:  # noqa: BLE001 - a mail that cannot be built must not block the rest
-            self._fail(item, token, f"cannot send: {type(exc).__name__}: {exc}")
-            return
-        note = "; ".join(f"{a} refused: {r}" for a, r in refused.items())
+            return Result(item, FAILED, f"cannot send: {type(exc).__name__}: {exc}")
+        return Result(item, SENT, "; ".join(f"{a} refused: {r}" for a, r in refused.items()))
+
+    def _retry_or_fail(self, item: Due, error: str) -> Result:
+        at = self.clock() + backoff(item.attempts, self.retry)
+        if at > item.expires_at:
+            return Result(item, FAILED, f"gave up after {item.attempts} attempts: {error}")
+        return Result(item, RETRY, error, retry_at=at)
+
+    def _record(self, results: list[Result], token: str) -> None:
+        """Write a batch of results in one transaction, then log them."""
+        now = self.clock()
         with self.db.write() as session:
-            outbox.mark_sent(session, item.row_id, token, self.clock(), note)
-        log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)), mail.kind,
-                 mail.ticket_id, f"; {note}" if note else "")
-        self.on_result("sent")
+            outbox.mark_sent_many(session, [(r.item.row_id, r.note) for r in results if r.state is SENT], token, now)
+            for r in results:
+                if r.state is RETRY:
+                    assert r.retry_at is not None
+                    outbox.mark_retry(session, r.item.row_id, token, r.retry_at, r.note)
+                elif r.state is FAILED:
+                    self._fail(session, r, token, now)
+        for r in results:
+            self._log(r)
+
+    def _fail(self, session: Session, result: Result, token: str, now: datetime) -> None:
+        mail = result.item.mail
+        if outbox.mark_failed(session, result.item.row_id, token, result.note) and mail.ticket_id is not None:
+            history.record(session, mail.ticket_id, [EventSpec(
+                "delivery_failed", None, mail.kind, f"to {', '.join(mail.recipients)}: {result.note}")],
+                at=now, actor="maild", message_id=mail.message_id)
+
+    def _log(self, result: Result) -> None:
+        item, mail, note = result.item, result.item.mail, result.note
+        self.on_result("unconfirmed" if result.unconfirmed else "sent" if result.state is SENT
+                       else "deferred" if result.state is RETRY else "failed")
+        if result.state is SENT and result.unconfirmed:
+            log.warning("%s may have been delivered, not retried: %s", mail.message_id, mask_text(note))
+        elif result.state is SENT:
+            log.info("%s sent to %s (%s, ticket %s)%s", mail.message_id, ", ".join(map(mask, mail.recipients)),
+                     mail.kind, mail.ticket_id, f"; {note}" if note else "")
+        elif result.state is RETRY:
+            assert result.retry_at is not None
+            log.warning("%s not delivered (attempt %d), retry at %s: %s", mail.message_id, item.attempts,
+                        result.retry_at.isoformat(timespec="seconds"), mask_text(note))
+        else:
+            log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind,
+                      ", ".join(map(mask, mail.recipients)), mask_text(note))
 
     def envelope_from(self, item: Due) -> str:
         """The row's signed bounce address (VERP), or the stored sender; a null sender stays null."""
         if self.bounces is None or not item.mail.envelope_from:
             return item.mail.envelope_from
         return self.bounces.bounce_address(item.row_id)
-
-    def _retry_or_fail(self, item: Due, token: str, error: str) -> None:
-        at = self.clock() + backoff(item.attempts, self.retry)
-        if at > item.expires_at:
-            self._fail(item, token, f"gave up after {item.attempts} attempts: {error}")
-            return
-        with self.db.write() as session:
-            outbox.mark_retry(session, item.row_id, token, at, error)
-        log.warning("%s not delivered (attempt %d), retry at %s: %s", item.mail.message_id, item.attempts,
-                    at.isoformat(timespec="seconds"), mask_text(error))
-        self.on_result("deferred")
-
-    def _fail(self, item: Due, token: str, error: str) -> None:
-        mail = item.mail
-        with self.db.write() as session:
-            if outbox.mark_failed(session, item.row_id, token, error) and mail.ticket_id is not None:
-                history.record(session, mail.ticket_id, [EventSpec(
-                    "delivery_failed", None, mail.kind, f"to {', '.join(mail.recipients)}: {error}")],
-                    at=self.clock(), actor="maild", message_id=mail.message_id)
-        log.error("%s failed permanently (%s to %s): %s", mail.message_id, mail.kind, ", ".join(map(mask, mail.recipients)),
-                  mask_text(error))
-        self.on_result("failed")
 
     # -- the thread ------------------------------------------------------------------
     def step(self) -> float:
