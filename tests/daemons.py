@@ -31,13 +31,15 @@ MAILD = [sys.executable, "-m", "maild"]
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, args: tuple[str, ...] = ()) -> None:
         self.config, self.port, self.log = config, port, log
+        self.args = args  # after `run`, e.g. ("--workers", "1")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*MAILD, "--config", str(self.config), "run"], stdout=log, stderr=log)
+            self.proc = subprocess.Popen([*MAILD, "--config", str(self.config), "run", *self.args],
+                                         stdout=log, stderr=log)
         wait_for(self._listening, 60, "the daemon's SMTP port")
 
     def _listening(self) -> bool:

@@ -8,7 +8,6 @@ from typing import Any
 from conftest import HELPDESK, Env, mail
 from smtpsink import Sink
 from sqlalchemy import event, select
-from test_outbound import sink  # noqa: F401 - the sink fixture: a started aiosmtpd peer
 
 from maild.config import OutboundSmtp, Retry
 from maild.outbound.sender import Sender, SmtpTransport
@@ -16,8 +15,8 @@ from maild.store.models import Message, OutboxRow
 
 
 def sender_for(env: Env, port: int, **kwargs: Any) -> Sender:
-    return Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=port, timeout=5)),
-                  Retry(first_seconds=1), HELPDESK, lambda: env.now, **kwargs)
+    return env.sender(Sender(env.app.db, SmtpTransport(OutboundSmtp(host="127.0.0.1", port=port, timeout=5)),
+                             Retry(first_seconds=1), HELPDESK, lambda: env.now, **kwargs))
 
 
 class Commits:
