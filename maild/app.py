@@ -49,7 +49,8 @@ class App:
         transport = transport or SmtpTransport(smtp)
         pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
         self.sender = Sender(self.db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
-                             bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim())
+                             bounces=self.processor.signer if config.outbound.verp else None, sign=self._dkim(),
+                             blob=self.blobs.get_attachment)
         self.processor.on_outbound = self.sender.wakeup.set
         self.config_file: Path | None = None
         self.metrics = Metrics(self._snapshot)

@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=int, help="the ticket number")
     show.add_argument("--json", action="store_true", help="JSON: fields, messages, attachments, history")
     show.set_defaults(handler=_tickets_show)
+    from maild.cli_tickets import register as register_tickets
+
+    register_tickets(tickets)  # tickets attachment, tickets search
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
@@ -485,6 +488,7 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.cli_db import open_blobs
     from maild.outbound.compose import to_bytes
     from maild.outbound.sender import mail_of
     from maild.store.models import OutboxRow
@@ -494,7 +498,7 @@ def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
         if row is None:
             print(f"maild: no outbound mail {args.id}", file=sys.stderr)
             return EX_DATAERR
-        raw = to_bytes(mail_of(row), config.helpdesk.address)
+        raw = to_bytes(mail_of(row), config.helpdesk.address, open_blobs(config).get_attachment)
         data = {"id": row.id, "state": row.state, "kind": row.kind, "ticket": row.ticket_id, "to": row.recipients,
                 "subject": row.subject, "message_id": row.message_id, "attempts": row.attempts,
                 "created_at": row.created_at.isoformat(), "next_attempt_at": row.next_attempt_at.isoformat(),

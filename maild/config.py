@@ -272,6 +272,9 @@ class Outbound(_Strict):
     undeliverable_days: int = Field(default=30, ge=0)  # after a permanent bounce, no automatic mail
     acknowledge: bool = True  # acknowledge a new ticket to the customer
     notify_agents: bool = True  # tell agents about new tickets and customer replies
+    # A notification to agents carries the customer's files up to this total size; above it
+    # they are listed with their sizes (fetch one: `maild tickets attachment`, control `get`).
+    notify_attachments_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
     # Each mail's envelope sender is its own signed bounce address (support+bounce-<id>-<sig>@…),
     # so a bounce names the mail whatever its body; false: the helpdesk address.

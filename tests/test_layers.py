@@ -48,7 +48,7 @@ LAYERS: dict[str, int] = {
     "maild.notify.planning": ORCHESTRATION, "maild.commands.mailbox": ORCHESTRATION,
     "maild.commands.control": ORCHESTRATION, "maild.scheduler": ORCHESTRATION,
     # the composition root and the command line
-    "maild.app": ROOT_LAYER, "maild.cli": ROOT_LAYER, "maild.cli_ingest": ROOT_LAYER, "maild.cli_db": ROOT_LAYER, "maild.__main__": ROOT_LAYER,
+    "maild.app": ROOT_LAYER, "maild.cli": ROOT_LAYER, "maild.cli_ingest": ROOT_LAYER, "maild.cli_db": ROOT_LAYER, "maild.cli_tickets": ROOT_LAYER, "maild.__main__": ROOT_LAYER,
     "maild.contacts.cli": ROOT_LAYER, "maild.scheduler.cli": ROOT_LAYER,
 }
 

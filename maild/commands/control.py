@@ -13,6 +13,7 @@ read as one. Parsing stops at the first blank line after a command, at a signatu
     list status:new tag:vip assignee:me  filters: status tag assignee(me|none|AGENT) priority from
     show 12
     stats
+    get 12 ficha.pdf                     a file of the ticket, attached to the report
     new maria@example.com "Vazamento no banheiro"
     The customer called about ...        (lines right after `new`: the request, kept as a note)
 
@@ -32,9 +33,11 @@ from maild.commands.interpret import ALIASES, COMMANDS, Context, TicketView, int
 from maild.commands.queries import Filters, TicketLine
 from maild.commands.workflow import AgentRef, Workflow
 from maild.domain import ops
+from maild.domain.files import FileRef
+from maild.text import human_size
 from maild.threading.subject import strip_prefixes
 
-REPORT_VERBS = ("list", "show", "stats", "new", "help")
+REPORT_VERBS = ("list", "show", "stats", "new", "help", "get")
 
 
 class ControlLookup(Protocol):
@@ -46,6 +49,8 @@ class ControlLookup(Protocol):
     def detail(self, ticket_id: int) -> dict[str, Any] | None: ...
     def counts(self) -> dict[str, int]: ...
     def counts_by_assignee(self) -> dict[str | None, int]: ...
+    def file(self, ticket_id: int, name: str) -> FileRef | None: ...
+    def file_names(self, ticket_id: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Section:
     applied: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
     output: tuple[str, ...] = ()
+    files: tuple[FileRef, ...] = ()  # attached to the report (``get``)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
         r.sections.append(_show(r, line, rest))
     elif verb == "stats":
         r.sections.append(_stats(r, line))
+    elif verb == "get":
+        r.sections.append(_get(r, line, rest))
     elif verb == "new":
         _new(r, line, rest, extra)
     elif verb == "help":
@@ -134,6 +142,7 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
             "ticket commands: VERB IDS... [ARGS] with VERB one of " + ", ".join(
                 c for c, (_, anywhere) in COMMANDS.items() if anywhere),
             "reports: list [status:S tag:T assignee:me|none|AGENT priority:P from:ADDRESS], show ID, stats",
+            "get ID NAME: the ticket's file NAME, attached to this report",
             'new ADDRESS "Subject" (the lines after it: the request)')))
     elif verb in COMMANDS and COMMANDS[verb][1]:
         _ticket_command(r, line, verb, rest)
@@ -243,6 +252,24 @@ def _show(r: _Run, line: str, rest: str) -> Section:
             first = next((s.strip() for s in m["body_text"].splitlines() if s.strip()), "")
             out.append(f"  [{m['direction']}] {m['created_at'][:16].replace('T', ' ')} {m['from']}: {first[:100]}")
     return Section(line, rejected=tuple(rejected), output=tuple(out))
+
+
+def _get(r: _Run, line: str, rest: str) -> Section:
+    number_word, _, name = rest.partition(" ")
+    number = ticket_number(number_word)
+    name = name.strip().strip('"')
+    if number is None or not name:
+        return Section(line, rejected=("write `get TICKET NAME`, e.g. `get 12 ficha.pdf`",))
+    live = r.lookup.resolve_ticket(number)
+    if live is None:
+        return Section(line, rejected=(f"#{number}: no such ticket",))
+    found = r.lookup.file(live, name)
+    if found is None:
+        known = r.lookup.file_names(live)
+        return Section(line, rejected=(f"#{live} has no file {name!r}" + (
+            f"; its files: {', '.join(known)}" if known else "; it has no files"),))
+    return Section(line, output=(f"#{live}: {found.filename} ({human_size(found.size)}) is attached",),
+                   files=(found,))
 
 
 def _stats(r: _Run, line: str) -> Section:

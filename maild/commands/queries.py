@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from maild.domain.files import FileRef
+from maild.store import files
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
 
@@ -83,6 +85,12 @@ class CommandReads(SessionLookup):
         from maild.views import ticket_detail
 
         return ticket_detail(self.session, ticket_id)
+
+    def file(self, ticket_id: int, name: str) -> FileRef | None:
+        return files.find(self.session, ticket_id, name)
+
+    def file_names(self, ticket_id: int) -> list[str]:
+        return files.names(self.session, ticket_id)
 
     def counts(self) -> dict[str, int]:
         return dict(self.session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())

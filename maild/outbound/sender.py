@@ -104,7 +104,8 @@ class Sender(Loop):
 
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
                  clock: Callable[[], datetime], batch: int = 20, pool: Pool | None = None,
-                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None) -> None:
+                 bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None,
+                 blob: Callable[[str], bytes] | None = None) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
@@ -114,6 +115,7 @@ class Sender(Loop):
         self.pool = pool or Pool(transport)
         self.bounces = bounces  # VERP: each mail's own signed envelope sender
         self.sign = sign  # DKIM, when configured
+        self.blob = blob  # a stored attachment's bytes by hash (relayed replies, notifications)
         self.failures = 0
         super().__init__()
         self.token_prefix = uuid.uuid4().hex[:outbox.SENDER_ID_LENGTH]  # this sender's id
@@ -165,7 +167,7 @@ class Sender(Loop):
     def _send_one(self, connection: Connection, item: Due, token: str) -> None:
         mail = item.mail
         try:
-            data = to_bytes(mail, self.loop_value)
+            data = to_bytes(mail, self.loop_value, self.blob)
             if self.sign is not None:
                 data = self.sign(data)
             refused = connection.send(self.envelope_from(item), list(mail.recipients), data)

@@ -1,0 +1,52 @@
+"""Which stored attachments travel with maild's mails, and how they are listed.
+
+* An agent's reply relays the agent's files to the customer — not the images a mail client
+  puts inline (signature logos, pasted pictures shown in the text), which belong to the
+  agent's own message.
+* A notification to agents carries the customer's files while their total size stays within
+  ``outbound.notify_attachments_max_bytes``; above it they are only listed, with their
+  sizes, and the agent fetches one with ``maild tickets attachment`` or the control
+  address's ``get``.
+
+The mail names each file by its content hash; the sender reads the bytes from the blob
+store when it builds the mail (:func:`maild.outbound.compose.to_bytes`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from maild.outbound.compose import MailAttachment
+from maild.store.apply import StoredAttachment
+from maild.text import human_size
+
+
+def relayed_files(files: Sequence[StoredAttachment]) -> list[StoredAttachment]:
+    """The files of an agent's mail that reach the customer."""
+    return [f for f in files if not (f.inline and f.content_type.startswith("image/"))]
+
+
+def as_mail_attachment(f: StoredAttachment) -> MailAttachment:
+    return MailAttachment(f.filename, f.content_type or "application/octet-stream", sha256=f.sha256)
+
+
+@dataclass(frozen=True)
+class AgentFiles:
+    """The customer's files as a notification to agents carries them."""
+
+    attached: tuple[MailAttachment, ...]
+    variables: dict[str, Any]  # ``files`` in the templates (``_attachments.j2``)
+
+
+def for_agents(files: Sequence[StoredAttachment], limit: int) -> AgentFiles:
+    total = sum(f.size for f in files)
+    attach = bool(files) and total <= limit
+    return AgentFiles(
+        tuple(as_mail_attachment(f) for f in files) if attach else (),
+        {"list": [{"name": f.filename, "size": f.size, "size_text": human_size(f.size),
+                   "content_type": f.content_type} for f in files],
+         "attached": attach, "total": total, "total_text": human_size(total), "limit_text": human_size(limit)})
+
+
+NO_FILES = AgentFiles((), {"list": [], "attached": False, "total": 0, "total_text": "0 B", "limit_text": ""})
