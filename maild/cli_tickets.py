@@ -10,7 +10,7 @@ from typing import Any
 
 from maild.cli_db import open_blobs, open_database
 from maild.config import Config
-from maild.exitcodes import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_OK
+from maild.exitcodes import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_OK, EX_USAGE
 from maild.text import escape_c1, one_line
 
 
@@ -22,6 +22,37 @@ def register(tickets: Any) -> None:
     att.add_argument("name", help="the file's name, as `maild tickets show` lists it")
     att.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     att.set_defaults(handler=_attachment)
+    find = tickets.add_parser("search", help="full-text search over subjects, texts, requesters and tags, best "
+                              "match first (accents and case do not matter)")
+    find.add_argument("query", nargs="+", help="words that must all occur (e.g. vazamento banheiro)")
+    find.add_argument("--limit", type=int, default=20, help="at most this many tickets (default 20)")
+    find.add_argument("--json", action="store_true", help="JSON instead of a table")
+    find.set_defaults(handler=_search)
+
+
+def _search(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.store.search import search
+
+    query = " ".join(args.query)
+    if args.limit < 1:
+        print("maild: --limit must be at least 1", file=sys.stderr)
+        return EX_USAGE
+    with open_database(config).read() as session:
+        hits = search(session, query, args.limit)
+    rows = [{"id": h.ticket_id, "score": round(h.score, 6), "subject": h.subject, "status": h.status,
+             "priority": h.priority, "assignee": h.assignee, "requester": h.requester, "tags": list(h.tags),
+             "updated_at": h.updated_at.isoformat()} for h in hits]
+    if args.json:
+        _print_json(rows)
+        return EX_OK
+    if not rows:
+        print("(none)")
+        return EX_OK
+    print(f"{'id':<6} {'status':<16} {'requester':<30} {'tags':<20} subject")
+    for r in rows:
+        print(one_line(f"{r['id']:<6} {r['status']:<16.16} {r['requester']:<30.30} {','.join(r['tags']) or '-':<20.20} "
+                       f"{r['subject']}"))
+    return EX_OK
 
 
 def _attachment(config: Config, args: argparse.Namespace, path: Path) -> int:

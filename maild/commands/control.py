@@ -14,6 +14,7 @@ read as one. Parsing stops at the first blank line after a command, at a signatu
     show 12
     stats
     get 12 ficha.pdf                     a file of the ticket, attached to the report
+    search vazamento banheiro            full-text search, best match first
     new maria@example.com "Vazamento no banheiro"
     The customer called about ...        (lines right after `new`: the request, kept as a note)
 
@@ -37,7 +38,7 @@ from maild.domain.files import FileRef
 from maild.text import human_size
 from maild.threading.subject import strip_prefixes
 
-REPORT_VERBS = ("list", "show", "stats", "new", "help", "get")
+REPORT_VERBS = ("list", "show", "stats", "new", "help", "get", "search")
 
 
 class ControlLookup(Protocol):
@@ -51,6 +52,7 @@ class ControlLookup(Protocol):
     def counts_by_assignee(self) -> dict[str | None, int]: ...
     def file(self, ticket_id: int, name: str) -> FileRef | None: ...
     def file_names(self, ticket_id: int) -> list[str]: ...
+    def search(self, query: str, limit: int) -> list[TicketLine]: ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
         r.sections.append(_stats(r, line))
     elif verb == "get":
         r.sections.append(_get(r, line, rest))
+    elif verb == "search":
+        r.sections.append(_search(r, line, rest))
     elif verb == "new":
         _new(r, line, rest, extra)
     elif verb == "help":
@@ -143,6 +147,7 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
                 c for c, (_, anywhere) in COMMANDS.items() if anywhere),
             "reports: list [status:S tag:T assignee:me|none|AGENT priority:P from:ADDRESS], show ID, stats",
             "get ID NAME: the ticket's file NAME, attached to this report",
+            "search WORDS: tickets whose subject, texts, requester or tags hold every word, best first",
             'new ADDRESS "Subject" (the lines after it: the request)')))
     elif verb in COMMANDS and COMMANDS[verb][1]:
         _ticket_command(r, line, verb, rest)
@@ -223,8 +228,7 @@ def _list(r: _Run, line: str, rest: str) -> Section:
     if rejected:
         return Section(line, rejected=tuple(rejected))
     found, total = r.lookup.find(Filters(**values), r.max_lines)
-    out = [f"#{t.id:<5} {t.status:<16} {t.priority:<7} {(t.assignee or '-'):<24} {t.requester:<28} {t.subject}"
-           for t in found]
+    out = [_line(t) for t in found]
     out.append(f"{total} ticket(s)" + (f", first {len(found)} shown" if total > len(found) else ""))
     return Section(line, output=tuple(out))
 
@@ -270,6 +274,19 @@ def _get(r: _Run, line: str, rest: str) -> Section:
             f"; its files: {', '.join(known)}" if known else "; it has no files"),))
     return Section(line, output=(f"#{live}: {found.filename} ({human_size(found.size)}) is attached",),
                    files=(found,))
+
+
+def _search(r: _Run, line: str, rest: str) -> Section:
+    if not rest:
+        return Section(line, rejected=("write `search WORDS`, e.g. `search vazamento banheiro`",))
+    found = r.lookup.search(rest, r.max_lines)
+    out = [_line(t) for t in found]
+    out.append(f"{len(found)} ticket(s), best match first" if found else "no ticket matches")
+    return Section(line, output=tuple(out))
+
+
+def _line(t: TicketLine) -> str:
+    return f"#{t.id:<5} {t.status:<16} {t.priority:<7} {(t.assignee or '-'):<24} {t.requester:<28} {t.subject}"
 
 
 def _stats(r: _Run, line: str) -> Section:

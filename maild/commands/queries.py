@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild.domain.files import FileRef
-from maild.store import files
+from maild.store import files, search
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
 
@@ -91,6 +91,10 @@ class CommandReads(SessionLookup):
 
     def file_names(self, ticket_id: int) -> list[str]:
         return files.names(self.session, ticket_id)
+
+    def search(self, query: str, limit: int) -> list[TicketLine]:
+        return [TicketLine(h.ticket_id, h.status, h.priority, h.assignee, h.requester, h.subject,
+                           h.updated_at, None) for h in search.search(self.session, query, limit)]
 
     def counts(self) -> dict[str, int]:
         return dict(self.session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())

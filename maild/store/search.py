@@ -1,0 +1,95 @@
+"""Full-text search over tickets: their messages' subjects, texts and senders, and each
+ticket's subject, requester and tags. Ranked best first, accent- and case-insensitive.
+
+The index is kept by the database itself (migration 0009: FTS5 on SQLite, ``tsvector``
+with the ``portuguese`` configuration on PostgreSQL), in the transaction of every write.
+A query is words, all of which must occur in one message or in the ticket's own fields;
+a ticket's best-ranked document ranks it. Takes a session, never commits.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from maild.store.models import Contact, Tag, Ticket, TicketTag
+
+MAX_WORDS = 16  # a pasted paragraph is not a query; its first words are
+
+# A ticket's own fields count double: a word in the subject or a tag says more than one in a
+# long thread. SQLite's bm25 is lower for better matches, PostgreSQL's ts_rank higher.
+_SQLITE = text("""
+    SELECT ticket_id, min(score) AS score FROM (
+        SELECT m.ticket_id AS ticket_id, bm25(message_search, 4.0, 1.0, 2.0, 2.0) AS score
+        FROM message_search JOIN messages m ON m.id = message_search.rowid
+        WHERE message_search MATCH :q
+        UNION ALL
+        SELECT rowid AS ticket_id, 2.0 * bm25(ticket_search, 4.0, 2.0, 4.0) AS score
+        FROM ticket_search WHERE ticket_search MATCH :q
+    ) AS found GROUP BY ticket_id ORDER BY score, ticket_id DESC LIMIT :limit""")
+
+_POSTGRESQL = text("""
+    WITH q AS (SELECT plainto_tsquery('portuguese', maild_fold(:q)) AS q)
+    SELECT ticket_id, max(score) AS score FROM (
+        SELECT s.ticket_id, ts_rank(s.doc, q.q) AS score FROM message_search s, q WHERE s.doc @@ q.q
+        UNION ALL
+        SELECT s.ticket_id, 2 * ts_rank(s.doc, q.q) FROM ticket_search s, q WHERE s.doc @@ q.q
+    ) AS found GROUP BY ticket_id ORDER BY score DESC, ticket_id DESC LIMIT :limit""")
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Hit:
+    ticket_id: int
+    score: float  # higher is better, on either backend
+    subject: str
+    status: str
+    priority: str
+    assignee: str | None
+    requester: str
+    updated_at: datetime
+    tags: tuple[str, ...]
+
+
+def words(query: str) -> list[str]:
+    """The words of a query, as both indexes split text (letters and digits; an address
+    is its parts)."""
+    return _WORD.findall(query)[:MAX_WORDS]
+
+
+def fts5_query(query: str) -> str:
+    """An FTS5 MATCH expression: every word, each quoted (no operator or column filter can
+    come from the user's text)."""
+    return " ".join(f'"{w}"' for w in words(query))
+
+
+def search(session: Session, query: str, limit: int = 20) -> list[Hit]:
+    """Tickets matching every word of ``query``, best first; none for a query of no words."""
+    found = words(query)
+    if not found or limit <= 0:
+        return []
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        ranked = [(int(tid), -float(score)) for tid, score in conn.execute(
+            _SQLITE, {"q": fts5_query(query), "limit": limit})]
+    else:
+        ranked = [(int(tid), float(score)) for tid, score in conn.execute(
+            _POSTGRESQL, {"q": " ".join(found), "limit": limit})]
+    if not ranked:
+        return []
+    ids = [tid for tid, _ in ranked]
+    rows = {r.id: r for r in session.execute(
+        select(Ticket.id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.assignee,
+               Contact.email.label("requester"), Ticket.updated_at)
+        .join(Contact, Contact.id == Ticket.requester_id).where(Ticket.id.in_(ids)))}
+    tags: dict[int, list[str]] = {}
+    for tid, name in session.execute(select(TicketTag.ticket_id, Tag.name).join(Tag, Tag.id == TicketTag.tag_id)
+                                     .where(TicketTag.ticket_id.in_(ids)).order_by(Tag.name)):
+        tags.setdefault(tid, []).append(name)
+    return [Hit(tid, score, rows[tid].subject, rows[tid].status, rows[tid].priority, rows[tid].assignee,
+                rows[tid].requester, rows[tid].updated_at, tuple(tags.get(tid, ())))
+            for tid, score in ranked if tid in rows]

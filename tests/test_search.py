@@ -1,0 +1,64 @@
+"""Full-text search on SQLite (FTS5) and PostgreSQL (tsvector): what it finds, in which
+order, and that every writer keeps the index (new mail, tags, erasure-style rewrites)."""
+from __future__ import annotations
+
+from sqlalchemy import text, update
+
+from conftest import Env, agent_address, mail
+from maild.store import search
+from maild.store.models import Contact, Message, Tag
+
+
+def found(env: Env, query: str, limit: int = 20) -> list[int]:
+    with env.app.db.read() as session:
+        return [h.ticket_id for h in search.search(session, query, limit)]
+
+
+def ticket(env: Env, subject: str, sender: str, body: str) -> int:
+    outcome = env.process(mail(subject, sender, body=body))
+    assert outcome.status == "created"
+    return int(outcome.ticket_id or 0)
+
+
+def test_query_words_are_quoted_for_fts5() -> None:
+    assert search.words("ação: \"vazamento\" OR NEAR(x) maria@cliente.com") == [
+        "ação", "vazamento", "OR", "NEAR", "x", "maria", "cliente", "com"]
+    assert search.fts5_query('col:x* "a') == '"col" "x" "a"'
+    assert search.words("...  --") == []
+
+
+def test_search_finds_accents_requesters_bodies_and_ranks_subjects_first(env: Env) -> None:
+    a = ticket(env, "Ação de despejo", "Maria Souza <maria@cliente.example.com.br>", "Preciso de ajuda.\n")
+    b = ticket(env, "Conta de luz", "joao@exemplo.com.br", "Sobre a ação de cobrança que recebi.\n")
+    c = ticket(env, "Infiltração", "Pedro <pedro@exemplo.com.br>", "Há água no teto da sala.\n")
+    assert found(env, "acao") == [a, b]  # no accent finds the accent; the subject ranks first
+    assert found(env, "AÇÃO") == [a, b]
+    assert found(env, "agua teto") == [c] and found(env, "teto despejo") == []
+    assert found(env, "maria@cliente.example.com.br") == [a]
+    assert found(env, "souza") == [a]  # the requester's name
+    assert found(env, "acao", limit=1) == [a]
+    assert found(env, "") == [] and found(env, "zzzz") == []
+    with env.app.db.read() as session:
+        [hit] = search.search(session, "infiltracao")
+    assert (hit.ticket_id, hit.subject, hit.status, hit.requester) == (c, "Infiltração", "new", "pedro@exemplo.com.br")
+    assert hit.updated_at is not None and hit.updated_at.tzinfo is not None
+
+
+def test_replies_tags_and_rewrites_keep_the_index(env: Env) -> None:
+    a = ticket(env, "Vazamento", "maria@cliente.example.com.br", "Há água no chão.\n")
+    # An agent's reply with a tag: its text and the tag are found at once.
+    env.process(mail("Re: [Support #1] Vazamento", "ana@support.example.com",
+                     body="/tag +hidraulica\nVamos mandar o encanador amanhã.\n", to=agent_address(env, a)))
+    assert found(env, "encanador") == [a] and found(env, "hidraulica") == [a]
+    with env.app.db.write() as session:  # as an erasure rewrites a message and renames a person
+        session.execute(update(Message).where(Message.ticket_id == a).values(body_text="[erased]"))
+        session.execute(update(Message).where(Message.from_addr == "maria@cliente.example.com.br")
+                        .values(from_addr="erased-1@invalid"))
+        session.execute(update(Contact).where(Contact.email == "maria@cliente.example.com.br")
+                        .values(email="erased-1@invalid", name=""))
+        session.execute(update(Tag).where(Tag.name == "hidraulica").values(name="agua"))
+    assert found(env, "encanador") == [] and found(env, "maria") == [] and found(env, "chao") == []
+    assert found(env, "erased") == [a] and found(env, "hidraulica") == [] and found(env, "agua") == [a]
+    with env.app.db.write() as session:
+        session.execute(text("DELETE FROM ticket_tags"))
+    assert found(env, "agua") == []
