@@ -14,6 +14,13 @@ def found(env: Env, query: str, limit: int = 20) -> list[int]:
         return [h.ticket_id for h in search.search(session, query, limit)]
 
 
+def index_pages(env: Env) -> bytes:
+    """SQLite: the FTS5 index's own pages (the words, as stored)."""
+    with env.app.db.read() as session:
+        return b"".join(bytes(row[0]).lower() for table in ("message_search_data", "ticket_search_data")
+                        for row in session.execute(text(f"SELECT block FROM {table}")))
+
+
 def ticket(env: Env, subject: str, sender: str, body: str) -> int:
     outcome = env.process(mail(subject, sender, body=body))
     assert outcome.status == "created"
@@ -62,3 +69,21 @@ def test_replies_tags_and_rewrites_keep_the_index(env: Env) -> None:
     with env.app.db.write() as session:
         session.execute(text("DELETE FROM ticket_tags"))
     assert found(env, "agua") == []
+
+
+def test_an_erased_person_is_no_longer_found_nor_kept_in_the_index(env: Env) -> None:
+    from test_forget import MARIA, NAME, cli, config_of, maria_everywhere
+
+    ids = maria_everywhere(env)
+    assert ids["own"] in found(env, NAME) and ids["own"] in found(env, MARIA)
+    assert not env.app.db.is_sqlite or b"souza" in index_pages(env)
+    env.app.db.dispose()
+    done = cli(config_of(env), "contacts", "forget", MARIA, "--vacuum", "--json")
+    assert done.returncode == 0, done.stderr
+    assert found(env, NAME) == [] and found(env, MARIA) == []
+    assert found(env, "pedro") != []  # other people's words stay searchable
+    if env.app.db.is_sqlite:  # FTS5 keeps deleted words in its pages until they are merged
+        assert b"souza" not in index_pages(env)
+    else:
+        import json
+        assert {"message_search", "ticket_search"} <= set(json.loads(done.stdout)["vacuumed"])

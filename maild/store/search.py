@@ -93,3 +93,16 @@ def search(session: Session, query: str, limit: int = 20) -> list[Hit]:
     return [Hit(tid, score, rows[tid].subject, rows[tid].status, rows[tid].priority, rows[tid].assignee,
                 rows[tid].requester, rows[tid].updated_at, tuple(tags.get(tid, ())))
             for tid, score in ranked if tid in rows]
+
+
+INDEX_TABLES = ("message_search", "ticket_search")
+
+
+def purge_deleted(session: Session) -> None:
+    """Drop what rewritten or deleted rows left in the index (after an erasure): FTS5 keeps
+    deleted words in its segments until they are merged; PostgreSQL's old row versions go
+    with ``VACUUM`` of :data:`INDEX_TABLES`, like any other table's."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        for table in INDEX_TABLES:
+            conn.execute(text(f"INSERT INTO {table}({table}) VALUES ('optimize')"))
