@@ -428,7 +428,7 @@ def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.views import ticket_detail
 
     with _database(config).read() as session:
-        data = ticket_detail(session, args.id)
+        data = ticket_detail(session, args.id, config.tag_looks())
     if data is None:
         print(f"maild: no ticket {args.id}", file=sys.stderr)
         return EX_DATAERR
@@ -438,7 +438,7 @@ def _tickets_show(config: Config, args: argparse.Namespace, path: Path) -> int:
     say = _line
     say(f"#{data['id']} {data['subject']}")
     say(f"  status {data['status']}  priority {data['priority']}  requester {data['requester']}  "
-        f"assignee {data['assignee'] or '-'}  tags {', '.join(data['tags']) or '-'}")
+        f"assignee {data['assignee'] or '-'}  tags {', '.join(t['text'] for t in data['tag_details']) or '-'}")
     for m in data["messages"]:
         print()
         say(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")

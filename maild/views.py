@@ -1,12 +1,14 @@
 """Tickets as plain dicts: the JSON contract of `maild tickets list|show --json`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maild.domain.tags import TagLook, looks
 from maild.store import references
 from maild.store.models import Contact, Event, Message, Participant, Tag, Ticket, TicketLink, TicketTag
 
@@ -44,11 +46,14 @@ def list_tickets(session: Session, status: str | None = None, tag: str | None = 
     return [ticket_summary(t) for t in session.scalars(query).unique()]
 
 
-def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
+def ticket_detail(session: Session, ticket_id: int,
+                  tag_looks: Mapping[str, TagLook] | None = None) -> dict[str, Any] | None:
+    """One ticket in full; ``tag_looks``: the tags the configuration gives a label and colour."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         return None
     data = ticket_summary(ticket)
+    data["tag_details"] = [look.as_dict() for look in looks(data["tags"], tag_looks or {})]
     # The customer-visible conversation: what came in, what went out, and internal notes.
     # An agent's own mail (direction "agent") is kept for the record but is not part of it:
     # what the customer got from it is the "out" message that follows.

@@ -247,7 +247,8 @@ def _show(r: _Run, line: str, rest: str) -> Section:
         out += [f"#{data['id']} {data['subject']}",
                 f"  status {data['status']} ({r.workflow.label(data['status'])})  priority {data['priority']}  "
                 f"assignee {data['assignee'] or '-'}",
-                f"  requester {data['requester']}  tags {', '.join(data['tags']) or '-'}  next action {when}",
+                f"  requester {data['requester']}  tags {', '.join(t['text'] for t in data['tag_details']) or '-'}  "
+                f"next action {when}",
                 f"  type {data['type'] or '-'} / {data['subtype'] or '-'}  category {data['category'] or '-'}  "
                 f"visible {'yes' if data['visible'] else 'no'}  messages {data['message_count']}"]
         if data["links"]:

@@ -2,6 +2,7 @@
 ticket lists, details and counts the control address reports. Take a session, never commit."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild.domain.files import FileRef
+from maild.domain.tags import TagLook
 from maild.store import files, search
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
@@ -46,9 +48,10 @@ class Filters:
 class CommandReads(SessionLookup):
     """``CommandLookup`` and the control address's ``ControlLookup`` over one session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, tag_looks: Mapping[str, TagLook] | None = None) -> None:
         super().__init__(session)
         self.session = session
+        self.tag_looks = tag_looks or {}  # labels and colours of the configured tags
 
     def draft_of(self, ticket_id: int) -> tuple[int, str] | None:
         row = self.conn.execute(_DRAFT, {"tid": ticket_id}).first()
@@ -84,7 +87,7 @@ class CommandReads(SessionLookup):
     def detail(self, ticket_id: int) -> dict[str, Any] | None:
         from maild.views import ticket_detail
 
-        return ticket_detail(self.session, ticket_id)
+        return ticket_detail(self.session, ticket_id, self.tag_looks)
 
     def file(self, ticket_id: int, name: str) -> FileRef | None:
         return files.find(self.session, ticket_id, name)

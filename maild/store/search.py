@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from maild.store.models import Contact, Tag, Ticket, TicketTag
+from maild.store.models import Contact, Ticket
+from maild.store.repo import tag_names
 
 MAX_WORDS = 16  # a pasted paragraph is not a query; its first words are
 
@@ -86,10 +87,7 @@ def search(session: Session, query: str, limit: int = 20) -> list[Hit]:
         select(Ticket.id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.assignee,
                Contact.email.label("requester"), Ticket.updated_at)
         .join(Contact, Contact.id == Ticket.requester_id).where(Ticket.id.in_(ids)))}
-    tags: dict[int, list[str]] = {}
-    for tid, name in session.execute(select(TicketTag.ticket_id, Tag.name).join(Tag, Tag.id == TicketTag.tag_id)
-                                     .where(TicketTag.ticket_id.in_(ids)).order_by(Tag.name)):
-        tags.setdefault(tid, []).append(name)
+    tags = tag_names(session, ids)
     return [Hit(tid, score, rows[tid].subject, rows[tid].status, rows[tid].priority, rows[tid].assignee,
                 rows[tid].requester, rows[tid].updated_at, tuple(tags.get(tid, ())))
             for tid, score in ranked if tid in rows]
