@@ -39,7 +39,7 @@ def _search(config: Config, args: argparse.Namespace, path: Path) -> int:
         return EX_USAGE
     with open_database(config).read() as session:
         hits = search(session, query, args.limit)
-    rows = [{"id": h.ticket_id, "score": round(h.score, 6), "subject": h.subject, "status": h.status,
+    rows: list[dict[str, Any]] = [{"id": h.ticket_id, "score": round(h.score, 6), "subject": h.subject, "status": h.status,
              "priority": h.priority, "assignee": h.assignee, "requester": h.requester, "tags": list(h.tags),
              "updated_at": h.updated_at.isoformat()} for h in hits]
     if args.json:

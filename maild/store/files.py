@@ -18,11 +18,9 @@ def find(session: Session, ticket_id: int, name: str) -> FileRef | None:
         .where(Message.ticket_id == ticket_id)
         .order_by(AttachmentRow.id.desc())).all()
     wanted = name.strip()
-    for match in (lambda f: f == wanted, lambda f: f.casefold() == wanted.casefold()):
-        for row in rows:
-            if match(row.filename):
-                return FileRef(row.filename, row.content_type, row.size, row.sha256)
-    return None
+    row = next((r for r in rows if r.filename == wanted), None) or \
+        next((r for r in rows if r.filename.casefold() == wanted.casefold()), None)
+    return FileRef(row.filename, row.content_type, row.size, row.sha256) if row else None
 
 
 def names(session: Session, ticket_id: int) -> list[str]:
