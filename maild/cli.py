@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVAILABLE, EX_USAGE
-from maild.text import escape_c1, for_terminal, one_line
+from maild.text import escape_c1, for_terminal, human_size, one_line
 
 if TYPE_CHECKING:
     from maild.config import Config
@@ -352,7 +352,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     else:
         print("  outbound     disabled: mail is queued in the outbox, nothing is sent")
     print(f"  automatic    acknowledge new tickets: {'yes' if out.acknowledge else 'no'}; notify agents: "
-          f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}")
+          f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}; "
+          f"customer files on notifications up to {human_size(out.notify_attachments_max_bytes)}")
+    if config.tags:
+        print(f"  tags         {', '.join(look.text() for look in config.tag_looks().values())}; others by name")
     lim = out.limits
     print(f"  loop limits  per ticket {lim.per_ticket.count}/{lim.per_ticket.minutes} min, per address "
           f"{lim.per_address_burst.count}/{lim.per_address_burst.minutes} min, "
