@@ -2,6 +2,7 @@
 order, and that every writer keeps the index (new mail, tags, erasure-style rewrites)."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text, update
 
 from conftest import Env, agent_address, mail
@@ -87,3 +88,10 @@ def test_an_erased_person_is_no_longer_found_nor_kept_in_the_index(env: Env) -> 
     else:
         import json
         assert {"message_search", "ticket_search"} <= set(json.loads(done.stdout)["vacuumed"])
+
+
+def test_a_very_common_word_ranks_only_the_newest_matches(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [ticket(env, f"Pedido {n}", f"c{n}@exemplo.com.br", "boleto atrasado\n") for n in range(4)]
+    assert sorted(found(env, "boleto")) == ids
+    monkeypatch.setattr(search, "CANDIDATES", 2)
+    assert sorted(found(env, "boleto")) == ids[2:]  # the two newest messages' tickets
