@@ -41,18 +41,21 @@ _SQLITE = text("""
         FROM ticket_search WHERE ticket_search MATCH :q AND rowid >= :tcut
     ) AS found GROUP BY ticket_id ORDER BY score, ticket_id DESC LIMIT :limit""")
 
+# PostgreSQL plans a search with the query's words as a constant (a tsquery made first), so
+# its statistics choose: a rare word through the GIN index, a common one by walking the
+# newest messages backwards until enough match.
+_PG_QUERY = text("SELECT plainto_tsquery('portuguese', maild_fold(:q))::text")
 _POSTGRESQL = text("""
-    WITH q AS (SELECT plainto_tsquery('portuguese', maild_fold(:q)) AS q),
-    messages_found AS (
-        SELECT s.ticket_id, s.doc FROM message_search s, q WHERE s.doc @@ q.q
+    WITH messages_found AS (
+        SELECT s.ticket_id, s.doc FROM message_search s WHERE s.doc @@ CAST(:tsq AS tsquery)
         ORDER BY s.message_id DESC LIMIT :n),
     tickets_found AS (
-        SELECT s.ticket_id, s.doc FROM ticket_search s, q WHERE s.doc @@ q.q
+        SELECT s.ticket_id, s.doc FROM ticket_search s WHERE s.doc @@ CAST(:tsq AS tsquery)
         ORDER BY s.ticket_id DESC LIMIT :n)
     SELECT ticket_id, max(score) AS score FROM (
-        SELECT f.ticket_id, ts_rank(f.doc, q.q) AS score FROM messages_found f, q
+        SELECT f.ticket_id, ts_rank(f.doc, CAST(:tsq AS tsquery)) AS score FROM messages_found f
         UNION ALL
-        SELECT f.ticket_id, 2 * ts_rank(f.doc, q.q) FROM tickets_found f, q
+        SELECT f.ticket_id, 2 * ts_rank(f.doc, CAST(:tsq AS tsquery)) FROM tickets_found f
     ) AS found GROUP BY ticket_id ORDER BY score DESC, ticket_id DESC LIMIT :limit""")
 
 _WORD = re.compile(r"\w+")
@@ -96,8 +99,11 @@ def search(session: Session, query: str, limit: int = 20) -> list[Hit]:
         ranked = [(int(tid), -float(score)) for tid, score in conn.execute(
             _SQLITE, {"q": q, "mcut": cut["message_search"], "tcut": cut["ticket_search"], "limit": limit})]
     else:
+        tsq = conn.execute(_PG_QUERY, {"q": " ".join(found)}).scalar()
+        if not tsq:  # only stop words ("de a o")
+            return []
         ranked = [(int(tid), float(score)) for tid, score in conn.execute(
-            _POSTGRESQL, {"q": " ".join(found), "n": CANDIDATES, "limit": limit})]
+            _POSTGRESQL, {"tsq": tsq, "n": CANDIDATES, "limit": limit})]
     if not ranked:
         return []
     ids = [tid for tid, _ in ranked]
