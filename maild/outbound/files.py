@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from maild.outbound.compose import MailAttachment
 from maild.store.apply import StoredAttachment
@@ -27,7 +27,17 @@ def relayed_files(files: Sequence[StoredAttachment]) -> list[StoredAttachment]:
     return [f for f in files if not (f.inline and f.content_type.startswith("image/"))]
 
 
-def as_mail_attachment(f: StoredAttachment) -> MailAttachment:
+class _Stored(Protocol):
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+def as_mail_attachment(f: _Stored) -> MailAttachment:
+    """A stored file (a mail's attachment, a ticket's file) as a mail carries it: by hash."""
     return MailAttachment(f.filename, f.content_type or "application/octet-stream", sha256=f.sha256)
 
 

@@ -198,8 +198,7 @@ class Planner(AutoMailer):
             date=now, in_reply_to=mail.message_id,
             references=references_for(" ".join(mail.references), mail.message_id), reply_to=reply_to,
             auto_submitted="auto-replied", language=self.language,
-            attachments=tuple(compose.MailAttachment(f.filename, f.content_type or "application/octet-stream",
-                                                     sha256=f.sha256) for s in sections for f in s.files))
+            attachments=tuple(as_mail_attachment(f) for s in sections for f in s.files))
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 
