@@ -48,7 +48,7 @@ def files_of(received: Received) -> dict[str, bytes]:
     return {part.get_filename(): part.get_content() for part in received.message.iter_attachments()}
 
 
-def start(tmp_path: Path, sink: Sink, limit: int) -> Daemon:
+def start(tmp_path: Path, sink: Sink, limit: int) -> Daemon:  # noqa: F811
     port = free_port()
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", smtp_port=str(port),
                           outbound=outbound_section(sink.port))
@@ -75,7 +75,7 @@ PLANTA = bytes(range(256)) * 8  # 2 KB of binary: every byte value survives the 
 FICHA = b"%PDF-1.4\n" + os.urandom(3000)
 
 
-def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink: Sink,
+def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink: Sink,  # noqa: F811
                                                            daemons: list[Daemon]) -> None:
     daemon = start(tmp_path, sink, limit=10 * 1024 * 1024)
     daemons.append(daemon)
@@ -119,7 +119,7 @@ def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink:
     assert daemon.stop() == 0
 
 
-def test_files_above_the_limit_are_listed_and_fetched_by_control_get(tmp_path: Path, sink: Sink,
+def test_files_above_the_limit_are_listed_and_fetched_by_control_get(tmp_path: Path, sink: Sink,  # noqa: F811
                                                                      daemons: list[Daemon]) -> None:
     daemon = start(tmp_path, sink, limit=4000)
     daemons.append(daemon)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
+from test_migration_0006 import fresh_url  # noqa: F401 (a fixture)
 
 from maild.store import search
 from maild.store.db import Database
 from maild.store.keys import header_hash
-from test_migration_0006 import fresh_url  # noqa: F401 (a fixture)
 
 
 def test_rows_written_before_are_indexed_by_the_upgrade(fresh_url: str) -> None:  # noqa: F811

@@ -3,9 +3,9 @@ order, and that every writer keeps the index (new mail, tags, erasure-style rewr
 from __future__ import annotations
 
 import pytest
+from conftest import Env, agent_address, mail
 from sqlalchemy import text, update
 
-from conftest import Env, agent_address, mail
 from maild.store import search
 from maild.store.models import Contact, Message, Tag
 

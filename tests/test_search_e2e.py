@@ -17,7 +17,7 @@ from maild.threading.signing import Signer
 pytestmark = pytest.mark.slow
 
 
-def search(daemon: Daemon, *args: str) -> list[dict]:
+def search(daemon: Daemon, *args: str) -> list[dict]:  # noqa: F811
     result = daemon.cli("tickets", "search", *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
