@@ -132,7 +132,7 @@ def test_files_above_the_limit_are_listed_and_fetched_by_control_get(tmp_path: P
     body = text(notice)
     assert files_of(notice) == {}  # 2048 + 3009 bytes > 4000: listed, not attached
     assert "Files (2, 4.9 KB: more than 3.9 KB, so not attached):" in body
-    assert "- planta.png (2.0 KB)\n- ficha.pdf (2.9 KB)" in body and "get 1 NAME" in body
+    assert "- planta.png (2.0 KB)\n- ficha.pdf (2.9 KB)" in body and f"get 1 NAME` to {CONTROL}" in body
 
     # The agent asks the control address for one (from their signed control address: proof).
     signed = Signer(b"test-secret", "support", "support.example.com").agent_control_address(CONTROL, AGENT)

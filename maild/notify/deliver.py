@@ -48,6 +48,7 @@ class Notifier(AutoMailer):
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
         self.agent_caps = replace(self.caps, per_agent=per_agent.count)
         self.attach_limit = config.outbound.notify_attachments_max_bytes
+        self.control = config.helpdesk.control_address or ""
 
     # -- variables -----------------------------------------------------------------
     def local(self, when: datetime | None) -> str:
@@ -76,7 +77,7 @@ class Notifier(AutoMailer):
         """Queue one message per delivery; return how many were queued. ``files``: stored
         attachments the agents' mails carry (or list, above the size limit)."""
         queued = 0
-        agent_files = files_for_agents(files, self.attach_limit) if files else NO_FILES
+        agent_files = files_for_agents(files, self.attach_limit, self.control) if files else NO_FILES
         for d in deliveries:
             v = {**variables, "recipient": {"name": d.person.name, "email": d.person.email},
                  "event": {**variables.get("event", {}), "name": d.event.name, "old": d.event.old or "",

@@ -49,14 +49,16 @@ class AgentFiles:
     variables: dict[str, Any]  # ``files`` in the templates (``_attachments.j2``)
 
 
-def for_agents(files: Sequence[StoredAttachment], limit: int) -> AgentFiles:
+def for_agents(files: Sequence[StoredAttachment], limit: int, control: str = "") -> AgentFiles:
+    """``control``: the control address agents may ask for a file (``get``), if any."""
     total = sum(f.size for f in files)
     attach = bool(files) and total <= limit
     return AgentFiles(
         tuple(as_mail_attachment(f) for f in files) if attach else (),
         {"list": [{"name": f.filename, "size": f.size, "size_text": human_size(f.size),
                    "content_type": f.content_type} for f in files],
-         "attached": attach, "total": total, "total_text": human_size(total), "limit_text": human_size(limit)})
+         "attached": attach, "total": total, "total_text": human_size(total), "limit_text": human_size(limit),
+         "control": control})
 
 
-NO_FILES = AgentFiles((), {"list": [], "attached": False, "total": 0, "total_text": "0 B", "limit_text": ""})
+NO_FILES = for_agents((), 0)

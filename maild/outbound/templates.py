@@ -80,7 +80,8 @@ SAMPLE.update({
 # The customer's files on a notification to agents (maild/outbound/files.py, <language>/_attachments.j2).
 SAMPLE["files"] = {"list": [{"name": "planta.pdf", "size": 2457600, "size_text": "2.3 MB",
                              "content_type": "application/pdf"}],
-                   "attached": True, "total": 2457600, "total_text": "2.3 MB", "limit_text": "10 MB"}
+                   "attached": True, "total": 2457600, "total_text": "2.3 MB", "limit_text": "10 MB",
+                   "control": "control@example.com"}
 # To an agent past the per-agent cap: one summary per window (maild/notify/agentcap.py).
 AGENT_SUMMARY = "agent_summary"
 NAMES = (*NAMES, AGENT_SUMMARY)
