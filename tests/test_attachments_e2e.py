@@ -3,6 +3,7 @@ out to a real SMTP peer (aiosmtpd), files fetched with the CLI and the control a
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -14,7 +15,7 @@ from conftest import AGENT, HELPDESK, free_port, write_config
 from smtpsink import Received, Sink
 from test_commands import CONTROL, commands_config
 from test_commands_e2e import show
-from test_e2e import Daemon, wait_for
+from test_e2e import MAILD, Daemon, wait_for
 from test_outbound_e2e import deliver, outbound_section, settle, sink  # noqa: F401 (sink: a fixture)
 
 from maild.threading.signing import Signer
@@ -113,6 +114,9 @@ def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink:
     got = daemon.cli("tickets", "attachment", "1", "ficha.pdf", "-o", str(out))
     assert got.returncode == 0, got.stderr
     assert out.read_bytes() == FICHA
+    raw = subprocess.run([*MAILD, "--config", str(daemon.config), "tickets", "attachment", "1", "PLANTA.png"],
+                         capture_output=True, timeout=60)
+    assert raw.returncode == 0 and raw.stdout == PLANTA  # to stdout, byte for byte; the name in any case
     missing = daemon.cli("tickets", "attachment", "1", "contrato.pdf")
     assert missing.returncode == 65 and "planta.png" in missing.stderr and "ficha.pdf" in missing.stderr
     assert daemon.cli("tickets", "attachment", "7", "ficha.pdf").returncode == 65
