@@ -115,7 +115,10 @@ def test_tags_keep_their_colours_in_show_and_the_control_report(daemon: Daemon, 
 
     before = len(sink.to(AGENT))
     signed = Signer(b"test-secret", "support", "support.example.com").agent_control_address(CONTROL, AGENT)
-    deliver(daemon.port, mail("ver", f"Ana <{AGENT}>", to=signed, body="show 1\n"), AGENT, to=signed)
+    deliver(daemon.port, mail("ver", f"Ana <{AGENT}>", to=signed, body="show 1\nsearch contrato\n"), AGENT,
+            to=signed)
     wait_for(lambda: len(sink.to(AGENT)) > before, 30, "the control report")
-    assert "tags novo, VIP (#d4af37)" in text(sink.to(AGENT)[-1])
+    report = text(sink.to(AGENT)[-1])
+    assert "tags novo, VIP (#d4af37)" in report
+    assert any(line.startswith("#1 ") and line.endswith("[novo, VIP (#d4af37)]") for line in report.splitlines())
     assert daemon.stop() == 0

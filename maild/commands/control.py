@@ -52,7 +52,7 @@ class ControlLookup(Protocol):
     def counts_by_assignee(self) -> dict[str | None, int]: ...
     def file(self, ticket_id: int, name: str) -> FileRef | None: ...
     def file_names(self, ticket_id: int) -> list[str]: ...
-    def search(self, query: str, limit: int) -> list[TicketLine]: ...
+    def search(self, query: str, limit: int) -> list[tuple[TicketLine, tuple[str, ...]]]: ...  # with tag texts
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def _search(r: _Run, line: str, rest: str) -> Section:
     if not rest:
         return Section(line, rejected=("write `search WORDS`, e.g. `search vazamento banheiro`",))
     found = r.lookup.search(rest, r.max_lines)
-    out = [_line(t) for t in found]
+    out = [_line(t) + (f"  [{', '.join(tags)}]" if tags else "") for t, tags in found]
     out.append(f"{len(found)} ticket(s), best match first" if found else "no ticket matches")
     return Section(line, output=tuple(out))
 

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild.domain.files import FileRef
-from maild.domain.tags import TagLook
+from maild.domain.tags import TagLook, looks
 from maild.store import files, search
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
@@ -95,9 +95,11 @@ class CommandReads(SessionLookup):
     def file_names(self, ticket_id: int) -> list[str]:
         return files.names(self.session, ticket_id)
 
-    def search(self, query: str, limit: int) -> list[TicketLine]:
-        return [TicketLine(h.ticket_id, h.status, h.priority, h.assignee, h.requester, h.subject,
-                           h.updated_at, None) for h in search.search(self.session, query, limit)]
+    def search(self, query: str, limit: int) -> list[tuple[TicketLine, tuple[str, ...]]]:
+        """Tickets matching every word, best first, each with its tags as shown (label, colour)."""
+        return [(TicketLine(h.ticket_id, h.status, h.priority, h.assignee, h.requester, h.subject, h.updated_at, None),
+                 tuple(look.text() for look in looks(h.tags, self.tag_looks)))
+                for h in search.search(self.session, query, limit)]
 
     def counts(self) -> dict[str, int]:
         return dict(self.session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
