@@ -118,3 +118,19 @@ def test_files_on_the_outbox_rows_and_the_ticket(fenv: Env) -> None:
     assert "#1: planta.pdf (14 B) is attached" in report.body_text
     assert "#1 has no file 'x.doc'; its files: planta.pdf, ficha.pdf" in report.body_text
     assert "#9: no such ticket" in report.body_text and "write `get TICKET NAME`" in report.body_text
+
+
+def test_a_file_too_big_to_keep_is_not_relayed_and_the_agent_is_told(tmp_path: Path) -> None:
+    env = build(tmp_path, f"sqlite:///{tmp_path / 'maild.db'}", storage={
+        "path": str(tmp_path / "storage"), "max_attachment_bytes": 100})
+    try:
+        env.process(with_file("Planta", f"Maria <{CUSTOMER}>", "Segue.\n", "planta.pdf", b"p"))
+        reply_to = env.app.processor.planner.reply_address(1, AGENT)
+        env.process(with_file("Re: [Support #1] Planta", AGENT, "Segue a ficha.\n", "ficha.pdf", b"f" * 500,
+                              to=reply_to))
+        *_, relay, told = rows(env)
+        assert relay.kind == "reply" and files(relay) == [] and "Segue a ficha." in relay.body_text
+        assert told.kind == "feedback" and told.to_addr == AGENT
+        assert "ficha.pdf (500 B) is larger than storage.max_attachment_bytes" in told.body_text
+    finally:
+        env.app.db.dispose()

@@ -17,14 +17,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from maild.domain.mail import Attachment
 from maild.outbound.compose import MailAttachment
 from maild.store.apply import StoredAttachment
 from maild.text import human_size
 
 
+def _travels(inline: bool, content_type: str) -> bool:
+    return not (inline and content_type.startswith("image/"))
+
+
 def relayed_files(files: Sequence[StoredAttachment]) -> list[StoredAttachment]:
     """The files of an agent's mail that reach the customer."""
-    return [f for f in files if not (f.inline and f.content_type.startswith("image/"))]
+    return [f for f in files if _travels(f.inline, f.content_type)]
+
+
+def not_kept(attachments: Sequence[Attachment], files: Sequence[StoredAttachment]) -> list[str]:
+    """What the agent is told of the files their reply named but maild could not keep (larger
+    than ``storage.max_attachment_bytes``): so they are not relayed either."""
+    kept = {(f.filename, f.size) for f in files}
+    return [f"{a.filename} ({human_size(len(a.payload))}) is larger than storage.max_attachment_bytes: it was "
+            "not sent to the customer" for a in attachments
+            if _travels(a.inline, a.content_type) and (a.filename, len(a.payload)) not in kept]
 
 
 class _Stored(Protocol):

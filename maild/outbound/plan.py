@@ -31,7 +31,7 @@ from maild.notify import facts as notify_facts
 from maild.notify.planning import TriggerPlanner
 from maild.outbound import compose, outbox, policy, proof, templates
 from maild.outbound.compose import OutboundMail, address, references_for
-from maild.outbound.files import as_mail_attachment, relayed_files
+from maild.outbound.files import as_mail_attachment, not_kept, relayed_files
 from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.store import references
 from maild.store.apply import StoredAttachment
@@ -148,6 +148,10 @@ class Planner(AutoMailer):
                          references=references_for(last.references, last.message_id) if last else "",
                          now=now, from_name=from_name, attachments=tuple(as_mail_attachment(f) for f in relayed))
         self.enqueue_with_message(session, out, now, author=sender.email, from_name=from_name, files=relayed)
+        dropped = not_kept(mail.attachments, files)
+        if dropped:
+            return 1 + self._feedback(session, Outgoing(FEEDBACK, rejected=tuple(dropped), sent=True), mail, kind,
+                                      sender, ticket, now)
         return 1
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
