@@ -2,36 +2,33 @@
 by search once the schema is upgraded (backfill), and downgrade goes back to 0008."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.orm import Session
 from test_migration_0006 import fresh_url  # noqa: F401 (a fixture)
 
 from maild.store import search
 from maild.store.db import Database
-from maild.store.keys import header_hash
+from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 
 
 def test_rows_written_before_are_indexed_by_the_upgrade(fresh_url: str) -> None:  # noqa: F811
     db = Database(fresh_url)
     try:
         command.upgrade(db.alembic_config(), "0008")
-        now = "2026-11-02 12:00:00+00:00"
-        with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO contacts (id, email, name, phone, consent, blocked, created_at, updated_at) "
-                              "VALUES (1, 'joana@x.example', 'Joana Prado', '', true, false, :now, :now)"), {"now": now})
-            conn.execute(text("INSERT INTO tickets (id, subject, status, priority, requester_id, visible, origin, "
-                              "draft_pending, message_count, created_at, updated_at) VALUES "
-                              "(1, 'Manutenção do elevador', 'new', 'normal', 1, true, '', false, 1, :now, :now)"),
-                         {"now": now})
-            conn.execute(text("INSERT INTO tags (id, name, colour) VALUES (1, 'predial', '')"))
-            conn.execute(text("INSERT INTO ticket_tags (ticket_id, tag_id) VALUES (1, 1)"))
-            conn.execute(text("INSERT INTO messages (id, ticket_id, direction, message_id, in_reply_to, \"references\", "
-                              "from_addr, from_name, to_addrs, cc_addrs, subject, body_text, kind, channel, author, "
-                              "created_at, message_id_hash) VALUES (1, 1, 'in', '<old@x.example>', '', '', "
-                              "'joana@x.example', '', '', "
-                              "'', 'Manutenção do elevador', 'O elevador parou no terceiro andar.', 'normal', 'smtp', "
-                              "'', :now, :hash)"), {"now": now, "hash": header_hash("<old@x.example>")})
+        now = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+        stamps = {"created_at": now, "updated_at": now}
+        with db.engine.begin() as conn:  # at 0008 (these tables have not changed since)
+            conn.execute(insert(Contact.__table__).values(id=1, email="joana@x.example", name="Joana Prado", **stamps))
+            conn.execute(insert(Ticket.__table__).values(id=1, subject="Manutenção do elevador", requester_id=1,
+                                                         **stamps))
+            conn.execute(insert(Tag.__table__).values(id=1, name="predial"))
+            conn.execute(insert(TicketTag.__table__).values(ticket_id=1, tag_id=1))
+            conn.execute(insert(Message.__table__).values(
+                id=1, ticket_id=1, direction="in", message_id="<old@x.example>", from_addr="joana@x.example",
+                subject="Manutenção do elevador", body_text="O elevador parou no terceiro andar.", created_at=now))
         command.upgrade(db.alembic_config(), "0009")
         with Session(db.engine) as session:
             for query in ("terceiro andar", "manutencao", "predial", "prado", "joana@x.example"):
