@@ -50,7 +50,7 @@ class App:
         self.spool = Spool(config.path(config.spool.path))
         self.metrics = Metrics(self._snapshot)
         self.processor = self._processor(config)
-        self.sender = build_sender(config, self.db, self.processor.signer, transport)  # when run in this process
+        self.sender = build_sender(config, self.db, self.processor.signer, transport, self.blobs)  # when run in this process
         self.sender.on_result = self._sent
         self._sender_processes: SenderProcesses | None = None  # `--workers` ≥ 2: the senders run there
         self.processor.on_outbound = self.wake_senders

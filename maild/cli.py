@@ -16,7 +16,7 @@ from maild.exitcodes import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_UNAVA
 from maild.cli_output import line as _line
 from maild.cli_output import print_json as _print_json
 from maild.cli_output import table as _table
-from maild.text import for_terminal
+from maild.text import for_terminal, human_size
 
 if TYPE_CHECKING:
     from maild.config import Config
@@ -113,10 +113,9 @@ def _parser() -> argparse.ArgumentParser:
 
     actions = tickets.add_subparsers(metavar="ACTION")
     register_tickets(actions)
-    attachment = actions.add_parser("attachment", help="one attachment of a ticket, byte for byte (e.g. > file.pdf)")
-    attachment.add_argument("id", type=int, help="the ticket number")
-    attachment.add_argument("sha256", help="the attachment's sha256 as `tickets show --json` lists it (a prefix will do)")
-    attachment.set_defaults(handler=_tickets_attachment)
+    from maild.cli_files import register as register_files
+
+    register_files(actions)  # tickets attachment, tickets search
 
     quarantine = sub.add_parser("quarantine", help="mails that could not be parsed").add_subparsers(metavar="ACTION")
     qlist = quarantine.add_parser("list", help="quarantined mails with the reason")
@@ -353,7 +352,10 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     else:
         print("  outbound     disabled: mail is queued in the outbox, nothing is sent")
     print(f"  automatic    acknowledge new tickets: {'yes' if out.acknowledge else 'no'}; notify agents: "
-          f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}")
+          f"{'yes' if out.notify_agents and config.agents else 'no'}; language {helpdesk.language}; "
+          f"customer files on notifications up to {human_size(out.notify_attachments_max_bytes)}")
+    if config.tags:
+        print(f"  tags         {', '.join(look.text() for look in config.tag_looks().values())}; others by name")
     lim = out.limits
     print(f"  loop limits  per ticket {lim.per_ticket.count}/{lim.per_ticket.minutes} min, per address "
           f"{lim.per_address_burst.count}/{lim.per_address_burst.minutes} min, "
@@ -397,29 +399,6 @@ def _check(config: Config, args: argparse.Namespace, path: Path) -> int:
     return EX_CONFIG if problems else EX_OK
 
 
-
-
-def _tickets_attachment(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.store.blobs import open_blobs
-    from maild.views import ticket_detail
-
-    db = _database(config)
-    with db.read() as session:
-        data = ticket_detail(session, args.id)
-    found = sorted({a["sha256"] for m in (data or {}).get("messages", []) for a in m["attachments"]
-                    if a["sha256"].startswith(args.sha256.lower())})
-    if len(found) != 1:
-        print(f"maild: ticket {args.id} has {'no' if not found else 'more than one'} attachment {args.sha256}",
-              file=sys.stderr)
-        return EX_DATAERR
-    try:
-        payload = open_blobs(config, db).get_attachment(found[0])
-    except OSError as exc:
-        print(f"maild: attachment {found[0]} is missing from storage: {exc.strerror}", file=sys.stderr)
-        return EX_DATAERR
-    sys.stdout.buffer.write(payload)
-    sys.stdout.flush()
-    return EX_OK
 
 
 def _cluster_status(config: Config, args: argparse.Namespace, path: Path) -> int:
@@ -487,6 +466,7 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
+    from maild.cli_db import open_blobs
     from maild.outbound.compose import to_bytes
     from maild.outbound.sender import mail_of
     from maild.store.models import OutboxRow
@@ -496,7 +476,7 @@ def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
         if row is None:
             print(f"maild: no outbound mail {args.id}", file=sys.stderr)
             return EX_DATAERR
-        raw = to_bytes(mail_of(row), config.helpdesk.address)
+        raw = to_bytes(mail_of(row), config.helpdesk.address, open_blobs(config).get_attachment)
         data = {"id": row.id, "state": row.state, "kind": row.kind, "ticket": row.ticket_id, "to": row.recipients,
                 "subject": row.subject, "message_id": row.message_id, "attempts": row.attempts,
                 "created_at": row.created_at.isoformat(), "next_attempt_at": row.next_attempt_at.isoformat(),

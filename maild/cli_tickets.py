@@ -165,7 +165,7 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.views import ticket_detail
 
     with _database(config).read() as session:
-        data = ticket_detail(session, args.id)
+        data = ticket_detail(session, args.id, config.tag_looks())
     if data is None:
         print(f"maild: no ticket {args.id}", file=sys.stderr)
         return EX_DATAERR
@@ -176,7 +176,7 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
     line(f"#{data['id']} {data['subject']}")
     line(say(f"  status {data['status']} ({labels.get(data['status'], data['status'])})  priority "
               f"{data['priority']}  requester {data['requester']}  assignee {data['assignee'] or '-'}  tags "
-              f"{', '.join(data['tags']) or '-'}", language, labels))
+              f"{', '.join(t['text'] for t in data['tag_details']) or '-'}", language, labels))
     for m in data["messages"]:
         print()
         line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
@@ -230,6 +230,7 @@ def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.clock import utc_now
     from maild.contacts.erase import delete_tickets
     from maild.contacts.forget import delete_blobs
+    from maild.store import search
     from maild.store.blobs import open_blobs
 
     if not args.yes:
@@ -240,6 +241,7 @@ def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:
     blobs = open_blobs(config, db)
     with db.write() as session:
         report = delete_tickets(session, blobs, args.ids, now=utc_now(), actor=f"cli:{getpass.getuser()}")
+        search.purge_deleted(session)  # the search index forgets the erased words too
     delete_blobs(blobs, report.blobs_to_delete)
     if db.is_sqlite and report.deleted:
         from maild.contacts.cli import _vacuum

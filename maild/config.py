@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maild.commands import settings as commands_settings
+from maild.domain.tags import TagLook
 from maild.forms.spec import Catalog, Contacts, FormSpec, unique_names
 from maild.ingest.imap_config import ImapAccount
 from maild.notify.rules import Rule, check_rules
@@ -296,10 +297,38 @@ class Outbound(_Strict):
     undeliverable_days: int = Field(default=30, ge=0)  # after a permanent bounce, no automatic mail
     acknowledge: bool = True  # acknowledge a new ticket to the customer
     notify_agents: bool = True  # tell agents about new tickets and customer replies
+    # A notification to agents carries the customer's files up to this total size; above it
+    # they are listed with their sizes (fetch one: `maild tickets attachment`, control `get`).
+    notify_attachments_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     enabled: bool = True  # false: mail stays queued in the outbox, nothing is sent
     # Each mail's envelope sender is its own signed bounce address (support+bounce-<id>-<sig>@…),
     # so a bounce names the mail whatever its body; false: the helpdesk address.
     verp: bool = True
+
+
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_TAG_NAME = re.compile(r"[^\s,#]+")
+
+
+class TagStyle(_Strict):
+    """How a tag is shown (seed 000's coloured tags): ``tags: {vip: {colour: "#d4af37", label: VIP}}``."""
+
+    colour: str | None = None
+    label: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquoted(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "colour" in data and data["colour"] is None:
+            raise ValueError('colour is empty: an unquoted # starts a YAML comment; write colour: "#d4af37"')
+        return data
+
+    @field_validator("colour")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        if value is not None and not _COLOUR.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not a colour: write it as \"#rrggbb\" (quoted, e.g. \"#d4af37\")")
+        return value.strip().lower() if value else None
 
 
 class Metrics(_Strict):
@@ -338,6 +367,7 @@ class Config(_Strict):
     triggers: list[Rule] | None = None  # None: maild.notify.rules.DEFAULT_TRIGGERS
     sms: SmsGateway | None = None  # the HTTP SMS gateway for triggers with channel: sms
     metrics: Metrics | None = None
+    tags: dict[str, TagStyle] = {}  # labels and colours of tags; other tags are shown by name
     logging: Logging = Logging()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # older spelling of logging.level
 
@@ -393,6 +423,21 @@ class Config(_Strict):
     def status_labels(self) -> dict[str, str]:
         """Each status name → its label (what mails and reports show)."""
         return {s.name: s.label or s.name for s in self.workflow.statuses}
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, value: dict[str, TagStyle]) -> dict[str, TagStyle]:
+        for name in value:
+            if not _TAG_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a tag name (one word, no spaces, commas or #)")
+        lowered = {name.lower() for name in value}
+        if len(lowered) != len(value):
+            raise ValueError("a tag is defined twice (tag names are not case-sensitive)")
+        return value
+
+    def tag_looks(self) -> dict[str, TagLook]:
+        """The defined tags by (lower-case) name: :func:`maild.domain.tags.looks` shows any tag."""
+        return {name.lower(): TagLook(name.lower(), style.label or name, style.colour)
+                for name, style in self.tags.items()}
 
     @property
     def log_level_name(self) -> str:

@@ -35,3 +35,13 @@ def escape_c1(json_text: str) -> str:
     """JSON as ``json.dumps(ensure_ascii=False)`` writes it, with DEL and C1 escaped too
     (the encoder escapes only C0); the data is unchanged, the terminal safe."""
     return _RAW_C1.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json_text)
+
+
+def human_size(size: int) -> str:
+    """A file size for people: ``812 B``, ``14 KB``, ``3.2 MB`` (powers of 1024)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" or value >= 10 else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

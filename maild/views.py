@@ -1,6 +1,7 @@
 """Tickets as plain dicts: the JSON contract of `maild tickets list|show --json`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from maild.domain.outcome import DELETED
+from maild.domain.tags import TagLook, looks
 from maild.store import references
 from maild.store.models import (
     Contact,
@@ -89,11 +91,14 @@ def status_counts(session: Session, statuses: list[str]) -> dict[str, int]:
     return {**{s: found.get(s, 0) for s in statuses}, **{s: n for s, n in sorted(found.items()) if s not in statuses}}
 
 
-def ticket_detail(session: Session, ticket_id: int) -> dict[str, Any] | None:
+def ticket_detail(session: Session, ticket_id: int,
+                  tag_looks: Mapping[str, TagLook] | None = None) -> dict[str, Any] | None:
+    """One ticket in full; ``tag_looks``: the tags the configuration gives a label and colour."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         return None
     data = ticket_summary(ticket)
+    data["tag_details"] = [look.as_dict() for look in looks(data["tags"], tag_looks or {})]
     # The customer-visible conversation: what came in, what went out, and internal notes.
     # An agent's own mail (direction "agent") is kept for the record but is not part of it:
     # what the customer got from it is the "out" message that follows.

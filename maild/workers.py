@@ -37,6 +37,7 @@ from maild.clock import utc_now
 from maild.config import Config
 from maild.outbound.pool import Pool
 from maild.outbound.sender import Sender, SmtpTransport, Transport
+from maild.store.blobs import Blobs, open_blobs
 from maild.store.db import Database
 from maild.threading.signing import Signer
 
@@ -55,13 +56,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def build_sender(config: Config, db: Database, signer: Signer, transport: Transport | None = None) -> Sender:
-    """The outbox sender of ``config``: pooled sessions, VERP and DKIM as configured."""
+def build_sender(config: Config, db: Database, signer: Signer, transport: Transport | None = None,
+                 blobs: Blobs | None = None) -> Sender:
+    """The outbox sender of ``config``: pooled sessions, VERP and DKIM as configured; stored
+    attachments (relayed replies, notifications) read from ``blobs``."""
+    blobs = blobs or open_blobs(config, db)
     smtp = config.outbound.smtp
     transport = transport or SmtpTransport(smtp)
     pool = Pool(transport, smtp.connections, smtp.idle_seconds, smtp.max_messages_per_connection)
     return Sender(db, transport, config.outbound.retry, config.helpdesk.address, utc_now, pool=pool,
-                  bounces=signer if config.outbound.verp else None, sign=dkim_signer(config))
+                  bounces=signer if config.outbound.verp else None, sign=dkim_signer(config),
+                  blob=blobs.get_attachment)
 
 
 def dkim_signer(config: Config) -> Callable[[bytes], bytes] | None:

@@ -47,7 +47,7 @@ LAYERS: dict[str, int] = {
     "maild.commands.control": ORCHESTRATION, "maild.scheduler": ORCHESTRATION,
     # the composition root and the command line
     "maild.cli_args": ROOT_LAYER, "maild.entry": ROOT_LAYER,
-    "maild.app": ROOT_LAYER, "maild.workers": ROOT_LAYER, "maild.cli": ROOT_LAYER, "maild.cli_ingest": ROOT_LAYER, "maild.cli_db": ROOT_LAYER, "maild.__main__": ROOT_LAYER,
+    "maild.app": ROOT_LAYER, "maild.workers": ROOT_LAYER, "maild.cli": ROOT_LAYER, "maild.cli_ingest": ROOT_LAYER, "maild.cli_db": ROOT_LAYER, "maild.__main__": ROOT_LAYER, "maild.cli_files": ROOT_LAYER,
     "maild.contacts.cli": ROOT_LAYER, "maild.scheduler.cli": ROOT_LAYER,
     "maild.cli_tickets": ROOT_LAYER, "maild.cli_output": ROOT_LAYER,
 }

@@ -13,6 +13,8 @@ read as one. Parsing stops at the first blank line after a command, at a signatu
     list status:new tag:vip assignee:me  filters: status tag assignee(me|none|AGENT) priority from
     show 12
     stats
+    get 12 ficha.pdf                     a file of the ticket, attached to the report
+    search vazamento banheiro            full-text search, best match first
     new maria@example.com "Vazamento no banheiro"
     The customer called about ...        (lines right after `new`: the request, kept as a note)
 
@@ -32,9 +34,11 @@ from maild.commands.interpret import ALIASES, COMMANDS, Context, TicketView, int
 from maild.commands.queries import Filters, TicketLine
 from maild.commands.workflow import AgentRef, Workflow
 from maild.domain import ops
+from maild.domain.files import FileRef
+from maild.text import human_size
 from maild.threading.subject import strip_prefixes
 
-REPORT_VERBS = ("list", "show", "stats", "new", "help")
+REPORT_VERBS = ("list", "show", "stats", "new", "help", "get", "search")
 
 
 class ControlLookup(Protocol):
@@ -46,6 +50,9 @@ class ControlLookup(Protocol):
     def detail(self, ticket_id: int) -> dict[str, Any] | None: ...
     def counts(self) -> dict[str, int]: ...
     def counts_by_assignee(self) -> dict[str | None, int]: ...
+    def file(self, ticket_id: int, name: str) -> FileRef | None: ...
+    def file_names(self, ticket_id: int) -> list[str]: ...
+    def search(self, query: str, limit: int) -> list[tuple[TicketLine, tuple[str, ...]]]: ...  # with tag texts
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Section:
     applied: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
     output: tuple[str, ...] = ()
+    files: tuple[FileRef, ...] = ()  # attached to the report (``get``)
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,10 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
         r.sections.append(_show(r, line, rest))
     elif verb == "stats":
         r.sections.append(_stats(r, line))
+    elif verb == "get":
+        r.sections.append(_get(r, line, rest))
+    elif verb == "search":
+        r.sections.append(_search(r, line, rest))
     elif verb == "new":
         _new(r, line, rest, extra)
     elif verb == "send":
@@ -139,6 +151,8 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
                 c for c, (_, anywhere) in COMMANDS.items() if anywhere),
             "reports: list [status:S tag:T assignee:me|none|AGENT priority:P from:ADDRESS], show ID, stats",
             "send IDS...: send each ticket's saved /draft to its customer",
+            "get ID NAME: the ticket's file NAME, attached to this report",
+            "search WORDS: tickets whose subject, texts, requester or tags hold every word, best first",
             'new ADDRESS "Subject" (the lines after it: the request)')))
     elif verb in COMMANDS and COMMANDS[verb][1]:
         _ticket_command(r, line, verb, rest)
@@ -239,8 +253,7 @@ def _list(r: _Run, line: str, rest: str) -> Section:
     if rejected:
         return Section(line, rejected=tuple(rejected))
     found, total = r.lookup.find(Filters(**values), r.max_lines)
-    out = [f"#{t.id:<5} {r.workflow.label(t.status):<20} {t.priority:<7} {(t.assignee or '-'):<24} "
-           f"{t.requester:<28} {t.subject}" for t in found]
+    out = [_line(r, t) for t in found]
     out.append(f"{total} ticket(s)" + (f", first {len(found)} shown" if total > len(found) else ""))
     return Section(line, output=tuple(out))
 
@@ -259,7 +272,8 @@ def _show(r: _Run, line: str, rest: str) -> Section:
         out += [f"#{data['id']} {data['subject']}",
                 f"  status {data['status']} ({r.workflow.label(data['status'])})  priority {data['priority']}  "
                 f"assignee {data['assignee'] or '-'}",
-                f"  requester {data['requester']}  tags {', '.join(data['tags']) or '-'}  next action {when}",
+                f"  requester {data['requester']}  tags {', '.join(t['text'] for t in data['tag_details']) or '-'}  "
+                f"next action {when}",
                 f"  type {data['type'] or '-'} / {data['subtype'] or '-'}  category {data['category'] or '-'}  "
                 f"visible {'yes' if data['visible'] else 'no'}  messages {data['message_count']}"]
         if data["links"]:
@@ -268,6 +282,37 @@ def _show(r: _Run, line: str, rest: str) -> Section:
             first = next((s.strip() for s in m["body_text"].splitlines() if s.strip()), "")
             out.append(f"  [{m['direction']}] {m['created_at'][:16].replace('T', ' ')} {m['from']}: {first[:100]}")
     return Section(line, rejected=tuple(rejected), output=tuple(out))
+
+
+def _get(r: _Run, line: str, rest: str) -> Section:
+    number_word, _, name = rest.partition(" ")
+    number = ticket_number(number_word)
+    name = name.strip().strip('"')
+    if number is None or not name:
+        return Section(line, rejected=("write `get TICKET NAME`, e.g. `get 12 ficha.pdf`",))
+    live = r.lookup.resolve_ticket(number)
+    if live is None:
+        return Section(line, rejected=(f"#{number}: no such ticket",))
+    found = r.lookup.file(live, name)
+    if found is None:
+        known = r.lookup.file_names(live)
+        return Section(line, rejected=(f"#{live} has no file {name!r}" + (
+            f"; its files: {', '.join(known)}" if known else "; it has no files"),))
+    return Section(line, output=(f"#{live}: {found.filename} ({human_size(found.size)}) is attached",),
+                   files=(found,))
+
+
+def _search(r: _Run, line: str, rest: str) -> Section:
+    if not rest:
+        return Section(line, rejected=("write `search WORDS`, e.g. `search vazamento banheiro`",))
+    found = r.lookup.search(rest, r.max_lines)
+    out = [_line(r, t) + (f"  [{', '.join(tags)}]" if tags else "") for t, tags in found]
+    out.append(f"{len(found)} ticket(s), best match first" if found else "no ticket matches")
+    return Section(line, output=tuple(out))
+
+
+def _line(r: _Run, t: TicketLine) -> str:
+    return f"#{t.id:<5} {r.workflow.label(t.status):<20} {t.priority:<7} {(t.assignee or '-'):<24} {t.requester:<28} {t.subject}"
 
 
 def _stats(r: _Run, line: str) -> Section:

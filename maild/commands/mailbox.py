@@ -58,6 +58,7 @@ class ControlMailbox:
         self.tag = config.helpdesk.subject_tag
         self.domain = config.helpdesk.domain
         self.on_agent_reply = config.workflow.transitions.agent_reply
+        self.tag_looks = config.tag_looks()
 
     def addressed(self, mail: ParsedMail) -> bool:
         """Does the mail name the control address, or an agent's signed ``control+<sig>@``
@@ -84,7 +85,7 @@ class ControlMailbox:
             return ControlOutcome("duplicate", "control mail already carried out")
         actor = self.workflow.agent_by_address(sender.email)
         assert actor is not None
-        reads = CommandReads(session)
+        reads = CommandReads(session, self.tag_looks)
         sections: list[control.Section] = []
         changed: dict[int, list[Change]] = {}  # per ticket, in order: the history this mail wrote
         opened: dict[int, str] = {}  # tickets opened with `new`: their request text

@@ -2,6 +2,7 @@
 ticket lists, details and counts the control address reports. Take a session, never commit."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,9 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from maild.domain.outcome import DELETED
+from maild.domain.files import FileRef
+from maild.domain.tags import TagLook, looks
+from maild.store import files, search
 from maild.store.models import Contact, Message, Tag, Ticket, TicketTag
 from maild.store.repo import SessionLookup
 
@@ -45,9 +49,10 @@ class Filters:
 class CommandReads(SessionLookup):
     """``CommandLookup`` and the control address's ``ControlLookup`` over one session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, tag_looks: Mapping[str, TagLook] | None = None) -> None:
         super().__init__(session)
         self.session = session
+        self.tag_looks = tag_looks or {}  # labels and colours of the configured tags
 
     def draft_of(self, ticket_id: int) -> tuple[int, str] | None:
         row = self.conn.execute(_DRAFT, {"tid": ticket_id}).first()
@@ -84,7 +89,19 @@ class CommandReads(SessionLookup):
     def detail(self, ticket_id: int) -> dict[str, Any] | None:
         from maild.views import ticket_detail
 
-        return ticket_detail(self.session, ticket_id)
+        return ticket_detail(self.session, ticket_id, self.tag_looks)
+
+    def file(self, ticket_id: int, name: str) -> FileRef | None:
+        return files.find(self.session, ticket_id, name)
+
+    def file_names(self, ticket_id: int) -> list[str]:
+        return files.names(self.session, ticket_id)
+
+    def search(self, query: str, limit: int) -> list[tuple[TicketLine, tuple[str, ...]]]:
+        """Tickets matching every word, best first, each with its tags as shown (label, colour)."""
+        return [(TicketLine(h.ticket_id, h.status, h.priority, h.assignee, h.requester, h.subject, h.updated_at, None),
+                 tuple(look.text() for look in looks(h.tags, self.tag_looks)))
+                for h in search.search(self.session, query, limit)]
 
     def counts(self) -> dict[str, int]:
         return dict(self.session.execute(select(Ticket.status, func.count()).where(Ticket.status != DELETED)

@@ -181,6 +181,7 @@ def _forget(config: Config, args: argparse.Namespace, path: Path) -> int:
     import getpass
 
     from maild.contacts.forget import delete_blobs, forget
+    from maild.store import search
     from maild.store.blobs import open_blobs
 
     email = _key(config)(args.address)
@@ -190,6 +191,9 @@ def _forget(config: Config, args: argparse.Namespace, path: Path) -> int:
     with db.write() as session:
         report = forget(session, blobs, email, secret=config.signing_secret(), now=_now(), actor=actor,
                         progress=_progress)
+        search.purge_deleted(session)  # the search index forgets the erased words too
+    if {"messages", "tickets", "contacts"} & set(report.tables):
+        report.tables.extend(t for t in search.INDEX_TABLES if t not in report.tables)
     delete_blobs(blobs, report.blobs_to_delete)
     vacuumed: list[str] = []
     if db.is_sqlite:

@@ -390,7 +390,7 @@ class Processor:
         queued = 0
         if decision.action in (Action.CREATE, Action.APPEND):
             queued = self.planner.plan(session, decision=decision, mail=mail, kind=kind, sender=sender,
-                                              ticket_id=ticket_id, now=now)
+                                       ticket_id=ticket_id, now=now, files=item.attachments)
             if forged and claimed is not None and ticket_id is not None and kind.kind in (Kind.NORMAL, Kind.LIST):
                 # The real agent hears of it (once a day per ticket): a forger learns nothing.
                 queued += self.planner.proof_notice(session, agent=claimed, ticket_id=ticket_id, mail=mail,

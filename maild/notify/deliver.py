@@ -25,8 +25,11 @@ from maild.config import Config
 from maild.notify import agentcap, sms
 from maild.notify.engine import AGENT, CUSTOMER, Delivery, TicketFacts
 from maild.outbound import outbox, policy, templates
-from maild.outbound.compose import references_for
+from maild.outbound.compose import MailAttachment, references_for
+from maild.outbound.files import NO_FILES
+from maild.outbound.files import for_agents as files_for_agents
 from maild.outbound.mailer import LAST_IN, AutoMailer
+from maild.store.apply import StoredAttachment
 from maild.threading.signing import Signer
 
 log = logging.getLogger("maild.notify")
@@ -45,6 +48,8 @@ class Notifier(AutoMailer):
         per_agent = config.outbound.limits.per_agent
         self.agent_cap = agentcap.AgentCap(per_agent.count, timedelta(minutes=per_agent.minutes))
         self.agent_caps = replace(self.caps, per_agent=per_agent.count)
+        self.attach_limit = config.outbound.notify_attachments_max_bytes
+        self.control = config.helpdesk.control_address or ""
 
     # -- variables -----------------------------------------------------------------
     def local(self, when: datetime | None) -> str:
@@ -63,13 +68,17 @@ class Notifier(AutoMailer):
             "message": message or {"subject": facts.subject, "text": "", "from_name": "", "from_email": ""},
             "event": {"name": "", "old": "", "new": "", "actor": "", "actor_name": "", **(event or {})},
             "recipient": {"name": "", "email": ""},
+            "files": NO_FILES.variables,
         }
 
     # -- sending -----------------------------------------------------------------------
     def send(self, session: Session, deliveries: Sequence[Delivery], facts: TicketFacts, now: datetime, *,
-             variables: dict[str, Any], from_name: str | None = None, cause: str | None = None) -> int:
-        """Queue one message per delivery; return how many were queued."""
+             variables: dict[str, Any], from_name: str | None = None, cause: str | None = None,
+             files: Sequence[StoredAttachment] = ()) -> int:
+        """Queue one message per delivery; return how many were queued. ``files``: stored
+        attachments the agents' mails carry (or list, above the size limit)."""
         queued = 0
+        agent_files = files_for_agents(files, self.attach_limit, self.control) if files else NO_FILES
         for d in deliveries:
             v = {**variables, "recipient": {"name": d.person.name, "email": d.person.email},
                  "event": {**variables.get("event", {}), "name": d.event.name, "old": d.event.old or "",
@@ -80,13 +89,14 @@ class Notifier(AutoMailer):
                 elif d.person.kind == CUSTOMER:
                     queued += self._customer(session, d, facts, v, now, cause)
                 else:
-                    queued += self._agent(session, d, facts, v, now, cause, from_name)
+                    queued += self._agent(session, d, facts, {**v, "files": agent_files.variables}, now, cause,
+                                          from_name, agent_files.attached)
             except templates.TemplateError as exc:
                 self.held(session, facts.id, f"{d.rule} to {d.person.email}", f"template: {exc}", cause, now)
         return queued
 
     def _agent(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
-               cause: str | None, from_name: str | None) -> int:
+               cause: str | None, from_name: str | None, attached: tuple[MailAttachment, ...] = ()) -> int:
         email = d.person.email
         verdict = self.gate(session, policy.Purpose.AGENT, email, facts.id, now)
         window: agentcap.Window | None = None
@@ -104,7 +114,8 @@ class Notifier(AutoMailer):
         agentcap.count_sent(session, email, window)
         rendered = self.renderer.render(d.template, v)
         out = self.mail("notify", "auto-generated", facts.id, rendered, to=(d.person.name, email),
-                        from_name=from_name or self.name, now=now, root=self.root(session, facts.id))
+                        from_name=from_name or self.name, now=now, root=self.root(session, facts.id),
+                        attachments=attached)
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 

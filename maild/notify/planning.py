@@ -23,6 +23,7 @@ from maild.notify.deliver import Notifier
 from maild.notify.engine import CUSTOMER, Cause, Delivery, Directory, Origin, Switches, TicketFacts, deliveries
 from maild.notify.facts import ticket_facts
 from maild.outbound import templates
+from maild.store.apply import StoredAttachment
 from maild.threading.signing import Signer
 
 
@@ -51,9 +52,11 @@ class TriggerPlanner:
                           Cause(sender.email, origin, answerable=sender.is_known, relayed=relayed))
 
     def send(self, session: Session, deliveries: list[Delivery], *, facts: TicketFacts, sender: Sender,
-             message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime) -> int:
-        """Render and queue these deliveries (none of them an acknowledgement)."""
-        return self._send(session, deliveries, facts, sender, message, extra, mail_id, now)
+             message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime,
+             files: Sequence[StoredAttachment] = ()) -> int:
+        """Render and queue these deliveries (none of them an acknowledgement); ``files``: the
+        mail's stored attachments, for the agents."""
+        return self._send(session, deliveries, facts, sender, message, extra, mail_id, now, files)
 
     def plan_changes(self, session: Session, ticket_id: int, events: list[TriggerEvent], *, sender: Sender,
                      mail_id: str, now: datetime, text: str = "") -> int:
@@ -77,10 +80,11 @@ class TriggerPlanner:
             self._send(session, agents, facts, sender, message, extra, mail_id, now)
 
     def _send(self, session: Session, deliveries: list[Delivery], facts: TicketFacts, sender: Sender,
-              message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime) -> int:
+              message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime,
+              files: Sequence[StoredAttachment] = ()) -> int:
         if not deliveries:
             return 0
         variables = self.notifier.variables(facts, message, {"actor": sender.email, "actor_name": sender.name})
         variables.update(extra)
         return self.notifier.send(session, deliveries, facts, now, variables=variables, cause=mail_id,
-                                  from_name=f"{sender.name or sender.email} via {self.name}")
+                                  from_name=f"{sender.name or sender.email} via {self.name}", files=files)

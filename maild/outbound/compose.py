@@ -11,6 +11,7 @@ import email.utils
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -25,15 +26,19 @@ ACK, REPLY, NOTIFY, FEEDBACK = "ack", "reply", "notify", "feedback"
 
 @dataclass(frozen=True)
 class MailAttachment:
-    """A text file sent with a mail (the digest's iCalendar file)."""
+    """A file sent with a mail: a text made for it (the digest's iCalendar file), or a stored
+    attachment named by its content hash (``sha256``), read from the blob store when the
+    mail's bytes are built, so the outbox row stays small however big the file is."""
 
     filename: str
     content_type: str  # e.g. text/calendar; method=PUBLISH
-    text: str
+    text: str = ""
+    sha256: str = ""  # a stored attachment: the bytes come from the blob store
 
 
 def attachments_json(items: tuple[MailAttachment, ...]) -> str:
-    return json.dumps([a.__dict__ for a in items], ensure_ascii=False) if items else ""
+    return json.dumps([{k: v for k, v in a.__dict__.items() if v or k != "sha256"} for a in items],
+                      ensure_ascii=False) if items else ""
 
 
 def attachments_of(value: str | None) -> tuple[MailAttachment, ...]:
@@ -117,7 +122,9 @@ def references_for(previous_refs: str, previous_id: str, limit: int = 20) -> str
     return " ".join(ids)
 
 
-def to_bytes(mail: OutboundMail, loop_value: str) -> bytes:
+def to_bytes(mail: OutboundMail, loop_value: str, blob: Callable[[str], bytes] | None = None) -> bytes:
+    """The mail's RFC 5322 bytes; ``blob`` reads a stored attachment by its hash
+    (:meth:`maild.store.blobs.BlobStore.get_attachment`)."""
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = mail.from_header
     msg["To"] = mail.to_header
@@ -146,6 +153,13 @@ def to_bytes(mail: OutboundMail, loop_value: str) -> bytes:
         maintype, _, rest = att.content_type.partition("/")
         subtype, *params = [p.strip() for p in rest.split(";")]
         extra = dict(p.split("=", 1) for p in params if "=" in p)
+        if att.sha256:
+            if blob is None:
+                raise ValueError(f"attachment {att.filename!r} is stored, and no blob store was given")
+            # The bytes as received, base64, never re-encoded (a text file keeps its charset).
+            msg.add_attachment(blob(att.sha256), maintype=maintype or "application", subtype=subtype or "octet-stream",
+                               filename=one_line(att.filename))
+            continue
         if maintype == "text":
             msg.add_attachment(att.text, subtype=subtype, filename=att.filename, params=extra)
         else:

@@ -13,8 +13,8 @@ customer receives, and a ``mail_held`` history event for what the rules hold bac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -25,6 +25,7 @@ from maild.domain.events import EventSpec
 from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.store import history
+from maild.store.apply import StoredAttachment, record_attachments
 from maild.store.repo import messages
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
@@ -39,7 +40,7 @@ LAST_IN = (select(messages.c.message_id, messages.c.references).where(
 # A ticket's first stored message: the root of the thread every mail about the ticket joins.
 _ROOT = (select(messages.c.message_id).where(messages.c.ticket_id == bindparam("tid"))
          .order_by(messages.c.id).limit(1))
-_NEW_MESSAGE = insert(messages)
+_NEW_MESSAGE = insert(messages).returning(messages.c.id)
 
 
 def _no_cap(cap: str) -> None:
@@ -115,16 +116,19 @@ class AutoMailer:
             **extra)
 
     def enqueue_with_message(self, session: Session, out: OutboundMail, now: datetime, *, author: str,
-                             from_name: str) -> None:
-        """The outbox row, and the ``out`` message the customer receives, on the ticket."""
+                             from_name: str, files: Sequence[StoredAttachment] = ()) -> None:
+        """The outbox row, and the ``out`` message the customer receives, on the ticket
+        (with the stored ``files`` the mail carries, so the ticket keeps them)."""
         outbox.enqueue(session, out, now, now + self.lifetime)
-        session.connection().execute(_NEW_MESSAGE, {
+        message_id = session.connection().execute(_NEW_MESSAGE, {
             "ticket_id": out.ticket_id, "direction": "out", "message_id": out.message_id,
             "in_reply_to": out.in_reply_to, "references": out.references, "from_addr": self.address,
             "from_name": from_name[:200], "to_addrs": out.recipients[0], "cc_addrs": out.cc_header,
             "subject": out.subject, "body_text": out.body_text, "body_html": None, "kind": out.kind,
             "channel": "outbox", "author": author, "raw_id": None, "sent_at": None, "created_at": now,
-        })
+        }).scalar_one()
+        if files:
+            record_attachments(session, message_id, files)
 
     def gate(self, session: Session, purpose: policy.Purpose, to: str, ticket_id: int | None, now: datetime, *,
              answering: policy.Answering | None = None) -> policy.Verdict:

@@ -13,7 +13,7 @@ hold back leaves a history event saying why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,8 +32,10 @@ from maild.notify import facts as notify_facts
 from maild.notify.planning import TriggerPlanner
 from maild.outbound import compose, outbox, policy, proof, templates
 from maild.outbound.compose import OutboundMail, address, references_for
+from maild.outbound.files import as_mail_attachment, not_kept, relayed_files
 from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.store import references
+from maild.store.apply import StoredAttachment
 from maild.store.models import TicketRef
 from maild.store.repo import participants, tickets
 from maild.threading.signing import Signer
@@ -76,8 +78,9 @@ class Planner(AutoMailer):
         self.catalog = catalog.from_config(config)
 
     def plan(self, session: Session, *, decision: Decision, mail: ParsedMail, kind: Classification, sender: Sender,
-             ticket_id: int | None, now: datetime) -> int:
-        """Enqueue the decision's outgoing mails; return how many rows were queued."""
+             ticket_id: int | None, now: datetime, files: Sequence[StoredAttachment] = ()) -> int:
+        """Enqueue the decision's outgoing mails; return how many rows were queued. ``files``:
+        the mail's stored attachments (relayed with an agent's reply, sent on to agents)."""
         events = self.triggers.listened(decision.triggers)
         if (not decision.outgoing and not events) or ticket_id is None:
             return 0
@@ -87,8 +90,10 @@ class Planner(AutoMailer):
         ticket = self._ticket(session, row)
         queued = 0
         for intent in decision.outgoing:
-            handler = {RELAY: self._relay, FEEDBACK: self._feedback}[intent.what]
-            queued += handler(session, intent, mail, kind, sender, ticket, now)
+            if intent.what is RELAY:
+                queued += self._relay(session, intent, mail, kind, sender, ticket, now, files)
+            else:
+                queued += self._feedback(session, intent, mail, kind, sender, ticket, now)
         if events:
             facts = notify_facts.of_row(row)
             found = self.triggers.for_mail(events, facts, sender,
@@ -103,7 +108,7 @@ class Planner(AutoMailer):
                 session, [d for d in found if not d.acknowledges], facts=facts, sender=sender,
                 message=base["message"],
                 extra={k: v for k, v in base.items() if k not in ("helpdesk", "ticket", "customer", "message")},
-                mail_id=mail.message_id, now=now)
+                mail_id=mail.message_id, now=now, files=files)
         return queued
 
     # -- the kinds of mail -------------------------------------------------------------
@@ -121,7 +126,7 @@ class Planner(AutoMailer):
         return 1
 
     def _relay(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
-               ticket: _Ticket, now: datetime) -> int:
+               ticket: _Ticket, now: datetime, files: Sequence[StoredAttachment] = ()) -> int:
         if ticket.requester == UNKNOWN_SENDER or "@" not in ticket.requester:
             return self._feedback(session, Outgoing(FEEDBACK, rejected=(
                 "the ticket has no customer address; nothing was sent",)), mail, kind, sender, ticket, now)
@@ -141,11 +146,17 @@ class Planner(AutoMailer):
         variables["agent"]["signed"] = compose.signs_off(variables["message"]["text"], variables["agent"]["name"])
         rendered = self.renderer.render(templates.AGENT_REPLY, variables)
         from_name = f"{variables['agent']['name']} ({self.name})"
+        relayed = relayed_files(files)
         out = self.mail(compose.REPLY, "", ticket.id, rendered, to=(ticket.requester_name, ticket.requester),
                         cc=tuple(cc), automatic=False, in_reply_to=last.message_id if last else "",
-                        references=references_for(last.references, last.message_id) if last else "",
-                        now=now, from_name=from_name, root=self.root(session, ticket.id))
-        self.enqueue_with_message(session, out, now, author=sender.email, from_name=from_name)
+                         references=references_for(last.references, last.message_id) if last else "",
+                         now=now, from_name=from_name, root=self.root(session, ticket.id),
+                         attachments=tuple(as_mail_attachment(f) for f in relayed))
+        self.enqueue_with_message(session, out, now, author=sender.email, from_name=from_name, files=relayed)
+        dropped = not_kept(mail.attachments, files)
+        if dropped:
+            return 1 + self._feedback(session, Outgoing(FEEDBACK, rejected=tuple(dropped), sent=True), mail, kind,
+                                      sender, ticket, now)
         return 1
 
     def _feedback(self, session: Session, intent: Outgoing, mail: ParsedMail, kind: Classification, sender: Sender,
@@ -195,7 +206,8 @@ class Planner(AutoMailer):
             to_header=address(sender.name, sender.email), subject=rendered.subject, body_text=rendered.body,
             date=now, in_reply_to=mail.message_id,
             references=references_for(" ".join(mail.references), mail.message_id), reply_to=reply_to,
-            auto_submitted="auto-replied", language=self.language)
+            auto_submitted="auto-replied", language=self.language,
+            attachments=tuple(as_mail_attachment(f) for s in sections for f in s.files))
         outbox.enqueue(session, out, now, now + self.lifetime)
         return 1
 

@@ -131,7 +131,7 @@ class Sender(Loop):
     def __init__(self, db: Database, transport: Transport, retry: Retry, loop_value: str,
                  clock: Callable[[], datetime], batch: int = 100, pool: Pool | None = None,
                  bounces: BounceAddresses | None = None, sign: Callable[[bytes], bytes] | None = None,
-                 flush_seconds: float = 0.5) -> None:
+                 flush_seconds: float = 0.5, blob: Callable[[str], bytes] | None = None) -> None:
         self.db = db
         self.transport = transport
         self.retry = retry
@@ -142,6 +142,7 @@ class Sender(Loop):
         self.pool = pool or Pool(transport)
         self.bounces = bounces  # VERP: each mail's own signed envelope sender
         self.sign = sign  # DKIM, when configured
+        self.blob = blob  # a stored attachment's bytes by hash (relayed replies, notifications)
         self.failures = 0
         # Told each attempt's result (sent, unconfirmed, deferred, failed): the metrics' counter.
         self.on_result: Callable[[str], None] = lambda result: None
@@ -207,7 +208,7 @@ class Sender(Loop):
     def _send_one(self, connection: Connection, item: Due) -> Result:
         mail = item.mail
         try:
-            data = to_bytes(mail, self.loop_value)
+            data = to_bytes(mail, self.loop_value, self.blob)
             if self.sign is not None:
                 data = self.sign(data)
             refused = connection.send(self.envelope_from(item), list(mail.recipients), data)

@@ -74,9 +74,15 @@ SAMPLE.update({
     "digest": {"date": "2026-12-01", "total": 3, "upcoming_days": 14,
                "counts": [{"status": "new", "count": 1}, {"status": "waiting_agent", "count": 2}],
                "mine": [{"id": 42, "tag": "[Support #42]", "subject": "Leaking pipe", "status": "waiting_agent",
-                         "next_action_at": "2026-12-01 14:00", "assignee": "ana@example.com"}],
+                         "next_action_at": "2026-12-01 14:00", "assignee": "ana@example.com",
+                         "tags": [{"name": "vip", "label": "VIP", "colour": "#d4af37", "text": "VIP (#d4af37)"}]}],
                "overdue": [], "upcoming": []},
 })
+# The customer's files on a notification to agents (maild/outbound/files.py, <language>/_attachments.j2).
+SAMPLE["files"] = {"list": [{"name": "planta.pdf", "size": 2457600, "size_text": "2.3 MB",
+                             "content_type": "application/pdf"}],
+                   "attached": True, "total": 2457600, "total_text": "2.3 MB", "limit_text": "10 MB",
+                   "control": "control@example.com"}
 # To an agent past the per-agent cap: one summary per window (maild/notify/agentcap.py).
 AGENT_SUMMARY = "agent_summary"
 NAMES = (*NAMES, AGENT_SUMMARY)

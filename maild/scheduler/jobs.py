@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from maild import calendar
 from maild.config import Config
 from maild.domain.events import EventSpec
+from maild.domain.tags import looks
 from maild.notify.deliver import Notifier
 from maild.notify.engine import CUSTOMER, Delivery, Directory, Event, Person, TicketFacts, resolve
 from maild.notify.facts import COLUMNS, FROM, of_row, ticket_facts
@@ -42,7 +43,7 @@ from maild.outbound.compose import MailAttachment
 from maild.store import history
 from maild.store.db import Database
 from maild.store.models import ScheduleMark
-from maild.store.repo import tickets
+from maild.store.repo import tag_names, tickets
 from maild.store.rows import rowcount
 from maild.threading.signing import Signer
 
@@ -75,6 +76,7 @@ class Jobs:
                  on_cap: Callable[[str], None] | None = None) -> None:
         self.db = db
         self.config = config
+        self.tag_looks = config.tag_looks()
         self.rules = config.trigger_rules()
         self.directory = Directory.from_config(config.agents)
         self.notifier = Notifier(config, signer, on_cap=on_cap)
@@ -243,7 +245,7 @@ class Jobs:
         mine_or_free = (tickets.c.assignee == email) | tickets.c.assignee.is_(None)
         open_ = tickets.c.status != CLOSED
 
-        def rows(*where: ColumnElement[bool], order: ColumnElement[Any] = tickets.c.id) -> list[dict[str, object]]:
+        def rows(*where: ColumnElement[bool], order: ColumnElement[Any] = tickets.c.id) -> list[dict[str, Any]]:
             found = session.execute(select(tickets.c.id, tickets.c.subject, tickets.c.status, tickets.c.assignee,
                                            tickets.c.next_action_at).where(*where).order_by(order).limit(500))
             return [{"id": r.id, "tag": f"[{self.tag} #{r.id}]", "subject": r.subject, "status": r.status,
@@ -252,6 +254,9 @@ class Jobs:
 
         mine = rows(tickets.c.assignee == email, open_)
         overdue = rows(open_, mine_or_free, tickets.c.next_action_at < now, order=tickets.c.next_action_at)
+        shown = tag_names(session, [r["id"] for r in (*mine, *overdue)])
+        for r in (*mine, *overdue):
+            r["tags"] = [look.as_dict() for look in looks(shown.get(r["id"], []), self.tag_looks)]
         items = calendar.upcoming(session, now, now + timedelta(days=days), assignee=email, include_unassigned=True)
         unassigned = session.scalar(select(func.count()).select_from(tickets).where(
             open_, tickets.c.assignee.is_(None)))

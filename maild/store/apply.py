@@ -134,10 +134,15 @@ def write_message(session: Session, *, ticket_id: int, decision: Decision, mail:
         "sent_at": mail.date, "created_at": now,
     }).scalar_one()
     if attachments:
-        c.execute(_NEW_ATTACHMENT, [
-            {"message_id": message_id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-             "sha256": a.sha256, "inline": a.inline} for a in attachments])
+        record_attachments(session, message_id, attachments)
     return int(message_id)
+
+
+def record_attachments(session: Session, message_id: int, attachments: Sequence[StoredAttachment]) -> None:
+    """Attachment rows of a message (the files are already in the blob store)."""
+    conn(session).execute(_NEW_ATTACHMENT, [
+        {"message_id": message_id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+         "sha256": a.sha256, "inline": a.inline} for a in attachments])
 
 
 def history_of(decision: Decision) -> tuple[EventSpec, ...]:

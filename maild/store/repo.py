@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from maild.domain.decision import TicketState
 from maild.domain.outcome import DELETED
 from maild.store.keys import header_hash
-from maild.store.models import Contact, Message, Participant, RawMail, Ticket, TicketLink
+from maild.store.models import Contact, Message, Participant, RawMail, Tag, Ticket, TicketLink, TicketTag
 from maild.threading.repeat import Recent
 from maild.store.rows import new_id
 
@@ -144,6 +144,16 @@ def contact_id_for(session: Session, email: str, name: str, now: datetime) -> in
 def is_blocked(session: Session, email: str) -> bool:
     row = conn(session).execute(_CONTACT, {"email": email}).first()
     return bool(row and row.blocked)
+
+
+def tag_names(session: Session, ticket_ids: list[int]) -> dict[int, list[str]]:
+    """The tags of these tickets, by ticket, each list in name order."""
+    found: dict[int, list[str]] = {}
+    if ticket_ids:
+        for tid, name in session.execute(select(TicketTag.ticket_id, Tag.name).join(Tag, Tag.id == TicketTag.tag_id)
+                                         .where(TicketTag.ticket_id.in_(ticket_ids)).order_by(Tag.name)):
+            found.setdefault(tid, []).append(name)
+    return found
 
 
 def status_counts(session: Session) -> dict[str, int]:
