@@ -466,17 +466,18 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 
 def _outbox_show(config: Config, args: argparse.Namespace, path: Path) -> int:
-    from maild.cli_db import open_blobs
     from maild.outbound.compose import to_bytes
     from maild.outbound.sender import mail_of
+    from maild.store.blobs import open_blobs
     from maild.store.models import OutboxRow
 
-    with _database(config).read() as session:
+    db = _database(config)
+    with db.read() as session:
         row = session.get(OutboxRow, args.id)
         if row is None:
             print(f"maild: no outbound mail {args.id}", file=sys.stderr)
             return EX_DATAERR
-        raw = to_bytes(mail_of(row), config.helpdesk.address, open_blobs(config).get_attachment)
+        raw = to_bytes(mail_of(row), config.helpdesk.address, open_blobs(config, db).get_attachment)
         data = {"id": row.id, "state": row.state, "kind": row.kind, "ticket": row.ticket_id, "to": row.recipients,
                 "subject": row.subject, "message_id": row.message_id, "attempts": row.attempts,
                 "created_at": row.created_at.isoformat(), "next_attempt_at": row.next_attempt_at.isoformat(),
