@@ -108,11 +108,14 @@ def test_small_run_on_sqlite_with_prefill_stores_threads_and_delivers_everything
 
 @pytest.mark.slow
 def test_small_run_on_postgresql_in_a_fresh_database() -> None:
+    engine = create_engine(PG_ADMIN_URL)
     try:
-        with create_engine(PG_ADMIN_URL).connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "no server"
         need_server(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}")
+    finally:
+        engine.dispose()
     result = run_bench("--mails", "60", "--db", "postgresql")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "postgresql" in result.stdout and "check            OK" in result.stdout
