@@ -7,7 +7,7 @@ to its fields). ``Catalog.get(ref)`` ignores case and spaces. Replies list the l
 with the ``_listing.j2`` template include (title, price, link); a ref not in the catalog is
 still listed, by its code.
 
-The API for ``/listing REF…`` (commands, issue 4): ``catalog.get(ref)`` to check a code,
+The API for ``/listing REF…`` (commands): ``catalog.get(ref)`` to check a code,
 :func:`maild.store.references.link` to attach it to the ticket; the reply's template then
 lists every item linked to the ticket (``listing``).
 """
