@@ -5,7 +5,10 @@ Filter values are checked against the configuration: a status is any name, label
 of the workflow (``--status finalizado``), an assignee an agent's address or name (or
 ``me``/``none``), and an unknown one is a usage error (64) naming the known values.
 Bulk changes go through the same commands as the control address (``close 12 13``), so
-they check, apply and record history exactly as a mail would; they send no mail.
+they check, apply and record history exactly as a mail would, and tell the same people
+through the trigger rules (:mod:`maild.notify.engine`): the customer's status notice when a
+rule sends one, the new assignee's notification. The mails wait in the outbox; a running
+``maild run`` sends them.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from maild.exitcodes import EX_DATAERR, EX_OK, EX_USAGE
 if TYPE_CHECKING:
     from maild.commands.workflow import Workflow
     from maild.config import Config
+    from maild.notify.planning import TriggerPlanner
     from maild.store.db import Database
 
 
@@ -201,6 +205,8 @@ def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.commands.phrases import say
     from maild.commands.queries import CommandReads
     from maild.commands.workflow import AgentRef
+    from maild.domain.events import change_events
+    from maild.domain.sender import Sender
 
     workflow, now = _workflow(config), utc_now()
     arg = {"close": "", "tag": getattr(args, "tags", ""), "assign": getattr(args, "agent", "")}[args.verb]
@@ -213,17 +219,35 @@ def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
     actor = AgentRef(actor_email, actor_email, "manager", ())
     line = f"{args.verb} {' '.join(str(i) for i in args.ids)} {arg}".strip()
     language, labels = config.helpdesk.language, config.status_labels()
+    triggers = _triggers(config)
+    queued = 0
     with _database(config).write() as session:
         result = control.run_line(line, [], workflow=workflow, actor=actor, lookup=CommandReads(session), now=now,
                                   tz=ZoneInfo(config.helpdesk.timezone))
         for _index, ticket_id, changes in result.changes:
-            apply_ops(session, ticket_id, changes, actor=actor_email, message_id=None, now=now)
+            done = apply_ops(session, ticket_id, changes, actor=actor_email, message_id=None, now=now)
+            events = change_events((what, old, new) for _tid, what, old, new in done.changes)
+            queued += triggers.plan_changes(session, ticket_id, events, sender=Sender(actor_email, actor_email),
+                                            mail_id=None, now=now)
     section = result.sections[0]
     for text in section.applied:
         print(say(text, language, labels))
+    if queued:
+        print(say(f"{queued} notification(s) queued", language, labels))
     for text in section.rejected:
         print(say(text, language, labels), file=sys.stderr)
     return EX_DATAERR if section.rejected else EX_OK
+
+
+def _triggers(config: Config) -> TriggerPlanner:
+    """The trigger rules as the daemon runs them, for changes made on the command line."""
+    from maild.notify.planning import TriggerPlanner
+    from maild.outbound.templates import Renderer
+    from maild.threading.signing import Signer
+
+    helpdesk = config.helpdesk
+    return TriggerPlanner(config, Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain),
+                          Renderer(config.templates_path(), helpdesk.language, config.status_labels()))
 
 
 def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:

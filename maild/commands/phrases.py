@@ -134,6 +134,13 @@ PT_BR: tuple[tuple[str, Replacement], ...] = (
     (r"  visible yes", "  visível sim"),
     (r"  visible no", "  visível não"),
     (r"  messages (\d+)", r"  mensagens \1"),
+    (r"^#(\d+): (.+) \((\S+ \S+)\) is larger than (\S+ \S+), so it is not attached; fetch it with ",
+     r"#\1: \2 (\3) passa de \4, por isso não vai anexado; baixe-o com "),
+    (r"^#(\d+): (.+) \((\S+ \S+)\) is attached$", r"#\1: \2 (\3) vai anexado"),
+    (r"^#(\d+) has no file (.+?); its files: ", r"#\1 não tem o arquivo \2; seus arquivos: "),
+    (r"^#(\d+) has no file (.+?); it has no files", r"#\1 não tem o arquivo \2; ele não tem arquivos"),
+    (r"\bwrite `get TICKET NAME`, e\.g\. ", "escreva `get CHAMADO NOME`, p.ex. "),
+    (r"^(\d+) notification\(s\) queued$", r"\1 notificação(ões) na fila"),
     # history details
     (r"\breply saved as a draft, not sent \(/send sends it\)", "resposta salva como rascunho, não enviada (/send a envia)"),
     (r"\bagent reply relayed to the customer", "resposta do agente enviada ao cliente"),
