@@ -249,19 +249,19 @@ def test_bulk_cli_changes_tell_the_people_a_mail_command_would(daemon: Daemon, s
         deliver(daemon.port, mail(subject, CUSTOMER, message_id=f"<b-{n}@cliente.example>", body="Olá.\n"), CUSTOMER)
         wait_for(lambda n=n: len(daemon.tickets()) == n + 1, 60, f"ticket {n + 1}")
     settle(sink, daemon, 60)
-    assert sink.to(BRUNO) == []
+    heard = len(sink.to(BRUNO))  # the new-ticket notices
 
     # assigned on the command line: Bruno gets the assignment notice for each ticket
     done = daemon.cli("tickets", "assign", "1", "2", "--agent", "bruno")
     assert done.returncode == 0, done.stderr
     assert "2 notificação(ões) na fila" in done.stdout
-    wait_for(lambda: len(sink.to(BRUNO)) == 2, 60, "the assignment notices")
-    assert {"[Support #1]" in str(r.message["Subject"]) for r in sink.to(BRUNO)} == {True, False}
+    wait_for(lambda: len(sink.to(BRUNO)) == heard + 2, 60, "the assignment notices")
+    assert {"[Support #1]" in str(r.message["Subject"]) for r in sink.to(BRUNO)[heard:]} == {True, False}
 
     # closed on the command line: the assignee hears of the status change, in Portuguese
     closed = daemon.cli("tickets", "close", "1")
     assert closed.returncode == 0, closed.stderr
-    wait_for(lambda: len(sink.to(BRUNO)) == 3, 60, "the status notice")
+    wait_for(lambda: len(sink.to(BRUNO)) == heard + 3, 60, "the status notice")
     notice = sink.to(BRUNO)[-1]
     assert str(notice.message["Subject"]).endswith(": Finalizado") and "[Support #1]" in str(notice.message["Subject"])
     assert "Finalizado" in text(notice) and "closed" not in text(notice)
