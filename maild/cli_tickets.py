@@ -140,7 +140,7 @@ def _list(config: Config, args: argparse.Namespace, path: Path) -> int:
     table(rows, [("id", 5), ("status", 20), ("assignee", 24), ("requester", 28), ("msgs", 4), ("updated", 16),
                   ("subject", 50)],
            lambda r: [r["id"], workflow.label(r["status"]), r["assignee"], r["requester"], r["message_count"],
-                      (r["updated_at"] or "")[:16].replace("T", " "), r["subject"]])
+                      (r["updated_at"] or "")[:16].replace("T", " "), r["subject"]], config.helpdesk.language)
     return EX_OK
 
 
@@ -156,15 +156,17 @@ def _counts(config: Config, args: argparse.Namespace, path: Path) -> int:
 
         print_json(rows)
         return EX_OK
+    from maild.commands.phrases import word
+
     for row in rows:
         print(f"{row['label']:<28} {row['count']:>6}")
-    print(f"{'total':<28} {sum(counts.values()):>6}")
+    print(f"{word('total', config.helpdesk.language):<28} {sum(counts.values()):>6}")
     return EX_OK
 
 
 def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.cli_output import line, print_json
-    from maild.commands.phrases import kind, say
+    from maild.commands.phrases import kind, say, word
     from maild.text import for_terminal
     from maild.views import ticket_detail
 
@@ -183,18 +185,32 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
               f"{', '.join(t['text'] for t in data['tag_details']) or '-'}", language, labels))
     for m in data["messages"]:
         print()
-        line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
+        line(f"--- {word(m['direction'], language)} {m['created_at'][:19]} {word('from', language)} {m['from']}  "
+             f"{m['subject']}")
         print(for_terminal(m["body_text"].rstrip()[:4000]))
         for a in m["attachments"]:
-            line(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print("\nhistory:" if language == "en" else "\nhistórico:")
+            line(f"  [{word('attachment', language)}] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print("\n" + word("history:", language))
     for e in data["events"]:
-        old, new = (labels.get(v, v) if e["kind"] in ("status", "created", "deleted") else v
-                    for v in (e["old"], e["new"]))
+        old, new = (_value(e["kind"], v, language, labels) for v in (e["old"], e["new"]))
         change = f"{old or ''} -> {new}" if old or new else ""
         parts = (e["at"][:19], e["actor"], kind(e["kind"], language), change, say(e["detail"], language, labels))
         line("  " + " ".join(p for p in parts if p))
     return EX_OK
+
+
+def _value(kind: str, value: str | None, language: str, labels: dict[str, str]) -> str | None:
+    """A history entry's old or new value as ``tickets show`` prints it: a status by its
+    label, a message's direction and a held mail's description in the helpdesk's language."""
+    from maild.commands.phrases import say, word
+
+    if value is None:
+        return None
+    if kind in ("status", "created", "deleted"):
+        return labels.get(value, value)
+    if kind == "message":
+        return word(value, language)
+    return say(value, language, labels) if kind == "mail_held" else value
 
 
 def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:

@@ -104,8 +104,7 @@ def test_portuguese_draft_status_and_send_from_the_control_address(daemon: Daemo
     wait_for(lambda: len(sink.to(CUSTOMER)) > before, 60, "the released draft")
     assert text(sink.to(CUSTOMER)[-1]).startswith("Olá Maria, o orçamento é R$ 800.\n")
     assert "feito: #1: o rascunho salvo é enviado ao cliente" in report
-    assert "Aguardando cliente (waiting_customer): 1" in report and "Respondido pendente (answered_pending): 0" \
-        in report
+    assert "Aguardando cliente: 1" in report and "Respondido pendente: 0" in report
     detail = show(daemon, 1)
     assert detail["status"] == "waiting_customer" and detail["draft_pending"] is False
     again = text(control(daemon, sink, "send 1\n"))
