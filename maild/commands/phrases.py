@@ -252,7 +252,7 @@ KINDS = {"pt-BR": {
     "reminder": "lembrete", "autoclose": "finalizado automaticamente", "mail_held": "e-mail retido",
     "delivery_failed": "entrega falhou", "flagged": "marcado", "bounce": "devolução", "complaint": "reclamação",
     "held": "retido", "on_behalf": "em nome de", "form": "formulário", "reference": "referência",
-    "auto_reply": "resposta automática", "cc": "cópia",
+    "auto_reply": "resposta automática",
 }}
 # Column headings and the values of maild's own columns, as the CLI's tables print them.
 WORDS = {"pt-BR": {
