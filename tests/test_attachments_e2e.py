@@ -63,6 +63,16 @@ def start(tmp_path: Path, sink: Sink, limit: int) -> Daemon:  # noqa: F811
     return d
 
 
+def customer_sends(daemon: Daemon, sink: Sink, subject: str, body: str,  # noqa: F811
+                   files: list[tuple[str, str, bytes]], message_id: str) -> Received:
+    """The customer's mail with files opens a ticket: the agent's notification of it."""
+    deliver(daemon.port, with_files(subject, f"Maria <{CUSTOMER}>", body, files, message_id=message_id), CUSTOMER)
+    sink.wait_for(2)
+    settle(sink, daemon)
+    [notice] = sink.to(AGENT)
+    return notice
+
+
 @pytest.fixture
 def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
@@ -80,13 +90,9 @@ def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink:
                                                            daemons: list[Daemon]) -> None:
     daemon = start(tmp_path, sink, limit=10 * 1024 * 1024)
     daemons.append(daemon)
-    deliver(daemon.port, with_files("Planta do apartamento", f"Maria <{CUSTOMER}>", "Segue a planta.\n",
-                                    [("planta.png", "image/png", PLANTA)], message_id="<c-1@cliente.example>"),
-            CUSTOMER)
-    sink.wait_for(2)
-    settle(sink, daemon)
+    notice = customer_sends(daemon, sink, "Planta do apartamento", "Segue a planta.\n",
+                            [("planta.png", "image/png", PLANTA)], "<c-1@cliente.example>")
     # The agent's notification carries the customer's file, and says so.
-    [notice] = sink.to(AGENT)
     assert files_of(notice) == {"planta.png": PLANTA}
     assert "Attached (1):\n- planta.png (2.0 KB)" in text(notice)
 
@@ -158,12 +164,8 @@ def test_a_drafts_files_go_out_with_send_and_get_answers_large_files_with_the_cl
         tmp_path: Path, sink: Sink, daemons: list[Daemon]) -> None:  # noqa: F811
     daemon = start(tmp_path, sink, limit=4000)
     daemons.append(daemon)
-    deliver(daemon.port, with_files("Laudo", f"Maria <{CUSTOMER}>", "Segue o laudo.\n",
-                                    [("laudo.pdf", "application/pdf", LAUDO)], message_id="<c-3@cliente.example>"),
-            CUSTOMER)
-    sink.wait_for(2)
-    settle(sink, daemon)
-    [notice] = sink.to(AGENT)
+    notice = customer_sends(daemon, sink, "Laudo", "Segue o laudo.\n", [("laudo.pdf", "application/pdf", LAUDO)],
+                            "<c-3@cliente.example>")
     mine = parseaddr(str(notice.message["Reply-To"]))[1]
 
     # A /draft with a file: nothing reaches the customer yet, the file is kept with the draft.
