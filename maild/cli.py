@@ -444,7 +444,7 @@ def _quarantine_list(config: Config, args: argparse.Namespace, path: Path) -> in
         _print_json(rows)
     else:
         _table(rows, [("id", 5), ("received", 19), ("size", 8), ("reason", 60)],
-               lambda r: [r["id"], r["received_at"][:19], r["size"], r["reason"]])
+               lambda r: [r["id"], r["received_at"][:19], r["size"], r["reason"]], config.helpdesk.language)
     return EX_OK
 
 
@@ -460,8 +460,12 @@ def _outbox_list(config: Config, args: argparse.Namespace, path: Path) -> int:
     if args.json:
         _print_json(rows)
     else:
-        _table(rows, [("id", 6), ("state", 7), ("kind", 8), ("ticket", 6), ("tries", 5), ("to", 30), ("error", 50)],
-               lambda r: [r["id"], r["state"], r["kind"], r["ticket"], r["attempts"], r["to"], r["last_error"]])
+        from maild.commands.phrases import word
+
+        language = config.helpdesk.language
+        _table(rows, [("id", 6), ("state", 9), ("kind", 12), ("ticket", 7), ("tries", 5), ("to", 30), ("error", 50)],
+               lambda r: [r["id"], word(r["state"], language), word(r["kind"], language), r["ticket"], r["attempts"],
+                          r["to"], r["last_error"]], language)
     return EX_OK
 
 

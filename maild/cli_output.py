@@ -18,11 +18,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: Any) -> None:
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, int]], cells: Any, language: str = "en") -> None:
+    """Rows as columns; the headings in ``language`` (``helpdesk.language``)."""
+    from maild.commands.phrases import word
+
     if not rows:
-        print("(none)")
+        print(word("(none)", language))
         return
-    print("  ".join(name.ljust(width) for name, width in columns).rstrip())
+    print("  ".join(word(name, language).ljust(width) for name, width in columns).rstrip())
     for row in rows:
         values = [one_line(str(v if v is not None else "-")) for v in cells(row)]
         print("  ".join(v[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip())

@@ -5,7 +5,10 @@ Filter values are checked against the configuration: a status is any name, label
 of the workflow (``--status finalizado``), an assignee an agent's address or name (or
 ``me``/``none``), and an unknown one is a usage error (64) naming the known values.
 Bulk changes go through the same commands as the control address (``close 12 13``), so
-they check, apply and record history exactly as a mail would; they send no mail.
+they check, apply and record history exactly as a mail would, and tell the same people
+through the trigger rules (:mod:`maild.notify.engine`): the customer's status notice when a
+rule sends one, the new assignee's notification. The mails wait in the outbox; a running
+``maild run`` sends them.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from maild.exitcodes import EX_DATAERR, EX_OK, EX_USAGE
 if TYPE_CHECKING:
     from maild.commands.workflow import Workflow
     from maild.config import Config
+    from maild.notify.planning import TriggerPlanner
     from maild.store.db import Database
 
 
@@ -136,7 +140,7 @@ def _list(config: Config, args: argparse.Namespace, path: Path) -> int:
     table(rows, [("id", 5), ("status", 20), ("assignee", 24), ("requester", 28), ("msgs", 4), ("updated", 16),
                   ("subject", 50)],
            lambda r: [r["id"], workflow.label(r["status"]), r["assignee"], r["requester"], r["message_count"],
-                      (r["updated_at"] or "")[:16].replace("T", " "), r["subject"]])
+                      (r["updated_at"] or "")[:16].replace("T", " "), r["subject"]], config.helpdesk.language)
     return EX_OK
 
 
@@ -152,15 +156,17 @@ def _counts(config: Config, args: argparse.Namespace, path: Path) -> int:
 
         print_json(rows)
         return EX_OK
+    from maild.commands.phrases import word
+
     for row in rows:
         print(f"{row['label']:<28} {row['count']:>6}")
-    print(f"{'total':<28} {sum(counts.values()):>6}")
+    print(f"{word('total', config.helpdesk.language):<28} {sum(counts.values()):>6}")
     return EX_OK
 
 
 def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.cli_output import line, print_json
-    from maild.commands.phrases import kind, say
+    from maild.commands.phrases import kind, say, word
     from maild.text import for_terminal
     from maild.views import ticket_detail
 
@@ -179,18 +185,32 @@ def _show(config: Config, args: argparse.Namespace, path: Path) -> int:
               f"{', '.join(t['text'] for t in data['tag_details']) or '-'}", language, labels))
     for m in data["messages"]:
         print()
-        line(f"--- {m['direction']} {m['created_at'][:19]} from {m['from']}  {m['subject']}")
+        line(f"--- {word(m['direction'], language)} {m['created_at'][:19]} {word('from', language)} {m['from']}  "
+             f"{m['subject']}")
         print(for_terminal(m["body_text"].rstrip()[:4000]))
         for a in m["attachments"]:
-            line(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print("\nhistory:" if language == "en" else "\nhistórico:")
+            line(f"  [{word('attachment', language)}] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print("\n" + word("history:", language))
     for e in data["events"]:
-        old, new = (labels.get(v, v) if e["kind"] in ("status", "created", "deleted") else v
-                    for v in (e["old"], e["new"]))
+        old, new = (_value(e["kind"], v, language, labels) for v in (e["old"], e["new"]))
         change = f"{old or ''} -> {new}" if old or new else ""
         parts = (e["at"][:19], e["actor"], kind(e["kind"], language), change, say(e["detail"], language, labels))
         line("  " + " ".join(p for p in parts if p))
     return EX_OK
+
+
+def _value(kind: str, value: str | None, language: str, labels: dict[str, str]) -> str | None:
+    """A history entry's old or new value as ``tickets show`` prints it: a status by its
+    label, a message's direction and a held mail's description in the helpdesk's language."""
+    from maild.commands.phrases import say, word
+
+    if value is None:
+        return None
+    if kind in ("status", "created", "deleted"):
+        return labels.get(value, value)
+    if kind == "message":
+        return word(value, language)
+    return say(value, language, labels) if kind == "mail_held" else value
 
 
 def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
@@ -201,6 +221,8 @@ def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.commands.phrases import say
     from maild.commands.queries import CommandReads
     from maild.commands.workflow import AgentRef
+    from maild.domain.events import change_events
+    from maild.domain.sender import Sender
 
     workflow, now = _workflow(config), utc_now()
     arg = {"close": "", "tag": getattr(args, "tags", ""), "assign": getattr(args, "agent", "")}[args.verb]
@@ -213,17 +235,35 @@ def _bulk(config: Config, args: argparse.Namespace, path: Path) -> int:
     actor = AgentRef(actor_email, actor_email, "manager", ())
     line = f"{args.verb} {' '.join(str(i) for i in args.ids)} {arg}".strip()
     language, labels = config.helpdesk.language, config.status_labels()
+    triggers = _triggers(config)
+    queued = 0
     with _database(config).write() as session:
         result = control.run_line(line, [], workflow=workflow, actor=actor, lookup=CommandReads(session), now=now,
                                   tz=ZoneInfo(config.helpdesk.timezone))
         for _index, ticket_id, changes in result.changes:
-            apply_ops(session, ticket_id, changes, actor=actor_email, message_id=None, now=now)
+            done = apply_ops(session, ticket_id, changes, actor=actor_email, message_id=None, now=now)
+            events = change_events((what, old, new) for _tid, what, old, new in done.changes)
+            queued += triggers.plan_changes(session, ticket_id, events, sender=Sender(actor_email, actor_email),
+                                            mail_id=None, now=now)
     section = result.sections[0]
     for text in section.applied:
         print(say(text, language, labels))
+    if queued:
+        print(say(f"{queued} notification(s) queued", language, labels))
     for text in section.rejected:
         print(say(text, language, labels), file=sys.stderr)
     return EX_DATAERR if section.rejected else EX_OK
+
+
+def _triggers(config: Config) -> TriggerPlanner:
+    """The trigger rules as the daemon runs them, for changes made on the command line."""
+    from maild.notify.planning import TriggerPlanner
+    from maild.outbound.templates import Renderer
+    from maild.threading.signing import Signer
+
+    helpdesk = config.helpdesk
+    return TriggerPlanner(config, Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain),
+                          Renderer(config.templates_path(), helpdesk.language, config.status_labels()))
 
 
 def _delete(config: Config, args: argparse.Namespace, path: Path) -> int:

@@ -63,6 +63,16 @@ def start(tmp_path: Path, sink: Sink, limit: int) -> Daemon:  # noqa: F811
     return d
 
 
+def customer_sends(daemon: Daemon, sink: Sink, subject: str, body: str,  # noqa: F811
+                   files: list[tuple[str, str, bytes]], message_id: str) -> Received:
+    """The customer's mail with files opens a ticket: the agent's notification of it."""
+    deliver(daemon.port, with_files(subject, f"Maria <{CUSTOMER}>", body, files, message_id=message_id), CUSTOMER)
+    sink.wait_for(2)
+    settle(sink, daemon)
+    [notice] = sink.to(AGENT)
+    return notice
+
+
 @pytest.fixture
 def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
@@ -80,13 +90,9 @@ def test_files_travel_both_ways_and_are_kept_on_the_ticket(tmp_path: Path, sink:
                                                            daemons: list[Daemon]) -> None:
     daemon = start(tmp_path, sink, limit=10 * 1024 * 1024)
     daemons.append(daemon)
-    deliver(daemon.port, with_files("Planta do apartamento", f"Maria <{CUSTOMER}>", "Segue a planta.\n",
-                                    [("planta.png", "image/png", PLANTA)], message_id="<c-1@cliente.example>"),
-            CUSTOMER)
-    sink.wait_for(2)
-    settle(sink, daemon)
+    notice = customer_sends(daemon, sink, "Planta do apartamento", "Segue a planta.\n",
+                            [("planta.png", "image/png", PLANTA)], "<c-1@cliente.example>")
     # The agent's notification carries the customer's file, and says so.
-    [notice] = sink.to(AGENT)
     assert files_of(notice) == {"planta.png": PLANTA}
     assert "Attached (1):\n- planta.png (2.0 KB)" in text(notice)
 
@@ -148,4 +154,46 @@ def test_files_above_the_limit_are_listed_and_fetched_by_control_get(tmp_path: P
     assert files_of(report) == {"ficha.pdf": FICHA}
     assert "#1: ficha.pdf (2.9 KB) is attached" in text(report)
     assert "NOT done: #1 has no file 'nada.txt'; its files: planta.png, ficha.pdf" in text(report)
+    assert daemon.stop() == 0
+
+
+LAUDO = b"%PDF-1.4\n" + os.urandom(6000)  # above the 4000-byte limit below
+
+
+def test_a_drafts_files_go_out_with_send_and_get_answers_large_files_with_the_cli_command(
+        tmp_path: Path, sink: Sink, daemons: list[Daemon]) -> None:  # noqa: F811
+    daemon = start(tmp_path, sink, limit=4000)
+    daemons.append(daemon)
+    notice = customer_sends(daemon, sink, "Laudo", "Segue o laudo.\n", [("laudo.pdf", "application/pdf", LAUDO)],
+                            "<c-3@cliente.example>")
+    mine = parseaddr(str(notice.message["Reply-To"]))[1]
+
+    # A /draft with a file: nothing reaches the customer yet, the file is kept with the draft.
+    deliver(daemon.port, with_files(f"Re: {notice.message['Subject']}", f"Ana <{AGENT}>",
+                                    "/draft\nSegue a ficha em anexo.\n", [("ficha.pdf", "application/pdf", FICHA)],
+                                    to=mine), AGENT, to=mine)
+    wait_for(lambda: show(daemon, 1)["draft_pending"], 30, "the draft")
+    settle(sink, daemon)
+    assert len(sink.to(CUSTOMER)) == 1  # the acknowledgement only
+
+    # `send 1` at the control address: the draft goes out with its file.
+    signed = Signer(b"test-secret", "support", "support.example.com").agent_control_address(CONTROL, AGENT)
+    deliver(daemon.port, with_files("ops", f"Ana <{AGENT}>", "send 1\nget 1 laudo.pdf\n", [], to=signed),
+            AGENT, to=signed)
+    wait_for(lambda: len(sink.to(CUSTOMER)) == 2, 30, "the sent draft")
+    wait_for(lambda: len(sink.to(AGENT)) == 2, 30, "the control report")
+    settle(sink, daemon)
+    relay = sink.to(CUSTOMER)[-1]
+    assert text(relay).startswith("Segue a ficha em anexo.") and files_of(relay) == {"ficha.pdf": FICHA}
+    kept = {(m["direction"], a["filename"]) for m in show(daemon, 1)["messages"] for a in m["attachments"]}
+    assert ("out", "ficha.pdf") in kept
+
+    # `get` of a file above outbound.notify_attachments_max_bytes: its size and the CLI command.
+    report = sink.to(AGENT)[-1]
+    assert files_of(report) == {}
+    assert ("#1: laudo.pdf (5.9 KB) is larger than 3.9 KB, so it is not attached; fetch it with "
+            "`maild tickets attachment 1 laudo.pdf`") in " ".join(text(report).split())
+    out = tmp_path / "laudo.pdf"
+    assert daemon.cli("tickets", "attachment", "1", "laudo.pdf", "-o", str(out)).returncode == 0
+    assert out.read_bytes() == LAUDO
     assert daemon.stop() == 0

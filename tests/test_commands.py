@@ -565,3 +565,21 @@ def test_the_config_knows_exactly_the_commands_the_interpreter_handles():
     from maild.commands.names import COMMAND_NAMES
 
     assert set(COMMANDS) == COMMAND_NAMES
+
+
+def test_a_drafts_files_go_out_with_send_in_a_reply(cenv: Env) -> None:
+    from email.message import EmailMessage
+
+    t = open_ticket(cenv)
+    draft = EmailMessage()
+    draft["From"], draft["Subject"] = AGENT, f"Re: [Support #{t}] Vazamento"
+    draft["To"] = cenv.app.processor.planner.reply_address(t, AGENT)
+    draft.set_content("/draft\nOlá Maria, segue o orçamento.\n")
+    draft.add_attachment(b"%PDF-1.4 orcamento", maintype="application", subtype="pdf", filename="orcamento.pdf")
+    cenv.process(draft.as_bytes())
+    assert relays(cenv) == [] and cenv.ticket(t)["draft_pending"] is True
+    agent(cenv, t, "/send\n")
+    [relay] = relays(cenv)
+    assert "orcamento.pdf" in relay.attachments and relay.body_text.startswith("Olá Maria, segue o orçamento.")
+    kept = [(m["direction"], a["filename"]) for m in cenv.ticket(t)["messages"] for a in m["attachments"]]
+    assert ("out", "orcamento.pdf") in kept  # kept on the reply that went out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -13,10 +14,12 @@ from conftest import T0, Env, mail, write_config
 from sqlalchemy import select, update
 
 from maild.calendar import Item, to_ics
-from maild.commands.phrases import kind, say
+from maild.commands.control import run_line
+from maild.commands.phrases import kind, say, word
 from maild.commands.settings import DEFAULT_STATUSES, localized
-from maild.commands.workflow import Workflow
+from maild.commands.workflow import AgentRef, Workflow
 from maild.config import ConfigError, load_config
+from maild.domain.files import FileRef
 from maild.contacts.erase import delete_tickets
 from maild.outbound.templates import Renderer
 from maild.store.blobs import BlobStore
@@ -69,6 +72,21 @@ def test_english_keeps_its_labels_and_an_admins_statuses_are_left_alone(tmp_path
     ("3 ticket(s), first 2 shown", "3 chamado(s), os primeiros 2 mostrados"),
     ("the reply is empty; nothing was sent", "a resposta está vazia; nada foi enviado"),
     ("not sent to the agent's signed reply address", "não foi enviado ao endereço de resposta assinado do agente"),
+    ("Finalizado (closed): 2", "Finalizado: 2"),
+    ("open, assigned to nobody: 3", "abertos, sem responsável: 3"),
+    ("open, assigned to ana@x.example: 1", "abertos, atribuídos a ana@x.example: 1"),
+    ("2 ticket(s), best match first", "2 chamado(s), o mais relevante primeiro"),
+    ("your reply would have been sent to the customer", "sua resposta teria sido enviada ao cliente"),
+    ("2 line(s) failed: no command of this mail was applied and nothing was sent",
+     "2 linha(s) falharam: nenhum comando deste e-mail foi aplicado e nada foi enviado"),
+    ("next action due", "próxima ação vencida"),
+    ("permanent failure for maria@x.example", "falha permanente para maria@x.example"),
+    ("cap reached: 5 automatic mails to maria@x.example about this ticket in 60 min (limit 5)",
+     "limite atingido: 5 e-mails automáticos para maria@x.example sobre este chamado em 60 min (limite 5)"),
+    ("#3: laudo.pdf (5.9 KB) is larger than 3.9 KB, so it is not attached; fetch it with "
+     "`maild tickets attachment 3 laudo.pdf`", "#3: laudo.pdf (5.9 KB) passa de 3.9 KB, por isso não vai anexado; "
+     "baixe-o com `maild tickets attachment 3 laudo.pdf`"),
+    ("4 notification(s) queued", "4 notificação(ões) na fila"),
 ])
 def test_maild_lines_in_portuguese(line: str, expected: str) -> None:
     assert say(line, "pt-BR", LABELS) == expected
@@ -81,6 +99,8 @@ def test_what_people_wrote_passes_through() -> None:
         "/subject Closed status report: assunto → Closed status report"
     assert kind("status", "pt-BR") == "situação" and kind("status", "en") == "status"
     assert kind("something_new", "pt-BR") == "something_new"
+    assert word("failed", "pt-BR") == "falhou" and word("assignee", "pt-BR") == "responsável"
+    assert word("failed", "en") == "failed" and word("something_new", "pt-BR") == "something_new"
 
 
 def test_templates_show_status_labels(tmp_path: Path) -> None:
@@ -169,3 +189,32 @@ def test_delete_erases_the_content_and_keeps_one_audit_line(env: Env) -> None:
     out = env.process(mail("Re: [Support #1] Pedido 0", "maria@c.example", body="de novo\n",
                            headers={"In-Reply-To": "<p-0@c.example>"}))
     assert out.status == "created" and out.ticket_id not in (a, b, c)
+
+
+class _Files:
+    """The reads `get` makes: one ticket (#3) with one file."""
+
+    def __init__(self, size: int) -> None:
+        self.ref = FileRef("laudo técnico.pdf", "application/pdf", size, "ab" * 32)
+
+    def resolve_ticket(self, ticket_id: int) -> int | None:
+        return 3 if ticket_id == 3 else None
+
+    def file(self, ticket_id: int, name: str) -> FileRef | None:
+        return self.ref if name == self.ref.filename else None
+
+    def file_names(self, ticket_id: int) -> list[str]:
+        return [self.ref.filename]
+
+
+@pytest.mark.parametrize(("size", "limit", "attached"), [(4000, 4000, True), (4001, 4000, False), (10**9, None, True)])
+def test_control_get_attaches_a_file_only_within_the_limit(tmp_path: Path, size: int, limit: int | None,
+                                                           attached: bool) -> None:
+    workflow = Workflow.from_config(config_with(tmp_path, "en"))
+    result = run_line('get 3 "laudo técnico.pdf"', [], workflow=workflow, actor=AgentRef("a@x", "A", "agent", ()),
+                      lookup=_Files(size), now=T0, tz=ZoneInfo("UTC"), max_file_bytes=limit)  # type: ignore[arg-type]
+    [section] = result.sections
+    assert (section.files != ()) is attached and not section.rejected
+    if not attached:
+        assert section.output == ("#3: laudo técnico.pdf (3.9 KB) is larger than 3.9 KB, so it is not attached; "
+                                  "fetch it with `maild tickets attachment 3 'laudo técnico.pdf'`",)

@@ -20,6 +20,8 @@ from smtpsink import Received, Sink
 from test_commands import BRUNO, CONTROL, CUSTOMER
 from test_commands_e2e import daemon, reply_to, show  # noqa: F401 (daemon: a fixture, the commands config)
 from test_e2e import MAILD, Daemon, wait_for
+
+from maild.notify.rules import DEFAULT_TRIGGERS_DATA
 from test_outbound_e2e import deliver, settle, sink, text  # noqa: F401 (sink: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -104,8 +106,7 @@ def test_portuguese_draft_status_and_send_from_the_control_address(daemon: Daemo
     wait_for(lambda: len(sink.to(CUSTOMER)) > before, 60, "the released draft")
     assert text(sink.to(CUSTOMER)[-1]).startswith("Olá Maria, o orçamento é R$ 800.\n")
     assert "feito: #1: o rascunho salvo é enviado ao cliente" in report
-    assert "Aguardando cliente (waiting_customer): 1" in report and "Respondido pendente (answered_pending): 0" \
-        in report
+    assert "Aguardando cliente: 1" in report and "Respondido pendente: 0" in report
     detail = show(daemon, 1)
     assert detail["status"] == "waiting_customer" and detail["draft_pending"] is False
     again = text(control(daemon, sink, "send 1\n"))
@@ -239,3 +240,36 @@ def _maybe(path: Path) -> bytes:
         return zlib.decompress(data)
     except zlib.error:
         return data
+
+
+def test_bulk_cli_changes_tell_the_people_a_mail_command_would(daemon: Daemon, sink: Sink) -> None:
+    portuguese(daemon.config)
+    data = yaml.safe_load(daemon.config.read_text(encoding="utf-8"))  # the customer hears of status changes too
+    data["triggers"] = [*DEFAULT_TRIGGERS_DATA, {"name": "customer_status", "on": "status_changed", "to": ["customer"]}]
+    daemon.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    sink.start()
+    daemon.start()
+    for n, subject in enumerate(["Vazamento", "Segunda via"]):
+        deliver(daemon.port, mail(subject, CUSTOMER, message_id=f"<b-{n}@cliente.example>", body="Olá.\n"), CUSTOMER)
+        wait_for(lambda n=n: len(daemon.tickets()) == n + 1, 60, f"ticket {n + 1}")
+    settle(sink, daemon, 60)
+    heard = len(sink.to(BRUNO))  # the new-ticket notices
+
+    # assigned on the command line: Bruno gets the assignment notice for each ticket
+    done = daemon.cli("tickets", "assign", "1", "2", "--agent", "bruno")
+    assert done.returncode == 0, done.stderr
+    assert "2 notificação(ões) na fila" in done.stdout
+    wait_for(lambda: len(sink.to(BRUNO)) == heard + 2, 60, "the assignment notices")
+    assert {"[Support #1]" in str(r.message["Subject"]) for r in sink.to(BRUNO)[heard:]} == {True, False}
+
+    # closed on the command line: the assignee and the customer hear of it, in Portuguese
+    told = len(sink.to(CUSTOMER))
+    closed = daemon.cli("tickets", "close", "1")
+    assert closed.returncode == 0, closed.stderr
+    wait_for(lambda: len(sink.to(BRUNO)) == heard + 3, 60, "the status notice")
+    wait_for(lambda: len(sink.to(CUSTOMER)) == told + 1, 60, "the customer's status notice")
+    assert "Finalizado" in text(sink.to(CUSTOMER)[-1]) and "[Support #1]" in str(sink.to(CUSTOMER)[-1].message["Subject"])
+    notice = sink.to(BRUNO)[-1]
+    assert str(notice.message["Subject"]).endswith(": Finalizado") and "[Support #1]" in str(notice.message["Subject"])
+    assert "Finalizado" in text(notice) and "closed" not in text(notice)
+    assert daemon.stop() == 0

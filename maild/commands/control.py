@@ -13,7 +13,9 @@ read as one. Parsing stops at the first blank line after a command, at a signatu
     list status:new tag:vip assignee:me  filters: status tag assignee(me|none|AGENT) priority from
     show 12
     stats
-    get 12 ficha.pdf                     a file of the ticket, attached to the report
+    get 12 ficha.pdf                     a file of the ticket, attached to the report up to
+                                          outbound.notify_attachments_max_bytes (else: its size
+                                          and the `maild tickets attachment` command)
     search vazamento banheiro            full-text search, best match first
     new maria@example.com "Vazamento no banheiro"
     The customer called about ...        (lines right after `new`: the request, kept as a note)
@@ -84,6 +86,7 @@ class _Run:
     now: datetime
     tz: ZoneInfo
     max_lines: int
+    max_file_bytes: int | None  # `get` attaches files up to this size; None: any size
     sections: list[Section] = field(default_factory=list)
     changes: list[tuple[int, int, tuple[ops.Op, ...]]] = field(default_factory=list)
     new_tickets: list[tuple[int, ops.NewTicket]] = field(default_factory=list)
@@ -118,10 +121,10 @@ EMPTY = Section("(empty)", rejected=("no command found; write e.g. `stats` or `h
 
 
 def run_line(line: str, extra: list[str], *, workflow: Workflow, actor: AgentRef, lookup: ControlLookup,
-             now: datetime, tz: ZoneInfo, max_lines: int = 100) -> ControlResult:
+             now: datetime, tz: ZoneInfo, max_lines: int = 100, max_file_bytes: int | None = None) -> ControlResult:
     """One command line (and the plain lines under it). The caller applies each result
     before the next line, so ``close 12`` then ``stats`` counts #12 as closed."""
-    r = _Run(workflow, actor, lookup, now, tz, max_lines)
+    r = _Run(workflow, actor, lookup, now, tz, max_lines, max_file_bytes)
     _one(r, line, extra)
     return ControlResult(tuple(r.sections), tuple(r.changes), tuple(r.new_tickets), tuple(r.sends))
 
@@ -151,7 +154,7 @@ def _one(r: _Run, line: str, extra: list[str]) -> None:
                 c for c, (_, anywhere) in COMMANDS.items() if anywhere),
             "reports: list [status:S tag:T assignee:me|none|AGENT priority:P from:ADDRESS], show ID, stats",
             "send IDS...: send each ticket's saved /draft to its customer",
-            "get ID NAME: the ticket's file NAME, attached to this report",
+            "get ID NAME: the ticket's file NAME, attached to this report (a large one: its size and how to fetch it)",
             "search WORDS: tickets whose subject, texts, requester or tags hold every word, best first",
             'new ADDRESS "Subject" (the lines after it: the request)')))
     elif verb in COMMANDS and COMMANDS[verb][1]:
@@ -298,6 +301,10 @@ def _get(r: _Run, line: str, rest: str) -> Section:
         known = r.lookup.file_names(live)
         return Section(line, rejected=(f"#{live} has no file {name!r}" + (
             f"; its files: {', '.join(known)}" if known else "; it has no files"),))
+    if r.max_file_bytes is not None and found.size > r.max_file_bytes:
+        return Section(line, output=(
+            f"#{live}: {found.filename} ({human_size(found.size)}) is larger than {human_size(r.max_file_bytes)}, "
+            f"so it is not attached; fetch it with `maild tickets attachment {live} {shlex.quote(found.filename)}`",))
     return Section(line, output=(f"#{live}: {found.filename} ({human_size(found.size)}) is attached",),
                    files=(found,))
 

@@ -55,6 +55,7 @@ class ControlMailbox:
         self.planner = planner
         self.tz = ZoneInfo(config.helpdesk.timezone)
         self.max_lines = config.commands.max_report_lines
+        self.max_file_bytes = config.outbound.notify_attachments_max_bytes
         self.tag = config.helpdesk.subject_tag
         self.domain = config.helpdesk.domain
         self.on_agent_reply = config.workflow.transitions.agent_reply
@@ -92,7 +93,7 @@ class ControlMailbox:
         lines = control.command_lines(mail.subject, mail.body_text)[:200]
         for n, (line, extra) in enumerate(lines):
             result = control.run_line(line, extra, workflow=self.workflow, actor=actor, lookup=reads, now=now,
-                                      tz=self.tz, max_lines=self.max_lines)
+                                      tz=self.tz, max_lines=self.max_lines, max_file_bytes=self.max_file_bytes)
             section = result.sections[0]
             for _index, ticket_id, changes in result.changes:
                 done = apply_ops(session, ticket_id, changes, actor=sender.email, message_id=mail.message_id,
@@ -137,7 +138,8 @@ class ControlMailbox:
                     mail: ParsedMail, now: datetime) -> list[Change]:
         """``send 12``: the saved draft relayed to the customer as a reply in the agent's name
         would be, the draft released and the ticket moved as ``transitions.agent_reply`` says."""
-        self.planner.send_draft(session, ticket_id=ticket_id, text=text, mail=mail, sender=sender, now=now)
+        self.planner.send_draft(session, ticket_id=ticket_id, draft_pk=draft_pk, text=text, mail=mail,
+                                sender=sender, now=now)
         changes: list[ops.Op] = [ops.ReleaseDraft(draft_pk), ops.DraftPending(False)]
         if self.on_agent_reply:
             changes.append(ops.SetStatus(self.on_agent_reply, "draft sent (control address)"))

@@ -26,6 +26,81 @@ def _change(m: re.Match[str], labels: Mapping[str, str]) -> str:
 
 
 PT_BR: tuple[tuple[str, Replacement], ...] = (
+    # control-address reports, before the shorter phrases they contain
+    (r"^open, assigned to nobody: ", "abertos, sem responsável: "),
+    (r"^open, assigned to ", "abertos, atribuídos a "),
+    (r"^(.+) \(([a-z_]+)\): (\d+)$", r"\1: \3"),  # stats: the label alone
+    (r"^(\d+) ticket\(s\), best match first$", r"\1 chamado(s), o mais relevante primeiro"),
+    (r"^no ticket matches$", "nenhum chamado encontrado"),
+    (r"\bwrite `search WORDS`, e\.g\. ", "escreva `search PALAVRAS`, p.ex. "),
+    # all or nothing (maild/ingest/decide.py)
+    (r"\byour reply would have been sent to the customer", "sua resposta teria sido enviada ao cliente"),
+    (r"\b(\d+) line\(s\) failed: no command of this mail was applied and nothing was sent",
+     r"\1 linha(s) falharam: nenhum comando deste e-mail foi aplicado e nada foi enviado"),
+    (r"\b(\d+) command\(s\) failed: no command of this mail was applied",
+     r"\1 comando(s) falharam: nenhum comando deste e-mail foi aplicado"),
+    (r"\bagent mail held: something failed, nothing was applied",
+     "e-mail do agente retido: algo falhou, nada foi aplicado"),
+    (r"\bagent reply held: only internal text", "resposta do agente retida: só texto interno"),
+    (r"\bagent reply kept internal: the ticket is hidden", "resposta do agente mantida interna: o chamado está oculto"),
+    (r"\bempty agent reply", "resposta do agente vazia"),
+    (r"\bnext action due", "próxima ação vencida"),
+    # privacy, hidden tickets, bounces, complaints
+    (r"\breply held: its (\d+) line\(s\) were all text of maild's internal mails to agents; nothing was relayed",
+     r"resposta retida: suas \1 linha(s) eram todas texto de e-mails internos aos agentes; nada foi enviado"),
+    (r"\b(\d+) line\(s\) of maild's internal mails to agents removed from the reply before relaying",
+     r"\1 linha(s) de e-mails internos aos agentes removidas da resposta antes do envio"),
+    (r"\bthe ticket is hidden from the customer \(/visible no\): the reply was kept as an internal note, not sent",
+     "o chamado está oculto do cliente (/visible no): a resposta ficou como nota interna, não enviada"),
+    (r"\bthe ticket is hidden from the customer \(/visible no\): your reply was kept as an internal note and NOT "
+     r"sent; write /visible yes above a reply to send it",
+     "o chamado está oculto do cliente (/visible no): sua resposta ficou como nota interna e NÃO foi enviada; "
+     "escreva /visible yes acima de uma resposta para enviá-la"),
+    (r"\bpermanent failure for ", "falha permanente para "),
+    (r"\btemporary failure for ", "falha temporária para "),
+    (r"\bunknown address\b", "endereço desconhecido"),
+    (r"\bcomplaint \(feedback report\) from (\S+) about outbox #(\d+); no more automatic mail to it",
+     r"reclamação (relatório de feedback) de \1 sobre a saída #\2; nenhum e-mail automático a mais para ele"),
+    (r"\bbounce recorded\b", "devolução registrada"),
+    (r"\bcomplaint recorded\b", "reclamação registrada"),
+    (r"\breply to a ticket closed too long ago", "resposta a um chamado finalizado há tempo demais"),
+    (r"\brefers to\b", "refere-se a"),
+    (r"\bno sender address: cannot be answered", "sem endereço do remetente: não pode ser respondido"),
+    (r"\bopened by (\S+) on behalf of ", r"aberto por \1 em nome de "),
+    (r"\bform mail needs an agent: ", "e-mail de formulário precisa de um agente: "),
+    (r"\bfrom form ", "do formulário "),
+    (r"\bsender erased before", "remetente apagado antes"),
+    # mail the rules held back (mail_held): what and why
+    (r"^acknowledgement$", "confirmação"),
+    (r"^command feedback$", "retorno dos comandos"),
+    (r"^proof notice to ", "aviso de prova para "),
+    (r"\bcap reached: (\d+) automatic mails per (\S+) in (\d+) min \(limit (\d+)\)",
+     r"limite atingido: \1 e-mails automáticos por \2 em \3 min (limite \4)"),
+    (r"\bcap reached: (\d+) feedback mails and reports in (\d+) min \(limit (\d+)\)",
+     r"limite atingido: \1 retornos e relatórios em \2 min (limite \3)"),
+    (r"\bcap reached: (\d+) automatic mails to (\S+) about this ticket in (\d+) min \(limit (\d+)\)",
+     r"limite atingido: \1 e-mails automáticos para \2 sobre este chamado em \3 min (limite \4)"),
+    (r"\bcap reached: (\d+) notifications to (\S+) in this window",
+     r"limite atingido: \1 avisos para \2 nesta janela"),
+    (r"\bcap reached: (\d+) SMS to ", r"limite atingido: \1 SMS para "),
+    (r"\bcap reached: (\d+) such notices today", r"limite atingido: \1 avisos desse tipo hoje"),
+    (r"; in the summary at ", "; no resumo às "),
+    (r"\bthe mail has an empty reverse-path \(MAIL FROM:<>, Return-Path: <>\): never answered",
+     "o e-mail tem remetente de envelope vazio (MAIL FROM:<>, Return-Path: <>): nunca respondido"),
+    (r"^the mail is ", "o e-mail é "),
+    (r" is maild's own address", " é um endereço do próprio maild"),
+    (r" cannot receive mail", " não pode receber e-mail"),
+    (r" is a machine address \(no-reply, daemon, bounce\)", " é um endereço de máquina (no-reply, daemon, devolução)"),
+    (r" bounced permanently; undeliverable until ", " foi devolvido definitivamente; sem entrega até "),
+    (r" bounced permanently", " foi devolvido definitivamente"),
+    (r" is blocked", " está bloqueado"),
+    (r" did not consent to automatic mail", " não consentiu com e-mail automático"),
+    (r" did not consent or is blocked", " não consentiu ou está bloqueado"),
+    (r" has no phone number", " não tem número de telefone"),
+    (r"\bno sms: gateway configured", "nenhum gateway sms: configurado"),
+    (r"^the sender is an agent$", "o remetente é um agente"),
+    (r"^already told today$", "já avisado hoje"),
+    (r"^template: ", "modelo: "),
     # interpret: applied
     (r"\bstatus → ([a-z_]+)", _status(1, "situação → {}")),
     (r"\bpriority → ", "prioridade → "),
@@ -134,6 +209,13 @@ PT_BR: tuple[tuple[str, Replacement], ...] = (
     (r"  visible yes", "  visível sim"),
     (r"  visible no", "  visível não"),
     (r"  messages (\d+)", r"  mensagens \1"),
+    (r"^#(\d+): (.+) \((\S+ \S+)\) is larger than (\S+ \S+), so it is not attached; fetch it with ",
+     r"#\1: \2 (\3) passa de \4, por isso não vai anexado; baixe-o com "),
+    (r"^#(\d+): (.+) \((\S+ \S+)\) is attached$", r"#\1: \2 (\3) vai anexado"),
+    (r"^#(\d+) has no file (.+?); its files: ", r"#\1 não tem o arquivo \2; seus arquivos: "),
+    (r"^#(\d+) has no file (.+?); it has no files", r"#\1 não tem o arquivo \2; ele não tem arquivos"),
+    (r"\bwrite `get TICKET NAME`, e\.g\. ", "escreva `get CHAMADO NOME`, p.ex. "),
+    (r"^(\d+) notification\(s\) queued$", r"\1 notificação(ões) na fila"),
     # history details
     (r"\breply saved as a draft, not sent \(/send sends it\)", "resposta salva como rascunho, não enviada (/send a envia)"),
     (r"\bagent reply relayed to the customer", "resposta do agente enviada ao cliente"),
@@ -169,6 +251,20 @@ KINDS = {"pt-BR": {
     "subject": "assunto", "next_action_at": "próxima ação", "visible": "visível", "privacy": "privacidade",
     "reminder": "lembrete", "autoclose": "finalizado automaticamente", "mail_held": "e-mail retido",
     "delivery_failed": "entrega falhou", "flagged": "marcado", "bounce": "devolução", "complaint": "reclamação",
+    "held": "retido", "on_behalf": "em nome de", "form": "formulário", "reference": "referência",
+    "auto_reply": "resposta automática",
+}}
+# Column headings and the values of maild's own columns, as the CLI's tables print them.
+WORDS = {"pt-BR": {
+    "id": "nº", "status": "situação", "assignee": "responsável", "requester": "cliente", "msgs": "msgs",
+    "updated": "atualizado", "subject": "assunto", "received": "recebido", "size": "tamanho", "reason": "motivo",
+    "state": "estado", "kind": "tipo", "ticket": "chamado", "tries": "tent.", "to": "para", "error": "erro",
+    "total": "total", "(none)": "(nenhum)", "history:": "histórico:", "attachment": "anexo", "from": "de",
+    # outbox states and kinds
+    "queued": "na fila", "claimed": "enviando", "sent": "enviado", "failed": "falhou", "ack": "confirmação",
+    "reply": "resposta", "notify": "aviso", "feedback": "retorno", "summary": "resumo",
+    # message directions
+    "in": "entrada", "out": "saída", "note": "nota", "agent": "agente", "draft": "rascunho", "drafted": "rascunho enviado",
 }}
 _COMPILED = {"pt-BR": tuple((re.compile(p), r) for p, r in PT_BR)}
 
@@ -185,6 +281,11 @@ def say(line: str, language: str, labels: Mapping[str, str] | None = None) -> st
         else:
             line = pattern.sub(lambda m, fill=replacement: fill(m, names), line)  # type: ignore[misc]
     return line
+
+
+def word(name: str, language: str) -> str:
+    """A column heading or one of maild's column values (``failed``, ``reply``) in ``language``."""
+    return WORDS.get(language, {}).get(name, name)
 
 
 def kind(name: str, language: str) -> str:

@@ -80,6 +80,7 @@ class Outgoing:
     notes: tuple[str, ...] = ()  # FEEDBACK: what else the agent should know (a reply kept internal)
     cc: tuple[str, ...] = ()  # RELAY: a one-off copy to these addresses (/cc)
     canned: str | None = None  # RELAY: the standard answer to send (/canned NAME)
+    draft: int | None = None  # RELAY: the saved draft's message row, whose files travel too (/send)
 
 
 @dataclass(frozen=True)

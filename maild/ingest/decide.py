@@ -321,7 +321,8 @@ def _agent_mail(mail: ParsedMail, sender: Sender, ticket: TicketState, rules: tu
                      "note and NOT sent; write /visible yes above a reply to send it")
         relay_text = None
     if relay_text is not None:
-        outgoing.append(Outgoing(RELAY, text=relay_text, cc=plan.cc, canned=plan.canned))
+        outgoing.append(Outgoing(RELAY, text=relay_text, cc=plan.cc, canned=plan.canned,
+                                 draft=plan.draft[0] if plan.mode == SEND and plan.draft else None))
         sent = True
         reason = "agent reply relayed" if plan.mode != SEND else "draft sent"
         events.append(EventSpec("reply", detail="agent reply relayed to the customer" +

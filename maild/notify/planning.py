@@ -59,8 +59,9 @@ class TriggerPlanner:
         return self._send(session, deliveries, facts, sender, message, extra, mail_id, now, files)
 
     def plan_changes(self, session: Session, ticket_id: int, events: list[TriggerEvent], *, sender: Sender,
-                     mail_id: str, now: datetime, text: str = "") -> int:
-        """Changes an agent made without a mail on the ticket (the control address): the
+                     mail_id: str | None, now: datetime, text: str = "") -> int:
+        """Changes an agent made without a mail on the ticket (the control address, the
+        bulk ``maild tickets close|assign``; ``mail_id`` None: no mail caused them): the
         events of one ticket, read against the ticket as it is now, as one merged delivery
         set with the agent left out. ``text``: a new ticket's request, for the agents only
         (it is an internal note). The customer's notice of a ticket opened for them goes
@@ -80,7 +81,7 @@ class TriggerPlanner:
             self._send(session, agents, facts, sender, message, extra, mail_id, now)
 
     def _send(self, session: Session, deliveries: list[Delivery], facts: TicketFacts, sender: Sender,
-              message: dict[str, str], extra: dict[str, Any], mail_id: str, now: datetime,
+              message: dict[str, str], extra: dict[str, Any], mail_id: str | None, now: datetime,
               files: Sequence[StoredAttachment] = ()) -> int:
         if not deliveries:
             return 0

@@ -34,6 +34,7 @@ from maild.outbound import compose, outbox, policy, proof, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.outbound.files import as_mail_attachment, not_kept, relayed_files
 from maild.outbound.mailer import LAST_IN, AutoMailer
+from maild.store import files as stored_files
 from maild.store import references
 from maild.store.apply import StoredAttachment
 from maild.store.models import TicketRef
@@ -146,7 +147,8 @@ class Planner(AutoMailer):
         variables["agent"]["signed"] = compose.signs_off(variables["message"]["text"], variables["agent"]["name"])
         rendered = self.renderer.render(templates.AGENT_REPLY, variables)
         from_name = f"{variables['agent']['name']} ({self.name})"
-        relayed = relayed_files(files)
+        kept = stored_files.of_message(session, intent.draft) if intent.draft is not None else []
+        relayed = relayed_files([*kept, *files])
         out = self.mail(compose.REPLY, "", ticket.id, rendered, to=(ticket.requester_name, ticket.requester),
                         cc=tuple(cc), automatic=False, in_reply_to=last.message_id if last else "",
                          references=references_for(last.references, last.message_id) if last else "",
@@ -217,14 +219,14 @@ class Planner(AutoMailer):
         return proof.queue_notice(self, session, agent=agent, ticket_id=ticket_id, mail=mail, reason=reason,
                                   control=self.control_address, now=now)
 
-    def send_draft(self, session: Session, *, ticket_id: int, text: str, mail: ParsedMail, sender: Sender,
-                   now: datetime) -> int:
-        """``send 12`` at the control address: the ticket's saved draft, relayed as the agent's reply."""
+    def send_draft(self, session: Session, *, ticket_id: int, draft_pk: int, text: str, mail: ParsedMail,
+                   sender: Sender, now: datetime) -> int:
+        """``send 12`` at the control address: the saved draft and its files, relayed as the agent's reply."""
         row = session.connection().execute(_TICKET, {"tid": ticket_id}).first()
         if row is None:
             return 0
-        return self._relay(session, Outgoing(RELAY, text=text), mail, Classification(Kind.NORMAL), sender,
-                           self._ticket(session, row), now)
+        return self._relay(session, Outgoing(RELAY, text=text, draft=draft_pk), mail, Classification(Kind.NORMAL),
+                           sender, self._ticket(session, row), now)
 
     # -- helpers ---------------------------------------------------------------------------
     def _ticket(self, session: Session, row: Any) -> _Ticket:

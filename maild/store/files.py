@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maild.domain.files import FileRef
+from maild.store.apply import StoredAttachment
 from maild.store.models import AttachmentRow, Message
 
 
@@ -32,3 +33,11 @@ def names(session: Session, ticket_id: int) -> list[str]:
     found = session.scalars(select(AttachmentRow.filename).join(Message, Message.id == AttachmentRow.message_id)
                             .where(Message.ticket_id == ticket_id).order_by(AttachmentRow.id))
     return list(dict.fromkeys(found))
+
+
+def of_message(session: Session, message_pk: int) -> list[StoredAttachment]:
+    """The files kept with one message (a saved draft's, sent along with it by ``/send``)."""
+    rows = session.execute(
+        select(AttachmentRow.filename, AttachmentRow.content_type, AttachmentRow.size, AttachmentRow.sha256,
+               AttachmentRow.inline).where(AttachmentRow.message_id == message_pk).order_by(AttachmentRow.id)).all()
+    return [StoredAttachment(r.filename, r.content_type, r.size, r.sha256, r.inline) for r in rows]
