@@ -90,7 +90,7 @@ def main() -> int:
             daemon = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run", *workers],
                                       cwd=ROOT, stdout=log, stderr=log)
         wait_for(lambda: _listening(port), 120, "the SMTP listener")
-        time.sleep(2)  # noqa: the daemon's processes finish starting (imports, first loop)
+        time.sleep(2)  # the daemon's processes finish starting (imports, first loop)
         before = peaks(daemon.pid)
         engine = create_engine(db_url)
         start = time.monotonic()

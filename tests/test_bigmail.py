@@ -99,3 +99,32 @@ def test_a_big_attachment_arrives_intact_over_smtp(tmp_path: Path, sink: Sink) -
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()
 
+
+
+def _big_lines(seed: bytes) -> str:
+    """Over the size at which the parser leaves a base64 run in the raw mail."""
+    return base64.encodebytes(seed * (400 * 1024 // len(seed))).decode("ascii")
+
+
+def test_long_base64_runs_in_texts_and_attached_mails_read_as_the_parser_reads_them() -> None:
+    text_body = _big_lines(b"texto em base64 ")
+    plain_run = _big_lines(b"linhas que parecem base64 ")
+    inner_file = b"anexo do anexo " * 30000
+    inner = (f"From: {CUSTOMER}\r\nSubject: antigo\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: application/octet-stream; name=velho.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+             + base64.encodebytes(inner_file).decode("ascii").replace("\n", "\r\n"))
+    raw = (f"From: {CUSTOMER}\r\nTo: {HELPDESK}\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           "--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           f"{text_body.replace(chr(10), chr(13) + chr(10))}"
+           "--b\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: attachment; filename=log.txt\r\n\r\n"
+           f"{plain_run.replace(chr(10), chr(13) + chr(10))}"
+           f"--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n{inner}"
+           "--b--\r\n").encode("ascii")
+    mail = parse(raw)
+    assert mail.body_text.startswith("texto em base64 texto em base64")
+    assert len(mail.body_text) == len(base64.decodebytes(text_body.encode()))
+    log, eml = mail.attachments
+    assert log.payload.replace(b"\r\n", b"\n") == plain_run.encode().rstrip(b"\n")  # its last CRLF: the boundary's
+    assert base64.encodebytes(inner_file).rstrip(b"\n") in eml.payload.replace(b"\r\n", b"\n")
+    assert b"MAILDKEPT" not in log.payload + eml.payload
