@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from maild.ingest.limits import (
     INSUFFICIENT_STORAGE,
@@ -69,7 +69,11 @@ class SpoolingHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         # As an MTA's local delivery does, record the envelope recipients: a Bcc to the
         # control address or to a signed reply address then reaches the pipeline too.
-        raw = envelope_trace(envelope.rcpt_tos, envelope.mail_from or "") + raw
+        trace = envelope_trace(envelope.rcpt_tos, envelope.mail_from or "")
+        if isinstance(raw, bytearray):
+            raw[:0] = trace  # in place: a big mail is not copied once more
+        else:
+            raw = trace + raw
         replies = len(envelope.rcpt_tos) if isinstance(server, LMTP) else 1
         try:
             loop = asyncio.get_running_loop()
@@ -190,6 +194,8 @@ class _Limited(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         assert self.envelope is not None
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
         if not self.envelope.rcpt_tos or arg:
             await super().smtp_DATA(arg)  # aiosmtpd's own 503 / 501 answers
             return
@@ -208,12 +214,55 @@ class _Limited(SMTP):
         reader: Any = guard._reader
         reader._limit = LINE_LENGTH_LIMIT
         try:
-            await super().smtp_DATA(arg)
+            await self._data()
         finally:
             reader._limit = COMMAND_LINE_LIMIT
             guard.in_data = False
             self.budget.give(guard.held)
             guard.held = 0
+
+
+    async def _data(self) -> None:
+        """DATA as aiosmtpd reads it (dot-unstuffing, 552 past the size limit, 500 for a
+        line past the stream limit, both after the final dot), but into one buffer:
+        aiosmtpd keeps a bytearray per line and then joins them, three times a big mail."""
+        assert self.envelope is not None
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        buffer = bytearray()
+        limit = self.data_size_limit
+        size = 0
+        error = ""
+        partial = False  # the last read ended inside an over-long line
+        while self.transport is not None:
+            try:
+                line: bytes = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                log.info("connection lost during DATA")
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:
+                error = error or "500 Line too long (see RFC5321 4.5.3.1.6)"
+                line = await self._reader.read(exc.consumed)
+            if not partial and line == b".\r\n":
+                break
+            size += len(line)
+            if limit and size > limit:
+                error = error or "552 Error: Too much mail data"
+            if error:
+                buffer.clear()  # nothing of a refused mail stays in memory
+            else:
+                buffer += memoryview(line)[1:] if line.startswith(b".") and not partial else line
+            partial = not line.endswith(b"\r\n")
+        else:
+            return  # the connection is gone
+        if error:
+            await self.push(error)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = self.envelope.original_content = buffer  # type: ignore[assignment]
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class _SMTP(_Limited):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from maild.config import Config
 from maild.notify import agentcap, sms
 from maild.notify.engine import AGENT, CUSTOMER, Delivery, TicketFacts
 from maild.outbound import outbox, policy, templates
-from maild.outbound.compose import MailAttachment, references_for
+from maild.outbound.compose import MailAttachment, OutboundMail, references_for
 from maild.outbound.files import NO_FILES
 from maild.outbound.files import for_agents as files_for_agents
 from maild.outbound.mailer import LAST_IN, AutoMailer
@@ -35,6 +35,38 @@ from maild.threading.signing import Signer
 log = logging.getLogger("maild.notify")
 
 NOTICE = "notice"  # outbox kind of an automatic mail to the customer (other than the ack)
+
+
+@dataclass
+class _AgentBatch:
+    """One mail's notifications to several agents: their cap rows and outbox counts read in
+    one go, their counters and outbox rows written in one go (:meth:`flush`), so the
+    statements per mail do not grow with the number of agents."""
+
+    recent: dict[str, policy.RecentMail]
+    windows: dict[str, agentcap.Window]
+    sent: dict[str, agentcap.Window] = field(default_factory=dict)  # counted, not yet written
+    mails: list[tuple[OutboundMail, datetime, datetime]] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+    root: str | None = None
+
+    def fresh(self, email: str) -> bool:
+        """The first mail to ``email`` in this batch (what was read still holds)."""
+        if email in self.used or email not in self.recent:
+            return False
+        self.used.add(email)
+        return True
+
+    def root_of(self, read: Callable[[], str]) -> str:
+        if self.root is None:
+            self.root = read()
+        return self.root
+
+    def flush(self, session: Session) -> None:
+        agentcap.count_sent_many(session, [(a, w, 1) for a, w in self.sent.items()])
+        outbox.enqueue_many(session, self.mails)
+        self.sent, self.mails = {}, []
+        self.recent, self.windows = {}, {}  # read again by whoever comes next
 
 
 class Notifier(AutoMailer):
@@ -79,6 +111,20 @@ class Notifier(AutoMailer):
         attachments the agents' mails carry (or list, above the size limit)."""
         queued = 0
         agent_files = files_for_agents(files, self.attach_limit, self.control) if files else NO_FILES
+        agents = list(dict.fromkeys(d.person.email for d in deliveries if d.channel != "sms" and d.person.kind != CUSTOMER))
+        batch = _AgentBatch(outbox.agents_recent(session, agents, facts.id, self.windows, now),
+                            agentcap.windows(session, agents, now, self.agent_cap)) if len(agents) > 1 else None
+        try:
+            queued += self._send(session, deliveries, facts, now, variables, from_name, cause, agent_files, batch)
+        finally:
+            if batch is not None:
+                batch.flush(session)
+        return queued
+
+    def _send(self, session: Session, deliveries: Sequence[Delivery], facts: TicketFacts, now: datetime,
+              variables: dict[str, Any], from_name: str | None, cause: str | None, agent_files: Any,
+              batch: _AgentBatch | None) -> int:
+        queued = 0
         for d in deliveries:
             v = {**variables, "recipient": {"name": d.person.name, "email": d.person.email},
                  "event": {**variables.get("event", {}), "name": d.event.name, "old": d.event.old or "",
@@ -90,18 +136,23 @@ class Notifier(AutoMailer):
                     queued += self._customer(session, d, facts, v, now, cause)
                 else:
                     queued += self._agent(session, d, facts, {**v, "files": agent_files.variables}, now, cause,
-                                          from_name, agent_files.attached)
+                                          from_name, agent_files.attached, batch)
             except templates.TemplateError as exc:
                 self.held(session, facts.id, f"{d.rule} to {d.person.email}", f"template: {exc}", cause, now)
         return queued
 
     def _agent(self, session: Session, d: Delivery, facts: TicketFacts, v: dict[str, Any], now: datetime,
-               cause: str | None, from_name: str | None, attached: tuple[MailAttachment, ...] = ()) -> int:
+               cause: str | None, from_name: str | None, attached: tuple[MailAttachment, ...] = (),
+               batch: _AgentBatch | None = None) -> int:
         email = d.person.email
-        verdict = self.gate(session, policy.Purpose.AGENT, email, facts.id, now)
+        if batch is not None and not batch.fresh(email):
+            batch.flush(session)  # a second mail to the same agent reads what the first wrote
+            batch = None
+        verdict = self.gate(session, policy.Purpose.AGENT, email, facts.id, now,
+                            recent=batch.recent[email] if batch else None)
         window: agentcap.Window | None = None
         if verdict.ok:  # the window's row is read (and locked) only for a mail the other rules let through
-            window = agentcap.window(session, email, now, self.agent_cap)
+            window = batch.windows[email] if batch else agentcap.window(session, email, now, self.agent_cap)
             verdict = policy.may_send_automatic(policy.Purpose.AGENT, email,
                                                 policy.RecentMail(agent_window=window.sent), own=self.own,
                                                 caps=self.agent_caps, now=now)
@@ -111,12 +162,18 @@ class Notifier(AutoMailer):
                 verdict = policy.Verdict(False, f"{verdict.reason}; in the summary at {self.local(window.end)}")
         if not verdict.ok or window is None:
             return self.held(session, facts.id, f"{d.rule} ({d.event.name})", verdict.reason, cause, now)
-        agentcap.count_sent(session, email, window)
+        if batch is None:
+            agentcap.count_sent(session, email, window)
+        else:
+            batch.sent[email] = window
         rendered = self.renderer.render(d.template, v)
+        root = batch.root_of(lambda: self.root(session, facts.id)) if batch else self.root(session, facts.id)
         out = self.mail("notify", "auto-generated", facts.id, rendered, to=(d.person.name, email),
-                        from_name=from_name or self.name, now=now, root=self.root(session, facts.id),
-                        attachments=attached)
-        outbox.enqueue(session, out, now, now + self.lifetime)
+                        from_name=from_name or self.name, now=now, root=root, attachments=attached)
+        if batch is None:
+            outbox.enqueue(session, out, now, now + self.lifetime)
+        else:
+            batch.mails.append((out, now, now + self.lifetime))
         return 1
 
     def _summarize(self, session: Session, d: Delivery, facts: TicketFacts, grant: agentcap.Window,

@@ -131,16 +131,16 @@ class AutoMailer:
             record_attachments(session, message_id, files)
 
     def gate(self, session: Session, purpose: policy.Purpose, to: str, ticket_id: int | None, now: datetime, *,
-             answering: policy.Answering | None = None) -> policy.Verdict:
+             answering: policy.Answering | None = None, recent: policy.RecentMail | None = None) -> policy.Verdict:
         """:func:`maild.outbound.policy.may_send_automatic` with what the outbox says about ``to``
-        (read only when the address itself may be mailed at all)."""
+        (read only when the address itself may be mailed at all; ``recent``: already read)."""
         first = policy.may_send_automatic(purpose, to, policy.RecentMail(), own=self.own, caps=self.caps, now=now,
                                            answering=answering)
         if not first.ok:
             return first
-        if purpose is policy.Purpose.AGENT:
+        if recent is None and purpose is policy.Purpose.AGENT:
             recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
-        else:
+        elif recent is None:
             recent = outbox.recent(session, to, ticket_id, self.windows, now)
         verdict = policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
                                             answering=answering)

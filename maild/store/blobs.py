@@ -28,7 +28,7 @@ import itertools
 import os
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -106,7 +106,7 @@ class BlobStore:
         digest = digest or sha256(raw)
         path = self.raw_path(digest)
         if not path.exists():
-            _write(path, zlib.compress(raw, 6), sync)
+            _write(path, _compressed(raw), sync)
         return digest
 
     def get_raw(self, digest: str) -> bytes:
@@ -221,13 +221,29 @@ def _read(path: Path) -> bytes:
         raise BlobMissing(exc.errno, exc.strerror, str(path)) from exc
 
 
-def _write(path: Path, data: bytes, sync: bool) -> None:
+_CHUNK = 1 << 20
+
+
+def _compressed(data: bytes) -> Iterator[bytes]:
+    """zlib (level 6) in slices: ``zlib.compress`` of a big mail holds about twice its
+    size while it grows its output buffer; the file is written as the slices come."""
+    packer = zlib.compressobj(6)
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        yield packer.compress(view[start:start + _CHUNK])
+    yield packer.flush()
+
+
+def _write(path: Path, data: bytes | Iterable[bytes], sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique temporary name: two channels may store the same mail at the same moment.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{next(_counter)}.tmp")
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             if sync:
                 handle.flush()
                 os.fsync(handle.fileno())
