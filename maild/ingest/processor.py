@@ -35,7 +35,7 @@ from maild.domain.sender import Sender
 from maild.domain.outcome import DELETED
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.forms.store import apply_form
-from maild.ingest.attempts import AttemptLog
+from maild.ingest.attempts import AttemptLog, Attempts
 from maild.ingest.classify import classify
 from maild.ingest.decide import decide
 from maild.ingest.identify import identify
@@ -100,12 +100,12 @@ class _Prepared:
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: AttemptLog | None = None,
+    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: Attempts | None = None,
                  on_cap: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
-        self.attempts = attempts or AttemptLog(config.path(config.spool.path) / "attempts")
+        self.attempts: Attempts = attempts or AttemptLog(config.path(config.spool.path) / "attempts")
         self.max_attempts = config.spool.max_attempts
         helpdesk = config.helpdesk
         self.signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
@@ -418,7 +418,11 @@ class Processor:
             link_ticket(session, ticket_id, decision.refers_to)
         elif decision.action is Action.CREATE and (mail.in_reply_to or mail.references):
             # A reply to mail maild has not seen (yet: on a node that was cut off, say).
-            await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
+            parent = await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
+            if parent is not None:  # another node committed it meanwhile
+                history.record(session, ticket_id, [EventSpec("linked", new=str(parent), detail=(
+                    "answers a mail that arrived at the same time"))], at=now, actor=sender.email,
+                    message_id=mail.message_id)
         write_message(session, ticket_id=ticket_id, decision=decision, mail=mail, kind=kind, sender=sender,
                       raw_id=raw_id, attachments=attachments, channel=channel, now=now)
         history.record(session, ticket_id, history_of(decision), at=now, actor=sender.email,

@@ -26,6 +26,7 @@ from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.store import history
 from maild.store.apply import StoredAttachment, record_attachments
+from maild.store.locks import hold_until_commit
 from maild.store.repo import messages
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
@@ -138,6 +139,9 @@ class AutoMailer:
                                            answering=answering)
         if not first.ok:
             return first
+        # Another node counting mail to the same address waits until this transaction ends,
+        # then counts what it queued: the caps hold for the cluster, not per node.
+        hold_until_commit(session, f"automatic:{to.lower()}")
         if purpose is policy.Purpose.AGENT:
             recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
         else:

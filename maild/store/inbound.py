@@ -66,6 +66,15 @@ def finish(session: Session, ids: Collection[int], token: str) -> None:
         session.execute(delete(InboundRow).where(InboundRow.id.in_(ids), InboundRow.claim_token == token))
 
 
+def count_failure(session: Session, digest: str, reason: str) -> int | None:
+    """One more failed processing of the queued mail with these bytes, on whichever node;
+    the count including it (None: the mail is not in the queue)."""
+    counted = session.execute(update(InboundRow).where(InboundRow.sha256 == digest)
+                              .values(failures=InboundRow.failures + 1, last_error=reason)
+                              .returning(InboundRow.failures))
+    return max(counted.scalars(), default=None)
+
+
 def queued_parents(session: Session, keys: Collection[str], exclude: Collection[int]) -> set[str]:
     """Which of these Message-ID keys belong to mail still in the queue (not yet processed)."""
     if not keys:
