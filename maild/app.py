@@ -213,7 +213,9 @@ class App:
     def _start_queue_worker(self, intake: DbIntake) -> QueueWorker:
         cluster = self.config.cluster
         worker = QueueWorker(self.db, self._process_batch, utc_now, self.node.id, cluster.node_timeout_seconds,
-                             cluster.reply_wait_seconds, wakeup=intake.wakeup)
+                             cluster.reply_wait_seconds, wakeup=intake.wakeup,
+                             max_attempts=self.config.spool.max_attempts,
+                             give_up=lambda *args: self.processor.give_up(*args))
         worker.start()
         log.info("inbound: the shared queue in the database (node %s)", self.node.id)
         return worker

@@ -21,7 +21,7 @@ from conftest import Env, mail, write_config
 from maild.app import App
 from maild.config import load_config
 from maild.ingest.intake import DbIntake, QueueWorker
-from maild.store import nodes
+from maild.store import inbound, nodes
 from maild.store.db import Database
 from maild.store.models import InboundRow, OutboxRow
 from maild.store.nodes import NodeInfo
@@ -157,6 +157,35 @@ def test_a_poison_mail_is_quarantined_after_max_attempts_in_total_whichever_node
     assert f"failed {limit} times" in raw.reason
     for env in two:  # nothing counted on either node's disk
         assert not any((env.app.spool.root / "attempts").iterdir())
+
+
+@PG
+def test_a_mail_whose_nodes_die_with_it_is_quarantined_after_max_attempts_without_another_try(
+        two: tuple[Env, Env]) -> None:
+    a, b = two
+    clock = Clock(T0)
+    intake = DbIntake(a.app.db, a.app.spool, "aaaaaaaaaaaa", clock, threading.Event())
+    intake.accept(mail("Derruba o processo", message_id="<killer@x>"), "smtp")
+    intake.accept(mail("Inocente"), "smtp")
+    limit = a.config.spool.max_attempts
+    for death in range(limit):  # a node takes it and dies before committing, again and again
+        dead = f"dead{death:08d}"
+        with a.app.db.write() as session:
+            nodes.beat(session, NodeInfo(dead, "host", 1, "test"), clock.now, 0, {})
+            [taken] = inbound.claim(session, f"{dead}-0", clock.now, clock.now - timedelta(seconds=30), 1)
+        assert taken.failures == death  # each claim taken from a dead node counts
+        clock.now += timedelta(minutes=1)
+    with a.app.db.write() as session:
+        nodes.beat(session, NodeInfo("bbbbbbbbbbbb", "host", 1, "test"), clock.now, 0, {})
+    worker = QueueWorker(b.app.db, b.app.processor.process_batch, clock, "bbbbbbbbbbbb", 30.0, 10.0,
+                         max_attempts=limit, give_up=b.app.processor.give_up)
+    assert worker.drain_once() == 1  # the killer alone, quarantined unprocessed
+    [raw] = b.raw_rows()
+    assert raw.status == "quarantined" and f"failed {limit} times" in raw.reason and "node stopped" in raw.reason
+    assert worker.drain_once() == 1
+    assert [t["subject"] for t in b.tickets()] == ["Inocente"]
+    shown = b.app.blobs.get_raw(raw.sha256)  # kept for `maild reprocess`
+    assert b"<killer@x>" in shown
 
 
 # -- 2. caps and counters, in total ---------------------------------------------------------

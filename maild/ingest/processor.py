@@ -213,13 +213,22 @@ class Processor:
         if count < self.max_attempts:
             log.error("%s failed (attempt %d of %d), kept for a retry", label, count, self.max_attempts, exc_info=exc)
             return Outcome(RETRY, None, item.mail.message_id if item.mail else None, reason)
-        log.error("%s failed %d times; quarantined: %s", label, count, reason)
+        return self.give_up(item.raw, item.channel, now, count, reason, item.digest,
+                            item.mail.message_id if item.mail else None)
+
+    def give_up(self, raw: bytes, channel: str, now: datetime, count: int, reason: str,
+                digest: str | None = None, message_id: str | None = None) -> Outcome:
+        """Quarantine a mail that failed ``count`` times without trying it again, in a
+        transaction holding only what cannot fail (no header): the raw bytes and the reason."""
+        digest = digest or self.blobs.put_raw(raw)
+        log.error("%s failed %d times; quarantined: %s", message_id or f"sha256:{digest[:12]}", count, reason)
         reason = f"failed {count} times; last: {reason}"
         with self.db.write() as session:
-            if repo.raw_seen(session, item.digest) is None:
-                record_raw(session, digest=item.digest, size=len(item.raw), channel=item.channel, now=now,
+            if repo.raw_seen(session, digest) is None:
+                record_raw(session, digest=digest, size=len(raw), channel=channel, now=now,
                            status="quarantined", reason=reason, message_id=None)
-        return Outcome("quarantined", None, item.mail.message_id if item.mail else None, reason)
+        self.attempts.clear(digest)
+        return Outcome("quarantined", None, message_id, reason)
 
     def reprocess(self, items: Sequence[tuple[str, str]], now: datetime) -> list[Outcome]:
         """Run quarantined mails (sha256, channel) through the pipeline again, e.g. after
