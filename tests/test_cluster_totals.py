@@ -188,6 +188,28 @@ def test_a_mail_whose_nodes_die_with_it_is_quarantined_after_max_attempts_withou
     assert b"<killer@x>" in shown
 
 
+@PG
+def test_a_mail_that_failed_before_is_tried_alone(two: tuple[Env, Env], monkeypatch: pytest.MonkeyPatch) -> None:
+    _header_unstorable(monkeypatch)
+    a, b = two
+    clock = Clock(T0)
+    intake = DbIntake(a.app.db, a.app.spool, "aaaaaaaaaaaa", clock, threading.Event())
+    intake.accept(poison_mail(), "smtp")
+    worker = QueueWorker(b.app.db, b.app.processor.process_batch, clock, "bbbbbbbbbbbb", 30.0, 10.0)
+    with a.app.db.write() as session:
+        nodes.beat(session, NodeInfo("bbbbbbbbbbbb", "host", 1, "test"), clock.now, 0, {})
+    assert worker.drain_once() == 0  # failed once: kept for a retry
+    intake.accept(mail("Inocente"), "smtp")
+    clock.now += timedelta(minutes=1)
+    seen: list[int] = []
+    real = b.app.processor.process_batch
+    worker.process_batch = lambda items, now: seen.append(len(items)) or real(items, now)
+    worker.drain_once()
+    worker.drain_once()
+    assert seen == [1, 1]  # the suspect alone, then the rest
+    assert [t["subject"] for t in b.tickets()] == ["Inocente"]
+
+
 # -- 2. caps and counters, in total ---------------------------------------------------------
 
 def robot_mail(n: int) -> bytes:
