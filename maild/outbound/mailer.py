@@ -139,12 +139,15 @@ class AutoMailer:
                                            answering=answering)
         if not first.ok:
             return first
-        # Another node counting mail to the same address waits until this transaction ends,
-        # then counts what it queued: the caps hold for the cluster, not per node.
-        hold_until_commit(session, f"automatic:{to.lower()}")
         if purpose is policy.Purpose.AGENT:
+            # The per-agent window's row lock (notify/agentcap.py) already makes two nodes
+            # counting one agent take turns; a lock of its own here would be held across the
+            # rest of each batch and cross with the customers' locks below.
             recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
         else:
+            # Another node counting mail to the same address waits until this transaction
+            # ends, then counts what it queued: the caps hold for the cluster, not per node.
+            hold_until_commit(session, f"automatic:{to.lower()}")
             recent = outbox.recent(session, to, ticket_id, self.windows, now)
         verdict = policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
                                             answering=answering)
