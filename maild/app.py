@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from maild.clock import utc_now
 from maild.config import Config
-from maild.ingest.attempts import AttemptLog
+from maild.ingest.attempts import AttemptLog, Attempts, QueueAttempts
 from maild.ingest.daemonlock import DaemonLock
 from maild.ingest.intake import DbIntake, QueueWorker
 from maild.ingest.limits import SessionLimits
@@ -66,8 +66,13 @@ class App:
         self._sender_started = False
 
     def _processor(self, config: Config) -> Processor:
-        return Processor(config, self.db, self.blobs, AttemptLog(self.spool.root / "attempts"),
-                         on_cap=self._cap_hit)
+        return Processor(config, self.db, self.blobs, self._attempts(config), on_cap=self._cap_hit)
+
+    def _attempts(self, config: Config) -> Attempts:
+        """Where failures are counted: the shared queue's rows with ``spool.backend: database``
+        (so the limit holds across nodes), else this node's disk."""
+        local = AttemptLog(self.spool.root / "attempts")
+        return QueueAttempts(self.db, local) if config.spool.backend == "database" else local
 
     def _cap_hit(self, cap: str) -> None:
         self.metrics.caps.labels(cap).inc()
@@ -208,7 +213,9 @@ class App:
     def _start_queue_worker(self, intake: DbIntake) -> QueueWorker:
         cluster = self.config.cluster
         worker = QueueWorker(self.db, self._process_batch, utc_now, self.node.id, cluster.node_timeout_seconds,
-                             cluster.reply_wait_seconds, wakeup=intake.wakeup)
+                             cluster.reply_wait_seconds, wakeup=intake.wakeup,
+                             max_attempts=self.config.spool.max_attempts,
+                             give_up=lambda *args: self.processor.give_up(*args))
         worker.start()
         log.info("inbound: the shared queue in the database (node %s)", self.node.id)
         return worker

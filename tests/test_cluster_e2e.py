@@ -219,3 +219,38 @@ def test_an_imap_account_is_polled_by_one_node_and_taken_over_when_it_dies(
         for d in daemons:
             if d.proc and d.proc.poll() is None:
                 d.kill()
+
+
+def test_a_robots_loop_over_two_nodes_gets_no_more_acknowledgements_than_the_cap(
+        tmp_path: Path, pg_database: str) -> None:
+    """A robot answering every acknowledgement with a new mail, its mails spread over two
+    nodes at once: the per-address cap counts both nodes' acknowledgements."""
+    robot = "robo@fornecedor.example.com"
+    daemons = make_nodes(tmp_path, pg_database, 2)
+    try:
+        for d in daemons:
+            d.start()
+        limit = load_config(daemons[0].config).outbound.limits.per_address_burst.count
+
+        def loop(d: Daemon, first: int) -> None:
+            for n in range(first, 10, 2):
+                send(d.port, mail(f"Pedido {n} recebido", robot, body=f"Seu pedido {n} foi registrado.\n"))
+
+        senders = [threading.Thread(target=loop, args=(d, i)) for i, d in enumerate(daemons)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(120)
+        wait_for(lambda: queued(pg_database) == 0 and len(daemons[1].tickets()) == 10, 60, "ten tickets")
+        engine = create_engine(pg_database)
+        with engine.connect() as conn:
+            acks = conn.execute(text("SELECT count(*) FROM outbox WHERE to_addr = :a AND kind = 'ack'"),
+                                {"a": robot}).scalar_one()
+        engine.dispose()
+        assert acks == limit
+        for d in daemons:
+            assert d.stop() == 0
+    finally:
+        for d in daemons:
+            if d.proc and d.proc.poll() is None:
+                d.kill()

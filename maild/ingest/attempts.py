@@ -6,14 +6,30 @@ failing mail, ``<sha256>`` holding ``<count> <last reason>``, written with fsync
 count must survive the crash that a poison mail may itself cause. A mail that succeeds
 or is quarantined has its file removed. The names are listed once at start, so the
 common case (a mail that never failed) costs no file-system call.
+
+With ``spool.backend: database`` a mail taken from the shared inbound queue is counted on
+its queue row instead (:class:`QueueAttempts`): every node that tries it adds to one count,
+so ``spool.max_attempts`` holds for the cluster, not per node.
 """
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Protocol
+
+from maild.store import inbound
+from maild.store.db import Database
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class Attempts(Protocol):
+    """Where a mail's failures are counted (what the processor needs)."""
+
+    def failed(self, digest: str, reason: str) -> int: ...
+
+    def clear(self, digest: str) -> None: ...
 
 
 class AttemptLog:
@@ -52,3 +68,20 @@ class AttemptLog:
         if digest in self._known:
             self._known.discard(digest)
             self._path(digest).unlink(missing_ok=True)
+
+
+class QueueAttempts:
+    """Failures of a mail in the shared inbound queue, counted on its row whichever node
+    tried it; mail that is not in the queue (the pipe's, IMAP's) on this node's disk."""
+
+    def __init__(self, db: Database, local: AttemptLog) -> None:
+        self.db = db
+        self.local = local
+
+    def failed(self, digest: str, reason: str) -> int:
+        with self.db.write() as session:
+            count = inbound.count_failure(session, digest, " ".join(reason.split())[:1000])
+        return self.local.failed(digest, reason) if count is None else count
+
+    def clear(self, digest: str) -> None:
+        self.local.clear(digest)  # a queue row leaves the queue with its mail

@@ -10,7 +10,10 @@ to the inbound queue", which every live node drains.
   deletes them after the commit. A crash in between re-processes them, which the raw-hash
   and Message-ID dedupe turns into a no-op. A reply whose parent is still in the queue
   (claimed by another node, not yet committed) is put back for a moment, for at most
-  ``cluster.reply_wait_seconds`` in all, so it threads onto the parent's ticket.
+  ``cluster.reply_wait_seconds`` in all, so it threads onto the parent's ticket. A mail
+  that failed before, on any node, or whose node died while processing it, is tried alone
+  (the rest of its batch goes on without it); one whose node died with it
+  ``spool.max_attempts`` times is quarantined without another try.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -90,6 +94,16 @@ class DbIntake:
         return inbound.enqueue(session, raw, channel, sha256(raw), message_id, parents, self.node_id, now)
 
 
+class GiveUp(Protocol):
+    """Quarantine a mail that failed ``count`` times, without processing it again."""
+
+    def __call__(self, raw: bytes, channel: str, now: datetime, count: int, reason: str) -> object: ...
+
+
+def _keep(raw: bytes, channel: str, now: datetime, count: int, reason: str) -> object:
+    raise RuntimeError(f"no quarantine for a mail that failed {count} times: {reason}")
+
+
 class QueueWorker(Loop):
     """Drains the shared inbound queue on this node, batch by batch."""
 
@@ -97,8 +111,11 @@ class QueueWorker(Loop):
 
     def __init__(self, db: Database, process_batch: Callable[[list[tuple[bytes, str]], datetime], Sequence[HasStatus]],
                  clock: Callable[[], datetime], node_id: str, node_timeout: float, reply_wait: float,
-                 wakeup: threading.Event | None = None, batch: int = BATCH, idle_poll: float = 0.2) -> None:
+                 wakeup: threading.Event | None = None, batch: int = BATCH, idle_poll: float = 0.2,
+                 max_attempts: int = 5, give_up: GiveUp | None = None) -> None:
         super().__init__(wakeup)
+        self.max_attempts = max_attempts
+        self.give_up = give_up or _keep
         self.db = db
         self.process_batch = process_batch
         self.clock = clock
@@ -143,7 +160,18 @@ class QueueWorker(Loop):
                     if row.message_id_hash:
                         waiting_for.add(row.message_id_hash)
             inbound.release(session, wait, token, now + REPLY_RECHECK, waiting=now)
-            work = [(row.id, row.raw, row.channel) for row in rows if row.id not in wait]
+            ready = [row for row in rows if row.id not in wait]
+            suspect = next((row for row in ready if row.failures), None)
+            if suspect is not None:  # it failed before (or its node died with it): tried alone
+                inbound.release(session, [row.id for row in ready if row is not suspect], token, now)
+                ready = [suspect]
+            work = [(row.id, row.raw, row.channel) for row in ready]
+            spent = suspect is not None and suspect.failures >= self.max_attempts
+        if spent and suspect is not None:
+            self.give_up(suspect.raw, suspect.channel, now, suspect.failures, suspect.last_error)
+            with self.db.write() as session:
+                inbound.finish(session, [suspect.id], token)
+            return 1
         if not work:
             return 0
         self.claimed = len(work)

@@ -35,7 +35,7 @@ from maild.domain.sender import Sender
 from maild.domain.outcome import DELETED
 from maild.forms.match import FormMatcher, as_customer_mail, attach
 from maild.forms.store import apply_form
-from maild.ingest.attempts import AttemptLog
+from maild.ingest.attempts import AttemptLog, Attempts
 from maild.ingest.classify import classify
 from maild.ingest.decide import decide
 from maild.ingest.identify import identify
@@ -100,12 +100,12 @@ class _Prepared:
 
 
 class Processor:
-    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: AttemptLog | None = None,
+    def __init__(self, config: Config, db: Database, blobs: Blobs, attempts: Attempts | None = None,
                  on_cap: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.db = db
         self.blobs = blobs
-        self.attempts = attempts or AttemptLog(config.path(config.spool.path) / "attempts")
+        self.attempts: Attempts = attempts or AttemptLog(config.path(config.spool.path) / "attempts")
         self.max_attempts = config.spool.max_attempts
         helpdesk = config.helpdesk
         self.signer = Signer(config.signing_secret(), helpdesk.local_part, helpdesk.domain)
@@ -213,13 +213,22 @@ class Processor:
         if count < self.max_attempts:
             log.error("%s failed (attempt %d of %d), kept for a retry", label, count, self.max_attempts, exc_info=exc)
             return Outcome(RETRY, None, item.mail.message_id if item.mail else None, reason)
-        log.error("%s failed %d times; quarantined: %s", label, count, reason)
+        return self.give_up(item.raw, item.channel, now, count, reason, item.digest,
+                            item.mail.message_id if item.mail else None)
+
+    def give_up(self, raw: bytes, channel: str, now: datetime, count: int, reason: str,
+                digest: str | None = None, message_id: str | None = None) -> Outcome:
+        """Quarantine a mail that failed ``count`` times without trying it again, in a
+        transaction holding only what cannot fail (no header): the raw bytes and the reason."""
+        digest = digest or self.blobs.put_raw(raw)
+        log.error("%s failed %d times; quarantined: %s", message_id or f"sha256:{digest[:12]}", count, reason)
         reason = f"failed {count} times; last: {reason}"
         with self.db.write() as session:
-            if repo.raw_seen(session, item.digest) is None:
-                record_raw(session, digest=item.digest, size=len(item.raw), channel=item.channel, now=now,
+            if repo.raw_seen(session, digest) is None:
+                record_raw(session, digest=digest, size=len(raw), channel=channel, now=now,
                            status="quarantined", reason=reason, message_id=None)
-        return Outcome("quarantined", None, item.mail.message_id if item.mail else None, reason)
+        self.attempts.clear(digest)
+        return Outcome("quarantined", None, message_id, reason)
 
     def reprocess(self, items: Sequence[tuple[str, str]], now: datetime) -> list[Outcome]:
         """Run quarantined mails (sha256, channel) through the pipeline again, e.g. after
@@ -418,7 +427,11 @@ class Processor:
             link_ticket(session, ticket_id, decision.refers_to)
         elif decision.action is Action.CREATE and (mail.in_reply_to or mail.references):
             # A reply to mail maild has not seen (yet: on a node that was cut off, say).
-            await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
+            parent = await_parents(session, ticket_id, (*mail.in_reply_to, *reversed(mail.references)), now)
+            if parent is not None:  # another node committed it meanwhile
+                history.record(session, ticket_id, [EventSpec("linked", new=str(parent), detail=(
+                    "answers a mail that arrived at the same time"))], at=now, actor=sender.email,
+                    message_id=mail.message_id)
         write_message(session, ticket_id=ticket_id, decision=decision, mail=mail, kind=kind, sender=sender,
                       raw_id=raw_id, attachments=attachments, channel=channel, now=now)
         history.record(session, ticket_id, history_of(decision), at=now, actor=sender.email,

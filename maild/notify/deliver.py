@@ -31,6 +31,7 @@ from maild.outbound.files import for_agents as files_for_agents
 from maild.outbound.mailer import LAST_IN, AutoMailer
 from maild.store.apply import StoredAttachment
 from maild.threading.signing import Signer
+from maild.store.locks import hold_until_commit
 
 log = logging.getLogger("maild.notify")
 
@@ -220,6 +221,7 @@ class Notifier(AutoMailer):
             if not recent.consent or recent.blocked:
                 return self.held(session, facts.id, what, f"{d.person.email} did not consent or is blocked",
                                  cause, now)
+        hold_until_commit(session, f"sms:{phone}")  # another node's count waits for this one's
         count = sms.recent_count(session, phone, now - timedelta(minutes=self.windows.per_address))
         if count >= self.caps.per_address[0]:
             self.on_cap("sms_per_address")

@@ -26,6 +26,7 @@ from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address, references_for
 from maild.store import history
 from maild.store.apply import StoredAttachment, record_attachments
+from maild.store.locks import hold_until_commit
 from maild.store.repo import messages
 from maild.threading.signing import Signer
 from maild.threading.subject import find_tag
@@ -139,8 +140,14 @@ class AutoMailer:
         if not first.ok:
             return first
         if recent is None and purpose is policy.Purpose.AGENT:
+            # The per-agent window's row lock (notify/agentcap.py) already makes two nodes
+            # counting one agent take turns; a lock of its own here would be held across the
+            # rest of each batch and cross with the customers' locks below.
             recent = outbox.agent_recent(session, to, ticket_id, self.windows, now)
         elif recent is None:
+            # Another node counting mail to the same address waits until this transaction
+            # ends, then counts what it queued: the caps hold for the cluster, not per node.
+            hold_until_commit(session, f"automatic:{to.lower()}")
             recent = outbox.recent(session, to, ticket_id, self.windows, now)
         verdict = policy.may_send_automatic(purpose, to, recent, own=self.own, caps=self.caps, now=now,
                                             answering=answering)

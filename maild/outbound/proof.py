@@ -24,6 +24,7 @@ from maild.outbound import outbox, policy, templates
 from maild.outbound.compose import OutboundMail, address
 from maild.outbound.mailer import AutoMailer
 from maild.store.models import OutboxRow
+from maild.store.locks import hold_until_commit
 
 PROOF = "proof"  # outbox kind
 _DAY = timedelta(days=1)
@@ -41,6 +42,7 @@ def _sent_today(session: Session, agent: str, ticket_id: int | None, now: dateti
 def queue_notice(mailer: AutoMailer, session: Session, *, agent: Agent, ticket_id: int | None, mail: ParsedMail,
                  reason: str, control: str | None, now: datetime) -> int:
     """Queue the notice if the limits allow; return how many mails were queued (0 or 1)."""
+    hold_until_commit(session, f"automatic:{agent.email.lower()}")  # the count is the cluster's
     same, total = _sent_today(session, agent.email, ticket_id, now)
     verdict = policy.may_send_automatic(policy.Purpose.PROOF, agent.email,
                                         policy.RecentMail(on_ticket=same, to_address_day=total), own=mailer.own,

@@ -21,6 +21,7 @@ from maild.domain.events import EventSpec
 from maild.domain.mail import Classification, ParsedMail
 from maild.domain.sender import Sender
 from maild.store.keys import header_hash
+from maild.store.locks import hold_until_commit
 from maild.store.models import AttachmentRow, AwaitedParent
 from maild.store.rows import new_id
 from maild.store.repo import conn, contact_id_for, links, messages, participants, raw_mails, tickets
@@ -38,6 +39,7 @@ _TOUCH_STATUS = update(tickets).where(tickets.c.id == bindparam("tid")).values(
 _NEW_ATTACHMENT = insert(AttachmentRow.__table__)
 _NEW_PARTICIPANT = insert(participants)
 _NEW_LINK = insert(links)
+_ID_LOCK = "message-id:"  # an orphan reply and its parent take turns on the parent's Message-ID
 
 
 @dataclass(frozen=True)
@@ -96,19 +98,39 @@ def link_ticket(session: Session, ticket_id: int, other_id: int, kind: str = "re
 AWAITED_PER_MAIL = 4  # In-Reply-To and the last References: the parents worth waiting for
 
 
-def await_parents(session: Session, ticket_id: int, parents: Sequence[str], now: datetime) -> None:
-    """This ticket was opened by a reply to mail maild has not seen: remember whom it answers."""
-    keys = dict.fromkeys(key for key in (header_hash(p) for p in parents[:AWAITED_PER_MAIL]) if key)
-    if keys:
-        conn(session).execute(insert(AwaitedParent.__table__), [
-            {"parent_hash": key, "ticket_id": ticket_id, "created_at": now} for key in keys])
+def await_parents(session: Session, ticket_id: int, parents: Sequence[str], now: datetime) -> int | None:
+    """This ticket was opened by a reply to mail maild has not seen: remember whom it answers.
+
+    Under the lock of each parent's Message-ID (:func:`adopt_orphans` takes it too) the
+    messages are looked up once more: a parent another node committed after this mail was
+    threaded links the ticket to its own at once (its id is returned); a parent committing
+    now waits for this transaction and then finds the reply waiting. Either order links them.
+    """
+    named = dict.fromkeys(parents[:AWAITED_PER_MAIL])
+    keys = dict.fromkeys(key for key in (header_hash(p) for p in named) if key)
+    if not keys:
+        return None
+    hold_until_commit(session, *(_ID_LOCK + key for key in keys))
+    parent = session.scalar(select(messages.c.ticket_id).where(
+        messages.c.message_id_hash.in_(list(keys)), messages.c.message_id.in_(list(named)),
+        messages.c.ticket_id != ticket_id).order_by(messages.c.id).limit(1))
+    if parent is not None:
+        conn(session).execute(_NEW_LINK, {"ticket_id": ticket_id, "other_id": parent, "kind": "refers_to"})
+        return int(parent)
+    conn(session).execute(insert(AwaitedParent.__table__), [
+        {"parent_hash": key, "ticket_id": ticket_id, "created_at": now} for key in keys])
+    return None
 
 
 def adopt_orphans(session: Session, message_id: str, ticket_id: int) -> list[int]:
     """The tickets opened by replies to ``message_id`` before it arrived, now linked to
-    ``ticket_id`` (its ticket); their waiting ends."""
+    ``ticket_id`` (its ticket); their waiting ends. Under the Message-ID's lock: a reply
+    being written on another node is waited for (:func:`await_parents`)."""
     awaited = AwaitedParent.__table__
     key = header_hash(message_id)
+    if not key:
+        return []
+    hold_until_commit(session, _ID_LOCK + key)
     orphans = [t for t in session.scalars(select(awaited.c.ticket_id).where(awaited.c.parent_hash == key))
                if t != ticket_id]
     if orphans:

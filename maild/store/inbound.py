@@ -38,7 +38,12 @@ def claim(session: Session, token: str, now: datetime, alive_since: datetime, li
     since ``alive_since`` counts as queued."""
     node_alive = exists().where(Node.id == func.substr(InboundRow.claim_token, 1, NODE_ID_LENGTH),
                                 Node.heartbeat_at >= alive_since)
-    return claim_due(session, InboundRow, token, now, alive_since, limit, orphaned=~node_alive)
+    return claim_due(session, InboundRow, token, now, alive_since, limit, orphaned=~node_alive, retaken=RETAKEN)
+
+
+# A claim taken from a node that stopped beating counts as a failure of its mail: a mail
+# that kills every node that tries it is quarantined once it has done so spool.max_attempts times.
+RETAKEN = {"failures": InboundRow.failures + 1, "last_error": "its node stopped while it was being processed"}
 
 
 def release_own(session: Session, node_id: str) -> int:
@@ -64,6 +69,15 @@ def finish(session: Session, ids: Collection[int], token: str) -> None:
     """The mails of these rows are committed: they leave the queue."""
     if ids:
         session.execute(delete(InboundRow).where(InboundRow.id.in_(ids), InboundRow.claim_token == token))
+
+
+def count_failure(session: Session, digest: str, reason: str) -> int | None:
+    """One more failed processing of the queued mail with these bytes, on whichever node;
+    the count including it (None: the mail is not in the queue)."""
+    counted = session.execute(update(InboundRow).where(InboundRow.sha256 == digest)
+                              .values(failures=InboundRow.failures + 1, last_error=reason)
+                              .returning(InboundRow.failures))
+    return max(counted.scalars(), default=None)
 
 
 def queued_parents(session: Session, keys: Collection[str], exclude: Collection[int]) -> set[str]:

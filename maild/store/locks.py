@@ -1,7 +1,9 @@
 """PostgreSQL advisory locks: one holder among several nodes, freed when the holder dies.
 
 The scheduler's leadership and each IMAP account (polled by one node at a time) are held
-this way.
+this way (:class:`AdvisoryLock`). :func:`hold_until_commit` takes one for the rest of a
+transaction: two nodes' transactions that read, then write, the same count (the automatic
+mails to one address) or the same link (an orphan reply and its parent) take turns.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from maild.store.db import Database
 
@@ -19,6 +22,16 @@ log = logging.getLogger("maild.locks")
 def key_of(name: str) -> int:
     """A stable signed 64-bit lock key for a name (e.g. ``imap:support``)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def hold_until_commit(session: Session, *names: str) -> None:
+    """Wait for, and hold until the transaction ends, the lock of each name (in a fixed
+    order, so two transactions taking the same names never wait on each other crosswise).
+    On SQLite there is one writer at a time already: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({key_of(name) for name in names}):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 class AdvisoryLock:

@@ -347,6 +347,8 @@ class InboundRow(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # first put back for its parent
     node: Mapped[str] = mapped_column(String(255))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed processing, any node
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (Index("ix_inbound_queue_state_next", "state", "next_attempt_at"),)
 
