@@ -15,7 +15,6 @@ from maild.exitcodes import EX_CONFIG
 
 if TYPE_CHECKING:
     from maild.config import Config
-    from maild.store.blobs import Blobs
     from maild.store.db import Database
 
 
@@ -40,11 +39,3 @@ def close_databases() -> None:
     """Close the connections of every database this command opened."""
     while _opened:
         _opened.pop().dispose()
-
-
-def open_blobs(config: Config) -> Blobs:
-    """The store of raw mails and attachments the daemon writes (files or the database, as
-    ``storage.backend`` says), read through its API."""
-    from maild.store import blobs
-
-    return blobs.open_blobs(config, open_database(config))

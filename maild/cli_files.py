@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maild.cli_db import open_blobs, open_database
+from maild.cli_db import open_database
 from maild.config import Config
 from maild.exitcodes import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_OK, EX_USAGE
 from maild.text import escape_c1, one_line
@@ -57,8 +57,10 @@ def _search(config: Config, args: argparse.Namespace, path: Path) -> int:
 
 def _attachment(config: Config, args: argparse.Namespace, path: Path) -> int:
     from maild.store import files
+    from maild.store.blobs import open_blobs
 
-    with open_database(config).read() as session:
+    db = open_database(config)
+    with db.read() as session:
         found = files.find(session, args.id, args.name)
         known = files.names(session, args.id) if found is None else []
     if found is None:
@@ -66,7 +68,7 @@ def _attachment(config: Config, args: argparse.Namespace, path: Path) -> int:
         print(one_line(f"maild: ticket {args.id} has no file {args.name!r}{hint}"), file=sys.stderr)
         return EX_DATAERR
     try:
-        data = open_blobs(config).get_attachment(found.sha256)
+        data = open_blobs(config, db).get_attachment(found.sha256)
     except OSError as exc:
         print(f"maild: the file {found.filename!r} is missing from storage: {exc.strerror}", file=sys.stderr)
         return EX_NOINPUT
